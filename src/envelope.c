@@ -30,11 +30,24 @@ static int over_total(size_t len, const rc_limits *l)
     return len > RC_ENVELOPE_SLACK && len - RC_ENVELOPE_SLACK > l->max_data;
 }
 
-/* ---- checking messages ----------------------------------------------- */
+/* ---- checking and encoding ----------------------------------------- */
+
+/* A string field once checked: its length, and its length as JSON. */
+typedef struct text {
+    const char *s; /* NULL: absent */
+    size_t len, quoted;
+} text;
+
+static int text_check(text *t, const char *s)
+{
+    t->s = s;
+    return s == NULL ? 0 : rc__field_check(s, &t->len, &t->quoted);
+}
 
 /* Check msg and find its data value without the whitespace around it. */
 static int message_check(const rc_message *msg, const rc_limits *l,
-                         const char **data, size_t *data_len)
+                         const char **data, size_t *data_len, text *event,
+                         text *id)
 {
     int rv;
 
@@ -48,10 +61,10 @@ static int message_check(const rc_message *msg, const rc_limits *l,
     if (*data_len > l->max_data)
         return RC_ETOOBIG;
     rv = rc__json_check(*data, *data_len, l->max_depth);
-    if (rv == 0 && msg->event != NULL)
-        rv = rc__field_check(msg->event);
-    if (rv == 0 && msg->id != NULL)
-        rv = rc__field_check(msg->id);
+    if (rv == 0)
+        rv = text_check(event, msg->event);
+    if (rv == 0)
+        rv = text_check(id, msg->id);
     if (rv == 0 && msg->retry > RC_RETRY_MAX)
         rv = RC_ERETRY;
     return rv;
@@ -62,11 +75,10 @@ int rc_message_check(const rc_message *msg, const rc_limits *limits)
     rc_limits l = rc__limits(limits);
     const char *data;
     size_t data_len;
+    text event, id;
 
-    return message_check(msg, &l, &data, &data_len);
+    return message_check(msg, &l, &data, &data_len, &event, &id);
 }
-
-/* ---- encoding -------------------------------------------------------- */
 
 #define LIT(s) s, sizeof(s) - 1
 
@@ -76,27 +88,35 @@ static char *put(char *d, const char *s, size_t n)
     return d + n;
 }
 
+/* ,"key":"value" for a present field (key given with its quotes). */
+static char *put_text(char *d, const char *key, size_t key_len,
+                      const text *t)
+{
+    d = put(d, key, key_len);
+    return rc__json_quote(d, t->s, t->len, t->quoted);
+}
+
 int rc_envelope_encode(const rc_envelope *env, const rc_limits *limits,
                        char *buf, size_t size, size_t *len)
 {
     rc_limits l = rc__limits(limits);
-    const rc_message *m;
     const char *data, *meta = NULL;
     size_t data_len, meta_len = 0, need;
+    long long retry;
+    text event, id, node, except;
     char *d = buf;
     int rv;
 
     if (env == NULL || len == NULL || (buf == NULL && size > 0))
         return RC_EINVAL;
-    m = &env->msg;
-    rv = message_check(m, &l, &data, &data_len);
+    rv = message_check(&env->msg, &l, &data, &data_len, &event, &id);
     if (rv != 0)
         return rv;
     if (env->node == NULL)
         return RC_ETYPE;
-    rv = rc__field_check(env->node);
-    if (rv == 0 && env->except != NULL)
-        rv = rc__field_check(env->except);
+    rv = text_check(&node, env->node);
+    if (rv == 0)
+        rv = text_check(&except, env->except);
     if (rv == 0 && env->meta != NULL) {
         meta_len = rc__json_trim(env->meta, env->meta_len, &meta);
         rv = rc__json_check(meta, meta_len, l.max_depth);
@@ -104,16 +124,17 @@ int rc_envelope_encode(const rc_envelope *env, const rc_limits *limits,
     if (rv != 0)
         return rv;
 
+    retry = env->msg.retry;
     need = sizeof("{\"v\":1,\"m\":{\"data\":},\"n\":}") - 1 + data_len +
-           rc__json_quoted_len(env->node);
-    if (m->event != NULL)
-        need += sizeof("\"event\":,") - 1 + rc__json_quoted_len(m->event);
-    if (m->id != NULL)
-        need += sizeof(",\"id\":") - 1 + rc__json_quoted_len(m->id);
-    if (m->retry >= 0)
-        need += sizeof(",\"retry\":") - 1 + rc__dec_len((unsigned long long)m->retry);
-    if (env->except != NULL)
-        need += sizeof(",\"e\":") - 1 + rc__json_quoted_len(env->except);
+           node.quoted;
+    if (event.s != NULL)
+        need += sizeof("\"event\":,") - 1 + event.quoted;
+    if (id.s != NULL)
+        need += sizeof(",\"id\":") - 1 + id.quoted;
+    if (retry >= 0)
+        need += sizeof(",\"retry\":") - 1 + rc__dec_len((unsigned long long)retry);
+    if (except.s != NULL)
+        need += sizeof(",\"e\":") - 1 + except.quoted;
     if (meta != NULL)
         need += sizeof(",\"meta\":") - 1 + meta_len;
     if (over_total(need, &l))
@@ -123,32 +144,26 @@ int rc_envelope_encode(const rc_envelope *env, const rc_limits *limits,
         return RC_ENOBUFS;
 
     d = put(d, LIT("{\"v\":1,\"m\":{"));
-    if (m->event != NULL) {
-        d = put(d, LIT("\"event\":"));
-        d = rc__json_quote(d, m->event);
+    if (event.s != NULL) {
+        d = put_text(d, LIT("\"event\":"), &event);
         *d++ = ',';
     }
     d = put(d, LIT("\"data\":"));
     d = put(d, data, data_len);
-    if (m->id != NULL) {
-        d = put(d, LIT(",\"id\":"));
-        d = rc__json_quote(d, m->id);
-    }
-    if (m->retry >= 0) {
+    if (id.s != NULL)
+        d = put_text(d, LIT(",\"id\":"), &id);
+    if (retry >= 0) {
         d = put(d, LIT(",\"retry\":"));
-        d = rc__dec_put(d, (unsigned long long)m->retry);
+        d = rc__dec_put(d, (unsigned long long)retry);
     }
-    d = put(d, LIT("},\"n\":"));
-    d = rc__json_quote(d, env->node);
-    if (env->except != NULL) {
-        d = put(d, LIT(",\"e\":"));
-        d = rc__json_quote(d, env->except);
-    }
+    d = put_text(d, LIT("},\"n\":"), &node);
+    if (except.s != NULL)
+        d = put_text(d, LIT(",\"e\":"), &except);
     if (meta != NULL) {
         d = put(d, LIT(",\"meta\":"));
         d = put(d, meta, meta_len);
     }
-    *d++ = '}';
+    *d = '}';
     return 0;
 }
 
@@ -185,22 +200,34 @@ typedef struct decoder {
     long long retry;
 } decoder;
 
-/* Match an object key. Keys are compared unescaped ("\u0076" is "v"), as
+/* Which of our keys a key is, by its unescaped bytes. */
+static key key_of(const char *name, size_t len, int in_message)
+{
+#define IS(word) (len == sizeof(word) - 1 && memcmp(name, word, len) == 0)
+    if (!in_message) {
+        if (len == 1)
+            return name[0] == 'v'   ? K_V
+                   : name[0] == 'm' ? K_M
+                   : name[0] == 'n' ? K_N
+                   : name[0] == 'e' ? K_E
+                                    : K_OTHER;
+        return IS("meta") ? K_META : K_OTHER;
+    }
+    return IS("data")    ? K_DATA
+           : IS("event") ? K_EVENT
+           : IS("id")    ? K_ID
+           : IS("retry") ? K_RETRY
+                         : K_OTHER;
+#undef IS
+}
+
+/* Read an object key. Keys are compared unescaped ("\u0076" is "v"), as
  * JSON.parse would; a key too long to be one of ours is simply K_OTHER. */
 static int read_key(decoder *d, int in_message, key *k)
 {
-    static const struct {
-        const char *name;
-        key k;
-        int in_message;
-    } keys[] = {{"v", K_V, 0},         {"m", K_M, 0},
-                {"n", K_N, 0},         {"e", K_E, 0},
-                {"meta", K_META, 0},   {"event", K_EVENT, 1},
-                {"data", K_DATA, 1},   {"id", K_ID, 1},
-                {"retry", K_RETRY, 1}};
     const unsigned char *body;
-    size_t len, i;
-    char name[32];
+    size_t len;
+    char name[5 * 6]; /* our longest key, every byte escaped as \uXXXX */
     long n;
     int escaped, rv;
 
@@ -208,14 +235,13 @@ static int read_key(decoder *d, int in_message, key *k)
     if (d->c.p == d->c.end || *d->c.p != '"')
         return RC_EJSON;
     rv = rc__json_string(&d->c, &body, &len, &escaped);
-    if (rv != 0 || len >= sizeof name)
+    if (rv != 0)
         return rv;
-    n = rc__json_unescape(body, len, name, 0);
-    for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        if (keys[i].in_message == in_message &&
-            strlen(keys[i].name) == (size_t)n &&
-            memcmp(keys[i].name, name, (size_t)n) == 0)
-            *k = keys[i].k;
+    if (!escaped) {
+        *k = key_of((const char *)body, len, in_message);
+    } else if (len <= sizeof name) {
+        n = rc__json_unescape(body, len, name, 0);
+        *k = key_of(name, (size_t)n, in_message);
     }
     return 0;
 }
@@ -425,11 +451,15 @@ static int parse_object(decoder *d, int in_message)
     }
 }
 
+/* CR, LF or NUL in a decoded string. */
 static int bad_chars(const field *f)
 {
-    return f->state == F_STRING &&
-           (memchr(f->str, '\r', f->len) != NULL ||
-            memchr(f->str, '\n', f->len) != NULL || strlen(f->str) != f->len);
+    size_t i;
+
+    for (i = 0; f->state == F_STRING && i < f->len; i++)
+        if (f->str[i] == '\r' || f->str[i] == '\n' || f->str[i] == '\0')
+            return 1;
+    return 0;
 }
 
 /* The checks after a successful parse, in the documented order. */

@@ -3,8 +3,45 @@
 #define RC_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "roomcast/roomcast.h"
+
+/* Eight bytes at a time ("SWAR"): rc__swar_eq(x, ch) is nonzero if some
+ * byte of x equals ch. It may also flag a byte after a real hit, never
+ * miss one, so callers use it to skip ahead and look closer on a hit. */
+#define RC__ONES UINT64_C(0x0101010101010101)
+#define RC__HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t rc__load8(const void *p)
+{
+    uint64_t x;
+
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+static inline uint64_t rc__swar_eq(uint64_t x, unsigned char ch)
+{
+    uint64_t y = x ^ (RC__ONES * ch);
+
+    return (y - RC__ONES) & ~y & RC__HIGHS;
+}
+
+/* Index of the first flagged byte of a nonzero SWAR mask. The lowest flag
+ * is always a real hit. Where the byte order is unknown, 0: the caller then
+ * looks byte by byte from the start of the chunk. */
+static inline unsigned rc__swar_first(uint64_t mask)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                          \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (unsigned)__builtin_ctzll(mask) >> 3;
+#else
+    (void)mask;
+    return 0;
+#endif
+}
 
 /* The limits in force: a NULL or zeroed rc_limits means the defaults, and
  * max_depth is clamped to RC_MAX_DEPTH_LIMIT. */
@@ -25,8 +62,10 @@ int rc__utf8_cut(const unsigned char *p, const unsigned char *end);
 char *rc__utf8_put(char *dst, unsigned long cp);
 
 /* The rule for event, id, node and except: 0, RC_ECHAR if s contains CR
- * or LF, RC_EUTF8 if it is not valid UTF-8. */
-int rc__field_check(const char *s);
+ * or LF, RC_EUTF8 if it is not valid UTF-8. In the same pass, *len gets
+ * strlen(s) and *quoted the length of s as a JSON string, quotes included,
+ * escaped as JSON.stringify escapes (either pointer may be NULL). */
+int rc__field_check(const char *s, size_t *len, size_t *quoted);
 
 /* ---- json.c ---------------------------------------------------------- */
 
@@ -78,10 +117,9 @@ size_t rc__json_trim(const char *s, size_t len, const char **start);
  * Returns 0, RC_EJSON, RC_EDEPTH or RC_EUTF8. */
 int rc__json_check(const char *s, size_t len, unsigned max_depth);
 
-/* Length of s written as a JSON string, quotes included, escaped the way
- * JSON.stringify escapes; and the writer, which returns the end. */
-size_t rc__json_quoted_len(const char *s);
-char *rc__json_quote(char *dst, const char *s);
+/* Write s (len bytes, quoted bytes once quoted, both from
+ * rc__field_check) as a JSON string; returns the end. */
+char *rc__json_quote(char *dst, const char *s, size_t len, size_t quoted);
 
 /* ---- decimal numbers ------------------------------------------------- */
 

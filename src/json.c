@@ -3,28 +3,48 @@
  * validates and measures; it builds nothing and allocates nothing. Nesting
  * is tracked in a fixed bit stack, so a depth bomb costs no C stack.
  */
-#include <stdint.h>
-#include <string.h>
-
 #include "internal.h"
 
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
-/* Nonzero unless all eight bytes of x are plain string bytes: no '"', no
- * '\\', nothing below 0x20, nothing above 0x7F. The zero-byte tests may
- * flag a byte beyond a real hit, never miss one, so a nonzero answer only
- * sends those eight bytes down the byte-by-byte path. */
-static uint64_t special8(const unsigned char *p)
+/* The first byte at or after p that a string scan must look at: '"',
+ * '\\', a control character or a non-ASCII byte; or a point near end from
+ * which the caller goes on byte by byte. */
+static const unsigned char *skip_plain(const unsigned char *p,
+                                       const unsigned char *end)
 {
-    uint64_t x, q, b;
+    uint64_t x, m;
 
-    memcpy(&x, p, sizeof x);
-    q = x ^ (ONES * '"');
-    b = x ^ (ONES * '\\');
-    return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((x - ONES * 0x20) & ~x) |
-            x) &
-           HIGHS;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    __m128i v;
+    unsigned mask;
+
+    /* Signed compare: bytes 0x80..0xFF are negative, so "< 0x20" catches
+     * control characters and non-ASCII together. */
+    while (end - p >= 16) {
+        v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        mask = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                      _mm_cmpeq_epi8(v, bslash)),
+                         _mm_cmplt_epi8(v, space)));
+        if (mask != 0)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (end - p >= 8) {
+        x = rc__load8(p);
+        m = rc__swar_eq(x, '"') | rc__swar_eq(x, '\\') |
+            ((x - RC__ONES * 0x20) & ~x & RC__HIGHS) | (x & RC__HIGHS);
+        if (m != 0)
+            return p + rc__swar_first(m);
+        p += 8;
+    }
+    return p;
 }
 
 static int hexval(unsigned char ch)
@@ -82,8 +102,7 @@ int rc__json_string(rc__jcur *c, const unsigned char **body,
 
     *escaped = 0;
     for (;;) {
-        while (end - p >= 8 && !special8(p))
-            p += 8;
+        p = skip_plain(p, end);
         if (p == end)
             return RC_EJSON;
         if (*p == '"')
@@ -340,27 +359,19 @@ static char escape_for(unsigned char ch)
     return ch < 0x20 ? 'u' : 0;
 }
 
-size_t rc__json_quoted_len(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = 2;
-    char e;
-
-    for (; *p != '\0'; p++) {
-        e = escape_for(*p);
-        n += e == 0 ? 1 : e == 'u' ? 6 : 2;
-    }
-    return n;
-}
-
-char *rc__json_quote(char *dst, const char *s)
+char *rc__json_quote(char *dst, const char *s, size_t len, size_t quoted)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
     char e;
 
     *dst++ = '"';
-    for (; *p != '\0'; p++) {
+    if (quoted == len + 2) { /* nothing to escape: the common case */
+        memcpy(dst, s, len);
+        dst += len;
+        p = end;
+    }
+    for (; p < end; p++) {
         e = escape_for(*p);
         if (e == 0) {
             *dst++ = (char)*p;

@@ -7,8 +7,6 @@
  * A line ends at CRLF, CR or LF, so data is split on all three; otherwise
  * a lone CR inside data would end the line early on the client.
  */
-#include <string.h>
-
 #include "internal.h"
 
 /* The next line break in [p, end): its position, or end; *brk is its
@@ -16,7 +14,14 @@
 static const char *next_break(const char *p, const char *end, size_t *brk)
 {
     const char *q = p;
+    uint64_t x;
 
+    while (end - q >= 8) {
+        x = rc__load8(q);
+        if (rc__swar_eq(x, '\n') | rc__swar_eq(x, '\r'))
+            break;
+        q += 8;
+    }
     while (q < end && *q != '\n' && *q != '\r')
         q++;
     *brk = q == end ? 0 : (*q == '\r' && q + 1 < end && q[1] == '\n') ? 2 : 1;
@@ -72,17 +77,17 @@ int rc_sse_format(const rc_message *msg, char *buf, size_t size, size_t *len)
     if (data_len == 0)
         return RC_ENODATA;
     if (msg->event != NULL)
-        rv = rc__field_check(msg->event);
+        rv = rc__field_check(msg->event, &event_len, NULL);
     if (rv == 0 && msg->id != NULL)
-        rv = rc__field_check(msg->id);
+        rv = rc__field_check(msg->id, &id_len, NULL);
     if (rv == 0 && msg->retry > RC_RETRY_MAX)
         rv = RC_ERETRY;
     if (rv != 0)
         return rv;
 
-    if (msg->id != NULL && (id_len = strlen(msg->id)) > 0)
+    if (id_len > 0)
         need += sizeof("id: \n") - 1 + id_len;
-    if (msg->event != NULL && (event_len = strlen(msg->event)) > 0)
+    if (event_len > 0)
         need += sizeof("event: \n") - 1 + event_len;
     need += data_lines_len(data, data_len);
     if (msg->retry > 0)

@@ -79,34 +79,38 @@ char *rc__utf8_put(char *dst, unsigned long cp)
     return (char *)d;
 }
 
-int rc__field_check(const char *s)
+/* Bytes that JSON.stringify writes as a two-byte escape. */
+static int short_escape(unsigned char ch)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    const unsigned char *end;
-    size_t n;
+    return ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' ||
+           ch == '\n' || ch == '\r' || ch == '\t';
+}
 
-    while (*p < 0x80) {
-        if (*p == '\0')
-            return 0;
+int rc__field_check(const char *s, size_t *len, size_t *quoted)
+{
+    const unsigned char *p = (const unsigned char *)s, *start = p;
+    size_t q = 2, n;
+
+    for (; *p != '\0'; p += n) {
+        n = 1;
         if (*p == '\r' || *p == '\n')
             return RC_ECHAR;
-        p++;
-    }
-    /* Past the ASCII prefix: the rare path, so find the end once. */
-    end = p;
-    while (*end != '\0')
-        end++;
-    while (p < end) {
-        if (*p == '\r' || *p == '\n')
-            return RC_ECHAR;
-        if (*p < 0x80) {
-            p++;
-            continue;
+        if (*p >= 0x80) {
+            /* A sequence ends at the NUL at the latest: it is not a
+             * continuation byte, so nothing past it is read. */
+            n = rc__utf8_seq(p, p + 4);
+            if (n == 0)
+                return RC_EUTF8;
         }
-        n = rc__utf8_seq(p, end);
-        if (n == 0)
-            return RC_EUTF8;
-        p += n;
+        q += n;
+        if (short_escape(*p))
+            q++;
+        else if (*p < 0x20)
+            q += 5; /* \u00XX */
     }
+    if (len != NULL)
+        *len = (size_t)(p - start);
+    if (quoted != NULL)
+        *quoted = q;
     return 0;
 }
