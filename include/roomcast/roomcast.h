@@ -163,7 +163,8 @@ typedef struct rc_envelope {
 /**
  * Encode env as one compact JSON envelope into buf (size bytes). Strings
  * are escaped exactly as JavaScript's JSON.stringify escapes them; data and
- * meta are copied through as given, after being validated.
+ * meta are copied through as given (without the whitespace around them),
+ * after being validated.
  *
  * On success returns 0 and stores the length written in *len (no NUL is
  * written). If size is too small returns RC_ENOBUFS and stores the length
@@ -216,8 +217,9 @@ ROOMCAST_EXTERN int rc_envelope_decode(const char *buf, size_t len,
  * Format msg as one SSE frame, byte-identical to what clients of the Node
  * reference receive: "id: I\n" (if id is non-empty), "event: E\n" (if
  * event is non-empty), one "data: L\n" per line L of data (lines end at
- * CRLF, CR or LF), "retry: R\n" (if retry > 0), then "\n". data is written
- * as given; it is not checked to be JSON here (rc_message_check does).
+ * CRLF, CR or LF), "retry: R\n" (if retry > 0), then "\n". data, without
+ * the JSON whitespace around it, is written as given; it is not checked to
+ * be JSON here (rc_message_check does).
  *
  * Same buffer convention as rc_envelope_encode(): 0 and *len = bytes
  * written, or RC_ENOBUFS and *len = bytes needed (buf may be NULL when size
