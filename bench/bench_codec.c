@@ -46,14 +46,14 @@ struct options {
 };
 
 struct bench_case {
-    size_t size;        /* data JSON text length */
-    char *data;         /* the data JSON text */
-    rc_envelope env;    /* what encode is given */
-    char *enc_buf;      /* encode output buffer, exactly enc_size bytes */
+    size_t size;     /* data JSON text length */
+    char *data;      /* the data JSON text */
+    rc_envelope env; /* what encode is given */
+    char *enc_buf;   /* encode output buffer, exactly enc_size bytes */
     size_t enc_size;
-    char *wire;         /* the encoded envelope, what decode is given */
+    char *wire; /* the encoded envelope, what decode is given */
     size_t wire_len;
-    char *scratch;      /* decode scratch, wire_len bytes */
+    char *scratch; /* decode scratch, wire_len bytes */
     size_t scratch_size;
 };
 
@@ -70,8 +70,8 @@ static uint64_t now_ns(void)
 static void die(const char *what, int err)
 {
     if (err < 0)
-        fprintf(stderr, "bench_codec: %s: %s (%s)\n", what,
-                rc_err_name(err), rc_strerror(err));
+        fprintf(stderr, "bench_codec: %s: %s (%s)\n", what, rc_err_name(err),
+                rc_strerror(err));
     else
         fprintf(stderr, "bench_codec: %s\n", what);
     exit(1);
@@ -116,7 +116,8 @@ static const char *const text_pieces[] = {
 #define N_PIECES (sizeof text_pieces / sizeof text_pieces[0])
 
 static const char data_prefix[] = "{\"user\":\"alice\",\"text\":\"";
-static const char data_suffix[] = "\",\"ts\":1732500000000,\"tags\":[\"a\",\"b\"]}";
+static const char data_suffix[] =
+    "\",\"ts\":1732500000000,\"tags\":[\"a\",\"b\"]}";
 static const char pad_text[] = "ok see you later ";
 
 /* Build the data JSON text of exactly size bytes into a new buffer. */
@@ -239,8 +240,8 @@ static int run_batch(const struct bench_case *c, enum op op, uint64_t n)
     if (op == OP_ENCODE) {
         for (i = 0; i < n; i++) {
             size_t len = 0;
-            int rc = rc_envelope_encode(&c->env, NULL, c->enc_buf,
-                                        c->enc_size, &len);
+            int rc = rc_envelope_encode(&c->env, NULL, c->enc_buf, c->enc_size,
+                                        &len);
             bad |= rc;
             if (rc == 0) /* on error len and buf are unspecified */
                 acc += len + (unsigned char)c->enc_buf[len - 1];

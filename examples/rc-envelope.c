@@ -19,19 +19,20 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: rc-envelope decode [--max-data BYTES] [--verbose] < payload\n"
-          "       rc-envelope encode --data JSON [--event E] [--id I]"
-          " [--retry MS]\n"
-          "                          [--node ID] [--except CONN] [--meta JSON]\n"
-          "       rc-envelope --version\n"
-          "\n"
-          "decode: reads one Redis payload (a roomcast envelope) on stdin and\n"
-          "        prints the SSE frame a client would receive, or\n"
-          "        'error: <reason>' on stderr with exit status 1.\n"
-          "        --verbose also prints node, except and meta on stderr.\n"
-          "encode: prints the envelope for a message, then a newline.\n"
-          "        --node defaults to \"rc-envelope\".\n",
-          out);
+    fputs(
+        "usage: rc-envelope decode [--max-data BYTES] [--verbose] < payload\n"
+        "       rc-envelope encode --data JSON [--event E] [--id I]"
+        " [--retry MS]\n"
+        "                          [--node ID] [--except CONN] [--meta JSON]\n"
+        "       rc-envelope --version\n"
+        "\n"
+        "decode: reads one Redis payload (a roomcast envelope) on stdin and\n"
+        "        prints the SSE frame a client would receive, or\n"
+        "        'error: <reason>' on stderr with exit status 1.\n"
+        "        --verbose also prints node, except and meta on stderr.\n"
+        "encode: prints the envelope for a message, then a newline.\n"
+        "        --node defaults to \"rc-envelope\".\n",
+        out);
 }
 
 static int fail(const char *what, int err)
@@ -116,9 +117,9 @@ static int cmd_decode(int argc, char **argv)
     if (rv != 0)
         return fail(rv == RC_EINVAL ? "reading stdin" : NULL, rv);
     scratch = malloc(in_len + 1);
-    rv = scratch ? rc_envelope_decode(in, in_len, &lim, &env, scratch,
-                                      in_len + 1)
-                 : RC_ENOMEM;
+    rv = scratch
+             ? rc_envelope_decode(in, in_len, &lim, &env, scratch, in_len + 1)
+             : RC_ENOMEM;
     if (rv == 0 && rc_sse_format(&env.msg, NULL, 0, &frame_len) == RC_ENOBUFS)
         rv = (frame = malloc(frame_len)) == NULL
                  ? RC_ENOMEM
@@ -206,8 +207,8 @@ int main(int argc, char **argv)
         printf("rc-envelope (roomcast %s)\n", rc_version_string());
         return 0;
     }
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
-                      strcmp(argv[1], "-h") == 0)) {
+    if (argc == 2 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
     }

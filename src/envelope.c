@@ -89,8 +89,7 @@ static char *put(char *d, const char *s, size_t n)
 }
 
 /* ,"key":"value" for a present field (key given with its quotes). */
-static char *put_text(char *d, const char *key, size_t key_len,
-                      const text *t)
+static char *put_text(char *d, const char *key, size_t key_len, const text *t)
 {
     d = put(d, key, key_len);
     return rc__json_quote(d, t->s, t->len, t->quoted);
@@ -132,7 +131,8 @@ int rc_envelope_encode(const rc_envelope *env, const rc_limits *limits,
     if (id.s != NULL)
         need += sizeof(",\"id\":") - 1 + id.quoted;
     if (retry >= 0)
-        need += sizeof(",\"retry\":") - 1 + rc__dec_len((unsigned long long)retry);
+        need +=
+            sizeof(",\"retry\":") - 1 + rc__dec_len((unsigned long long)retry);
     if (except.s != NULL)
         need += sizeof(",\"e\":") - 1 + except.quoted;
     if (meta != NULL)

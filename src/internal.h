@@ -34,7 +34,7 @@ static inline uint64_t rc__swar_eq(uint64_t x, unsigned char ch)
  * looks byte by byte from the start of the chunk. */
 static inline unsigned rc__swar_first(uint64_t mask)
 {
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                          \
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                            \
     __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     return (unsigned)__builtin_ctzll(mask) >> 3;
 #else
@@ -91,8 +91,8 @@ static inline void rc__json_ws(rc__jcur *c)
  * *escaped is set when there is at least one backslash. Lone surrogate
  * escapes are accepted here (JSON.parse accepts them).
  * Returns 0, RC_EJSON or RC_EUTF8. */
-int rc__json_string(rc__jcur *c, const unsigned char **body,
-                    size_t *body_len, int *escaped);
+int rc__json_string(rc__jcur *c, const unsigned char **body, size_t *body_len,
+                    int *escaped);
 
 /* Unescape a body that rc__json_string accepted into dst, which must hold
  * len bytes (the output is never longer). With strict set, an unpaired

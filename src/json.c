@@ -27,10 +27,9 @@ static const unsigned char *skip_plain(const unsigned char *p,
      * control characters and non-ASCII together. */
     while (end - p >= 16) {
         v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        mask = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
-                                      _mm_cmpeq_epi8(v, bslash)),
-                         _mm_cmplt_epi8(v, space)));
+        mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+            _mm_cmplt_epi8(v, space)));
         if (mask != 0)
             return p + __builtin_ctz(mask);
         p += 16;
@@ -93,8 +92,8 @@ static size_t escape_len(const unsigned char *p, const unsigned char *end)
     return 0;
 }
 
-int rc__json_string(rc__jcur *c, const unsigned char **body,
-                    size_t *body_len, int *escaped)
+int rc__json_string(rc__jcur *c, const unsigned char **body, size_t *body_len,
+                    int *escaped)
 {
     const unsigned char *p = c->p + 1;
     const unsigned char *end = c->end;

@@ -3,9 +3,10 @@
  * (its server writes id, event, data lines, retry, then a blank line, and
  * leaves out an empty id or event and a retry of 0).
  *
- * Event stream format: https://html.spec.whatwg.org/multipage/server-sent-events.html
  * A line ends at CRLF, CR or LF, so data is split on all three; otherwise
- * a lone CR inside data would end the line early on the client.
+ * a lone CR inside data would end the line early on the client. The event
+ * stream format:
+ * https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
 #include "internal.h"
 

@@ -82,8 +82,8 @@ char *rc__utf8_put(char *dst, unsigned long cp)
 /* Bytes that JSON.stringify writes as a two-byte escape. */
 static int short_escape(unsigned char ch)
 {
-    return ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' ||
-           ch == '\n' || ch == '\r' || ch == '\t';
+    return ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' || ch == '\n' ||
+           ch == '\r' || ch == '\t';
 }
 
 int rc__field_check(const char *s, size_t *len, size_t *quoted)
@@ -96,9 +96,10 @@ int rc__field_check(const char *s, size_t *len, size_t *quoted)
         if (*p == '\r' || *p == '\n')
             return RC_ECHAR;
         if (*p >= 0x80) {
-            /* A sequence ends at the NUL at the latest: it is not a
-             * continuation byte, so nothing past it is read. */
-            n = rc__utf8_seq(p, p + 4);
+            /* A sequence is at most 4 bytes and ends at the NUL. */
+            while (n < 4 && p[n] != '\0')
+                n++;
+            n = rc__utf8_seq(p, p + n);
             if (n == 0)
                 return RC_EUTF8;
         }

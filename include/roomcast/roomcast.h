@@ -101,7 +101,9 @@ typedef struct rc_message {
     long long retry;
 } rc_message;
 
+/* clang-format off */
 #define RC_MESSAGE_INIT {NULL, NULL, 0, NULL, -1}
+/* clang-format on */
 
 /** The largest retry a message may carry (JavaScript's largest safe
  *  integer, so that every peer reads the same number). */
@@ -230,8 +232,8 @@ ROOMCAST_EXTERN int rc_envelope_decode(const char *buf, size_t len,
  * RC_EUTF8 (event or id not valid UTF-8), RC_ERETRY (retry over
  * RC_RETRY_MAX), RC_ENOBUFS.
  */
-ROOMCAST_EXTERN int rc_sse_format(const rc_message *msg, char *buf,
-                                  size_t size, size_t *len);
+ROOMCAST_EXTERN int rc_sse_format(const rc_message *msg, char *buf, size_t size,
+                                  size_t *len);
 
 #ifdef __cplusplus
 }

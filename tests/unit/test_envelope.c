@@ -67,7 +67,8 @@ static void encode_minimal_and_full(void **state)
 
     (void)state;
     out = encode(&env, &rv);
-    assert_string_equal(out, "{\"v\":1,\"m\":{\"data\":{\"a\":1}},\"n\":\"n1\"}");
+    assert_string_equal(out,
+                        "{\"v\":1,\"m\":{\"data\":{\"a\":1}},\"n\":\"n1\"}");
     free(out);
 
     env.msg.event = "chat";
@@ -122,8 +123,7 @@ static void encode_errors(void **state)
                      RC_EINVAL);
     assert_int_equal(rc_envelope_encode(&env, NULL, buf, sizeof buf, NULL),
                      RC_EINVAL);
-    assert_int_equal(rc_envelope_encode(&env, NULL, NULL, 10, &len),
-                     RC_EINVAL);
+    assert_int_equal(rc_envelope_encode(&env, NULL, NULL, 10, &len), RC_EINVAL);
 
     env = envelope("{\"a\":}");
     assert_int_equal(rc_envelope_encode(&env, NULL, buf, sizeof buf, &len),
@@ -336,11 +336,12 @@ static void decode_arguments_and_scratch(void **state)
 
 static void decode_version_forms(void **state)
 {
-    static const char *ones[] = {"1", "1.0", "1.000", "1e0", "1E+0", "10e-1",
-                                 "0.1e1", "0.001e3", "100e-2", "1.0e-0"};
-    static const char *others[] = {"2",   "-1",   "0",    "1.5", "11",
+    static const char *ones[] = {"1",      "1.0",   "1.000", "1e0",
+                                 "1E+0",   "10e-1", "0.1e1", "0.001e3",
+                                 "100e-2", "1.0e-0"};
+    static const char *others[] = {"2",     "-1",   "0",    "1.5", "11",
                                    "\"1\"", "true", "null", "[1]", "0.1",
-                                   "1e1", "10",   "1e-1", "-1.0"};
+                                   "1e1",   "10",   "1e-1", "-1.0"};
     char text[128];
     rc_envelope env;
     size_t i;
@@ -452,8 +453,7 @@ static void decode_reasons(void **state)
                       RC_ETYPE);
     assert_decode_err("{\"v\":1,\"m\":{\"data\":null},\"n\":\"x\"} x",
                       RC_EJSON);
-    assert_decode_err("{\"v\":1,\"m\":{\"data\":null},\"n\":\"x\",}",
-                      RC_EJSON);
+    assert_decode_err("{\"v\":1,\"m\":{\"data\":null},\"n\":\"x\",}", RC_EJSON);
     assert_decode_err("\xef\xbb\xbf{\"v\":1,\"m\":{\"data\":0},\"n\":\"x\"}",
                       RC_EJSON);
     /* Unknown keys are validated, then ignored. */
