@@ -127,4 +127,144 @@ char *rc__json_quote(char *dst, const char *s, size_t len, size_t quoted);
 size_t rc__dec_len(unsigned long long v);
 char *rc__dec_put(char *dst, unsigned long long v);
 
+/* ---- memory --------------------------------------------------------- */
+
+/* The allocator an adapter uses (libc when the functions are NULL). */
+typedef struct rc__alloc {
+    void *(*malloc_fn)(size_t size, void *user);
+    void *(*realloc_fn)(void *ptr, size_t size, void *user);
+    void (*free_fn)(void *ptr, void *user);
+    void *user;
+} rc__alloc;
+
+void *rc__malloc(const rc__alloc *m, size_t size);
+void *rc__realloc(const rc__alloc *m, void *ptr, size_t size);
+void rc__free(const rc__alloc *m, void *ptr);
+/* A copy of s[0..len) plus a NUL, or NULL. */
+char *rc__strndup(const rc__alloc *m, const char *s, size_t len);
+
+/* ---- random.c -------------------------------------------------------- */
+
+/* Fill buf with n bytes from the kernel's random source. 0 or RC_EINVAL
+ * if none could be read. */
+int rc__random(void *buf, size_t n);
+
+/* Write a random (version 4) UUID, 36 characters and a NUL, into out. */
+int rc__uuid4(char out[37]);
+
+/* ---- map.c ----------------------------------------------------------- */
+
+/* A hash table from byte-string keys to items. The map does not own keys
+ * or items: each slot points to a key that lives in its item. Seeded, so
+ * that keys chosen by clients (room names) cannot be made to collide
+ * without knowing the seed. Open addressing, linear probing, backward-
+ * shift deletion; the table never holds tombstones. */
+typedef struct rc__map_slot {
+    uint64_t hash; /* 0: empty */
+    const void *key;
+    size_t key_len;
+    void *item;
+} rc__map_slot;
+
+typedef struct rc__map {
+    rc__map_slot *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t count;
+    uint64_t seed;
+    const rc__alloc *mem;
+} rc__map;
+
+void rc__map_init(rc__map *m, const rc__alloc *mem, uint64_t seed);
+void rc__map_free(rc__map *m);
+void *rc__map_get(const rc__map *m, const void *key, size_t key_len);
+/* Insert a key that is not in the map. 0 or RC_ENOMEM. */
+int rc__map_put(rc__map *m, const void *key, size_t key_len, void *item);
+/* Remove a key; returns its item or NULL. Never allocates. */
+void *rc__map_del(rc__map *m, const void *key, size_t key_len);
+/* Calls fn for each item until it returns nonzero (then returns that).
+ * The map must not change during the walk. */
+int rc__map_each(const rc__map *m, int (*fn)(void *item, void *arg), void *arg);
+
+/* ---- registry.c: local connections, rooms and memberships ------------ */
+
+typedef struct rc__member rc__member;
+typedef struct rc__room rc__room;
+typedef struct rc__conn rc__conn;
+
+/* A membership: one connection in one room. It sits in two lists, the
+ * room's members and the connection's rooms, both in join order. */
+struct rc__member {
+    rc__conn *conn; /* conn and room, adjacent: the key of the */
+    rc__room *room; /* registry's membership map */
+    rc__member *room_prev, *room_next, *conn_prev, *conn_next;
+    rc__member *next_dead;
+    int removed;
+};
+
+struct rc__room {
+    char *name; /* NUL-terminated copy */
+    size_t name_len;
+    rc__member *first, *last; /* may include removed members mid-walk */
+    size_t members;           /* live members */
+    rc__room *next_dead;
+    int removed;
+};
+
+struct rc__conn {
+    char *id; /* NUL-terminated copy */
+    size_t id_len;
+    rc__member *first, *last; /* live memberships only */
+    size_t rooms;
+    rc__conn *next_dead;
+    int removed;
+};
+
+typedef struct rc__registry {
+    const rc__alloc *mem;
+    rc__map conns, rooms, members;
+    unsigned walking; /* nesting depth of rc__room_walk */
+    rc__member *dead_members;
+    rc__room *dead_rooms;
+    rc__conn *dead_conns;
+} rc__registry;
+
+void rc__registry_init(rc__registry *r, const rc__alloc *mem, uint64_t seed);
+/* Free everything. Not during a walk. */
+void rc__registry_free(rc__registry *r);
+
+/* Add a connection; `size` bytes are allocated for it (>= sizeof(rc__conn)
+ * so that the caller can embed it). 0, RC_EEXIST or RC_ENOMEM. */
+int rc__conn_add(rc__registry *r, const char *id, size_t id_len, size_t size,
+                 rc__conn **out);
+rc__conn *rc__conn_find(const rc__registry *r, const char *id, size_t len);
+/* Leave every room (rc__leave_all) and forget the connection. Its memory
+ * stays valid, marked removed, until the outermost walk ends. */
+void rc__conn_remove(rc__registry *r, rc__conn *c,
+                     void (*left)(rc__room *room, void *arg), void *arg);
+
+/* Join a room, creating it when new (*room_out is set either way).
+ * 1 if joined, 0 if already a member, or RC_ENOMEM. */
+int rc__join(rc__registry *r, rc__conn *c, const char *name, size_t len,
+             rc__room **room_out);
+/* 1 if c left room, 0 if it was not a member. An emptied room stays in
+ * the registry until rc__room_drop (the caller may have Redis state on it).
+ */
+int rc__leave(rc__registry *r, rc__conn *c, rc__room *room);
+/* Leave every room in join order, calling left(room) after each. Returns
+ * how many. */
+size_t rc__leave_all(rc__registry *r, rc__conn *c,
+                     void (*left)(rc__room *room, void *arg), void *arg);
+rc__room *rc__room_find(const rc__registry *r, const char *name, size_t len);
+int rc__is_member(const rc__registry *r, const rc__conn *c,
+                  const rc__room *room);
+/* Forget an empty room (members == 0). */
+void rc__room_drop(rc__registry *r, rc__room *room);
+
+/* Call fn for each member of room, in join order, up to the last member
+ * present when the walk starts, skipping members removed meanwhile. fn may
+ * join, leave and remove anything; a nonzero return stops the walk and is
+ * returned. */
+int rc__room_walk(rc__registry *r, rc__room *room,
+                  int (*fn)(rc__member *m, void *arg), void *arg);
+
 #endif /* RC_INTERNAL_H */

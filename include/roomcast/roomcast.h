@@ -60,7 +60,8 @@ ROOMCAST_EXTERN const char *rc_version_string(void);
     X(ENODATA, -12, "message has no data")                                     \
     X(ETYPE, -13, "field missing or of the wrong type")                        \
     X(ERETRY, -14, "retry is not a non-negative integer")                      \
-    X(ECHAR, -15, "CR, LF or NUL in event, id, node or except")
+    X(ECHAR, -15, "CR, LF or NUL in event, id, node or except")                \
+    X(EEXIST, -16, "connection id already in use")
 
 enum rc_errno {
 #define RC_ERRNO_ENUM_(name, value, text) RC_##name = value,
