@@ -51,8 +51,12 @@ install_packages() {
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
             --no-install-recommends "${missing[@]}" >/dev/null
     fi
-    # The independent SSE parser for the interop test, pinned by the lock.
-    (cd tests/integration/sse_parser && npm ci --no-audit --no-fund --silent)
+    # The Node parts of the integration tests, pinned by their locks: an
+    # independent SSE parser, and a real reference node.
+    local d
+    for d in tests/integration/sse_parser tests/integration/node_ref; do
+        (cd "$d" && npm ci --no-audit --no-fund --silent) || return 1
+    done
 }
 
 build_and_test() { # dir, then cmake options

@@ -1,0 +1,317 @@
+// Self-test of ref-node.mjs against a redis-server of its own (loopback,
+// free port, no persistence). Run from this folder: node --test
+// Needs `npm ci` here first, and redis-server on PATH (or REDIS_SERVER).
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { sseFrame } from './sse-frame.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REF_NODE = path.join(HERE, 'ref-node.mjs');
+const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
+const WAIT_MS = 5000;
+
+const haveRedis = spawnSync(REDIS_SERVER, ['--version'], { stdio: 'ignore' }).status === 0;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+async function waitForRedis(port) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.setTimeout(500);
+      sock.on('connect', () => sock.write('PING\r\n'));
+      sock.on('data', (d) => {
+        sock.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
+      sock.on('error', () => resolve(false));
+      sock.on('timeout', () => {
+        sock.destroy();
+        resolve(false);
+      });
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} not answering PING within ${WAIT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// A ref-node child with its stdout parsed into a list of JSON lines.
+class RefNode {
+  constructor(name, args) {
+    this.name = name;
+    this.lines = [];
+    this.stderr = '';
+    this.waiters = [];
+    this.child = spawn(process.execPath, [REF_NODE, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+    this.child.stderr.on('data', (d) => {
+      this.stderr += d;
+    });
+    this.child.stdin.on('error', () => {});
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      let obj;
+      try {
+        obj = JSON.parse(line);
+      } catch {
+        obj = { unparsed: line };
+      }
+      this.lines.push(obj);
+      this.wake();
+    });
+  }
+
+  wake() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  send(cmd) {
+    this.child.stdin.write(`${JSON.stringify(cmd)}\n`);
+  }
+
+  // Resolves with the first line (from index `from` on) that matches.
+  waitFor(pred, what, from = 0) {
+    const find = () => this.lines.slice(from).find(pred);
+    const found = find();
+    if (found) return Promise.resolve(found);
+    let waiter;
+    const p = new Promise((resolve) => {
+      waiter = () => {
+        const hit = find();
+        if (hit) resolve(hit);
+      };
+      this.waiters.push(waiter);
+    });
+    return withTimeout(p, WAIT_MS, `${this.name}: ${what} (stderr: ${this.stderr.trim() || 'empty'})`).finally(() => {
+      this.waiters = this.waiters.filter((w) => w !== waiter);
+    });
+  }
+
+  // Sends a command and waits for its answer (the next ok/error line).
+  async command(cmd) {
+    const from = this.lines.length;
+    this.send(cmd);
+    const answer = await this.waitFor((l) => 'ok' in l || 'error' in l, `answer to ${JSON.stringify(cmd)}`, from);
+    assert.ok(!('error' in answer), `${this.name}: ${JSON.stringify(cmd)} failed: ${answer.error}`);
+    return answer;
+  }
+
+  messages(pred = () => true) {
+    return this.lines.filter((l) => l.event === 'message' && pred(l));
+  }
+
+  kill() {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+test('package-lock.json records no download URLs', () => {
+  const lock = JSON.parse(readFileSync(path.join(HERE, 'package-lock.json'), 'utf8'));
+  const withUrl = Object.entries(lock.packages).filter(([, v]) => 'resolved' in v);
+  assert.deepEqual(withUrl.map(([k]) => k), []);
+});
+
+describe('sse frame rule (mirrors @fastify/sse formatSSEMessage with JSON.stringify)', () => {
+  test('fields in order, falsy id/event/retry left out', () => {
+    assert.equal(
+      sseFrame({ id: '42', event: 'chat', data: { t: 'a\nb' }, retry: 1500 }),
+      'id: 42\nevent: chat\ndata: {"t":"a\\nb"}\nretry: 1500\n\n',
+    );
+    assert.equal(sseFrame({ id: '', event: '', data: 0, retry: 0 }), 'data: 0\n\n');
+    assert.equal(sseFrame({ data: 'plain' }), 'data: "plain"\n\n');
+    assert.equal(sseFrame({ data: null }), 'data: null\n\n');
+    assert.equal(sseFrame({ event: 'only' }), 'event: only\n\n');
+    assert.equal(sseFrame({}), '');
+    assert.equal(sseFrame('l1\nl2'), 'data: l1\ndata: l2\n\n');
+    assert.equal(sseFrame(null), null);
+  });
+});
+
+describe('ref-node against a real redis-server', { skip: haveRedis ? false : `${REDIS_SERVER} not found` }, () => {
+  let redis;
+  let port;
+  let url;
+  const nodes = [];
+  let raw;
+
+  const startNode = async (name, extra = []) => {
+    const n = new RefNode(name, ['--redis', url, '--node-id', name, ...extra]);
+    nodes.push(n);
+    await n.waitFor((l) => l.ready === true, 'ready line');
+    return n;
+  };
+
+  before(async () => {
+    port = await freePort();
+    url = `redis://127.0.0.1:${port}`;
+    redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    await withTimeout(
+      Promise.race([
+        waitForRedis(port),
+        new Promise((_, reject) => redis.on('exit', (c) => reject(new Error(`redis-server exited early (${c})`)))),
+      ]),
+      WAIT_MS + 1000,
+      'redis-server to start',
+    );
+    raw = new Redis(url, { maxRetriesPerRequest: 1 });
+  });
+
+  after(async () => {
+    for (const n of nodes) n.kill();
+    if (raw) raw.disconnect();
+    if (redis && redis.exitCode === null) {
+      redis.kill('SIGKILL');
+      await withTimeout(new Promise((r) => redis.on('exit', r)), WAIT_MS, 'redis-server to exit').catch(() => {});
+    }
+  });
+
+  let A;
+  let B;
+
+  test('two nodes start and subscribe', async () => {
+    [A, B] = await Promise.all([startNode('A'), startNode('B')]);
+    assert.deepEqual(A.lines[0], { ready: true, node: 'A' });
+    assert.deepEqual(await A.command({ op: 'subscribe', room: 'lobby' }), { ok: 'subscribe', room: 'lobby' });
+    assert.deepEqual(await B.command({ op: 'subscribe', room: 'lobby' }), { ok: 'subscribe', room: 'lobby' });
+    assert.deepEqual(await B.command({ op: 'subscribe', room: 'marker' }), { ok: 'subscribe', room: 'marker' });
+  });
+
+  test('publish from A reaches B exactly once, and A gets its own message too', async () => {
+    const message = { event: 'chat', data: { text: 'hi\nthere', n: 1 }, id: 'm-1', retry: 2500 };
+    const meta = { tenant: 't1' };
+    const answer = await A.command({ op: 'publish', room: 'lobby', message, meta });
+    // Two subscribed connections: A's and B's sub clients.
+    assert.deepEqual(answer, { ok: 'publish', room: 'lobby', receivers: 2 });
+
+    const expectedSse = 'id: m-1\nevent: chat\ndata: {"text":"hi\\nthere","n":1}\nretry: 2500\n\n';
+    const isFirst = (l) => l.event === 'message' && l.message?.id === 'm-1';
+    const atB = await B.waitFor(isFirst, 'message m-1 at B');
+    assert.deepEqual(atB, { event: 'message', room: 'lobby', message, node: 'A', meta, sse: expectedSse });
+
+    // The adapter does not drop messages whose n is its own node id.
+    const atA = await A.waitFor(isFirst, 'own message m-1 at A');
+    assert.deepEqual(atA, atB);
+
+    // Redis keeps order on one publisher connection: once a later message
+    // has arrived at B, any duplicate of m-1 would already have arrived.
+    await A.command({ op: 'publish', room: 'lobby', message: { data: 'after', id: 'm-2' } });
+    await B.waitFor((l) => l.message?.id === 'm-2', 'message m-2 at B');
+    await A.waitFor((l) => l.message?.id === 'm-2', 'message m-2 at A');
+    assert.equal(B.messages((l) => l.message?.id === 'm-1').length, 1);
+    assert.equal(A.messages((l) => l.message?.id === 'm-1').length, 1);
+  });
+
+  test('a publish without meta reports no meta', async () => {
+    await A.command({ op: 'publish', room: 'lobby', message: { data: [1, 2] } });
+    const got = await B.waitFor((l) => Array.isArray(l.message?.data), 'meta-less message at B');
+    assert.ok(!('meta' in got), 'meta key should be absent');
+    assert.equal(got.sse, 'data: [1,2]\n\n');
+  });
+
+  test('a hand-written envelope with an "e" key reaches B; "e" is ignored', async () => {
+    const envelope =
+      '{"v":1,"m":{"event":"raw","data":{"x":"y"},"id":"r-1"},"n":"c-node-1","e":["B","A"],"meta":{"k":"v"}}';
+    const receivers = await raw.publish('sse:room:lobby', envelope);
+    assert.equal(receivers, 2);
+    const got = await B.waitFor((l) => l.message?.id === 'r-1', 'raw envelope at B');
+    assert.deepEqual(got, {
+      event: 'message',
+      room: 'lobby',
+      message: { event: 'raw', data: { x: 'y' }, id: 'r-1' },
+      node: 'c-node-1',
+      meta: { k: 'v' },
+      sse: 'id: r-1\nevent: raw\ndata: {"x":"y"}\n\n',
+    });
+    // A, named in "e", gets it as well: the reference does not read "e".
+    await A.waitFor((l) => l.message?.id === 'r-1', 'raw envelope at A');
+  });
+
+  test('envelopes with v !== 1 or bad JSON are dropped', async () => {
+    await raw.publish('sse:room:lobby', '{"v":2,"m":{"data":"v2","id":"bad-v2"},"n":"x"}');
+    await raw.publish('sse:room:lobby', 'not json');
+    await raw.publish('sse:room:lobby', '{"v":1,"m":{"data":"ok","id":"good-1"},"n":"x"}');
+    await B.waitFor((l) => l.message?.id === 'good-1', 'good envelope after bad ones at B');
+    assert.equal(B.messages((l) => l.message?.id === 'bad-v2').length, 0);
+  });
+
+  test('unsubscribe stops delivery', async () => {
+    assert.deepEqual(await B.command({ op: 'unsubscribe', room: 'lobby' }), { ok: 'unsubscribe', room: 'lobby' });
+    const answer = await A.command({ op: 'publish', room: 'lobby', message: { data: 'gone', id: 'u-1' } });
+    assert.equal(answer.receivers, 1);
+    await A.command({ op: 'publish', room: 'marker', message: { data: 'mark', id: 'u-mark' } });
+    await B.waitFor((l) => l.message?.id === 'u-mark', 'marker after unsubscribe at B');
+    assert.equal(B.messages((l) => l.message?.id === 'u-1').length, 0);
+  });
+
+  test('--prefix changes the channel name', async () => {
+    const C = await startNode('C', ['--prefix', 'custom:']);
+    await C.command({ op: 'subscribe', room: 'lobby' });
+    assert.equal(await raw.publish('custom:lobby', '{"v":1,"m":{"data":1,"id":"p-1"},"n":"z"}'), 1);
+    const got = await C.waitFor((l) => l.message?.id === 'p-1', 'prefixed message at C');
+    assert.equal(got.room, 'lobby');
+  });
+
+  test('bad commands get an error line and the node keeps going', async () => {
+    const from = B.lines.length;
+    B.child.stdin.write('not json\n');
+    B.send({ op: 'nope' });
+    B.send({ op: 'subscribe' });
+    await B.waitFor((l) => l.error && l.op === 'subscribe', 'error for subscribe without room', from);
+    const errors = B.lines.slice(from).filter((l) => 'error' in l);
+    assert.equal(errors.length, 3);
+    assert.deepEqual(await B.command({ op: 'ping' }), { ok: 'ping' });
+  });
+
+  test('quit disconnects and exits 0, with stdin still open', async () => {
+    A.send({ op: 'quit' });
+    await A.waitFor((l) => l.ok === 'quit', 'quit answer');
+    const { code } = await withTimeout(A.exited, WAIT_MS, 'A to exit after quit');
+    assert.equal(code, 0);
+  });
+
+  test('end of stdin is treated as quit', async () => {
+    B.child.stdin.end();
+    const { code } = await withTimeout(B.exited, WAIT_MS, 'B to exit after stdin EOF');
+    assert.equal(code, 0);
+  });
+
+  test('unreachable Redis: non-zero exit with a message within the limit', async () => {
+    const deadPort = await freePort();
+    const n = new RefNode('dead', ['--redis', `redis://127.0.0.1:${deadPort}`, '--node-id', 'dead']);
+    nodes.push(n);
+    const { code } = await withTimeout(n.exited, WAIT_MS + 3000, 'ref-node to give up on dead Redis');
+    assert.notEqual(code, 0);
+    assert.match(n.stderr, /cannot reach Redis/);
+    assert.equal(n.lines.length, 0, 'no ready line expected');
+  });
+});
