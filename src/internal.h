@@ -174,6 +174,9 @@ typedef struct rc__map {
     const rc__alloc *mem;
 } rc__map;
 
+/* The map's hash of a key: seeded, never 0. */
+uint64_t rc__hash(const void *key, size_t len, uint64_t seed);
+
 void rc__map_init(rc__map *m, const rc__alloc *mem, uint64_t seed);
 void rc__map_free(rc__map *m);
 void *rc__map_get(const rc__map *m, const void *key, size_t key_len);
@@ -221,6 +224,7 @@ struct rc__conn {
 
 typedef struct rc__registry {
     const rc__alloc *mem;
+    size_t room_size; /* bytes allocated per room (>= sizeof(rc__room)) */
     rc__map conns, rooms, members;
     unsigned walking; /* nesting depth of rc__room_walk */
     rc__member *dead_members;
@@ -228,7 +232,10 @@ typedef struct rc__registry {
     rc__conn *dead_conns;
 } rc__registry;
 
-void rc__registry_init(rc__registry *r, const rc__alloc *mem, uint64_t seed);
+/* room_size: bytes to allocate per room, >= sizeof(rc__room), so that
+ * the caller can embed it (0: sizeof(rc__room)). */
+void rc__registry_init(rc__registry *r, const rc__alloc *mem, uint64_t seed,
+                       size_t room_size);
 /* Free everything. Not during a walk. */
 void rc__registry_free(rc__registry *r);
 
@@ -260,11 +267,95 @@ int rc__is_member(const rc__registry *r, const rc__conn *c,
 /* Forget an empty room (members == 0). */
 void rc__room_drop(rc__registry *r, rc__room *room);
 
+/* While held, removals are deferred (as during a walk): callers hold the
+ * registry while host code that may remove things runs. */
+void rc__registry_hold(rc__registry *r);
+void rc__registry_release(rc__registry *r);
+
 /* Call fn for each member of room, in join order, up to the last member
  * present when the walk starts, skipping members removed meanwhile. fn may
  * join, leave and remove anything; a nonzero return stops the walk and is
  * returned. */
 int rc__room_walk(rc__registry *r, rc__room *room,
                   int (*fn)(rc__member *m, void *arg), void *arg);
+
+/* ---- adapter.c and redis.c ------------------------------------------ */
+
+/* A room's subscription, as far as the current sub context goes. */
+enum rc__sub_state {
+    RC__UNSUBSCRIBED, /* nothing registered, nothing in flight */
+    RC__SUBSCRIBING,  /* SUBSCRIBE sent, not confirmed */
+    RC__SUBSCRIBED,   /* confirmed */
+    RC__UNSUBSCRIBING /* UNSUBSCRIBE sent, not confirmed */
+};
+
+typedef struct rc__aroom {
+    rc__room base; /* first: the registry allocates rooms this size */
+    enum rc__sub_state state;
+} rc__aroom;
+
+struct rc_conn {
+    rc__conn base; /* first: the registry allocates conns this size */
+    rc_adapter *a;
+    rc_sink_cb sink;
+    void *user;
+    unsigned long long seq; /* last broadcast delivered, for de-dup */
+    unsigned recent_next;   /* ring of recent message id hashes */
+    uint64_t recent[];
+};
+
+struct rc_frame {
+    size_t refs;
+    size_t size;
+    rc__alloc mem; /* a copy: frames may outlive their adapter */
+    char data[];
+};
+
+struct rc_adapter {
+    rc__alloc mem;
+    rc__registry reg;
+    rc_limits limits;
+    char *prefix, *node_id;
+    size_t prefix_len;
+    uint64_t seed;
+    unsigned dedup_window;
+    int local_only; /* created with no Redis at all: rooms always ready */
+    struct redisAsyncContext *pub, *sub;
+    rc_filter_cb filter;
+    void *filter_user;
+    rc_room_cb room_cb;
+    void *room_user;
+    rc_counters c;
+    unsigned long long seq; /* broadcasts so far */
+    size_t live_rooms;      /* rooms with members */
+    /* The adapter may only be released when hiredis holds no callback
+     * with it as privdata: one per pending PUBLISH, one per channel
+     * registered on a sub context. */
+    size_t refs;
+    unsigned depth; /* nesting of calls that may call back the host */
+    int closing;
+    char *buf, *scratch; /* reused for envelopes, channels, decoding */
+    size_t buf_cap, scratch_cap;
+};
+
+/* Make room for n bytes in *buf (of *cap bytes); 0 or RC_ENOMEM. */
+int rc__reserve(const rc__alloc *m, char **buf, size_t *cap, size_t n);
+
+/* redis.c: the only file that calls hiredis. Each returns 0, or
+ * RC_EMISUSE when the context refused the command (it is going away). */
+int rc__redis_subscribe(rc_adapter *a, rc__aroom *const *rooms, size_t n);
+int rc__redis_unsubscribe(rc_adapter *a, rc__aroom *room);
+int rc__redis_publish(rc_adapter *a, const char *room, size_t room_len,
+                      const char *env, size_t env_len);
+
+/* adapter.c: what redis.c reports. */
+void rc__on_message(rc_adapter *a, const char *channel, size_t channel_len,
+                    const char *payload, size_t payload_len);
+void rc__on_subscribed(rc_adapter *a, const char *channel, size_t len);
+void rc__on_unsubscribed(rc_adapter *a, const char *channel, size_t len);
+/* The sub context is being freed: every room is unsubscribed. */
+void rc__on_sub_gone(rc_adapter *a);
+/* Release the adapter if it is closing and nothing refers to it. */
+void rc__maybe_release(rc_adapter *a);
 
 #endif /* RC_INTERNAL_H */

@@ -13,7 +13,7 @@ static uint64_t mix(uint64_t x)
 }
 
 /* Never 0, which marks an empty slot. */
-static uint64_t hash(const void *key, size_t len, uint64_t seed)
+uint64_t rc__hash(const void *key, size_t len, uint64_t seed)
 {
     const unsigned char *p = key;
     uint64_t h = seed ^ (len * UINT64_C(0x9e3779b97f4a7c15)), tail = 0;
@@ -61,7 +61,8 @@ void *rc__map_get(const rc__map *m, const void *key, size_t key_len)
 {
     if (m->count == 0)
         return NULL;
-    return m->slots[find(m, hash(key, key_len, m->seed), key, key_len)].item;
+    return m->slots[find(m, rc__hash(key, key_len, m->seed), key, key_len)]
+        .item;
 }
 
 static int grow(rc__map *m)
@@ -87,7 +88,7 @@ static int grow(rc__map *m)
 
 int rc__map_put(rc__map *m, const void *key, size_t key_len, void *item)
 {
-    uint64_t h = hash(key, key_len, m->seed);
+    uint64_t h = rc__hash(key, key_len, m->seed);
     rc__map_slot *s;
 
     /* Keep the load at or below 3/4, so probes stay short. */
@@ -110,7 +111,7 @@ void *rc__map_del(rc__map *m, const void *key, size_t key_len)
     if (m->count == 0)
         return NULL;
     mask = m->cap - 1;
-    i = find(m, hash(key, key_len, m->seed), key, key_len);
+    i = find(m, rc__hash(key, key_len, m->seed), key, key_len);
     if (m->slots[i].hash == 0)
         return NULL;
     item = m->slots[i].item;

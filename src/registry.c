@@ -11,10 +11,12 @@
  */
 #include "internal.h"
 
-void rc__registry_init(rc__registry *r, const rc__alloc *mem, uint64_t seed)
+void rc__registry_init(rc__registry *r, const rc__alloc *mem, uint64_t seed,
+                       size_t room_size)
 {
     memset(r, 0, sizeof *r);
     r->mem = mem;
+    r->room_size = room_size > sizeof(rc__room) ? room_size : sizeof(rc__room);
     rc__map_init(&r->conns, mem, seed);
     rc__map_init(&r->rooms, mem, seed ^ UINT64_C(0x5bd1e9955bd1e995));
     rc__map_init(&r->members, mem, seed ^ UINT64_C(0x2545f4914f6cdd1d));
@@ -135,10 +137,10 @@ static rc__room *room_get(rc__registry *r, const char *name, size_t len)
 
     if (room != NULL)
         return room;
-    room = rc__malloc(r->mem, sizeof *room);
+    room = rc__malloc(r->mem, r->room_size);
     if (room == NULL)
         return NULL;
-    memset(room, 0, sizeof *room);
+    memset(room, 0, r->room_size);
     room->name = rc__strndup(r->mem, name, len);
     room->name_len = len;
     if (room->name == NULL || rc__map_put(&r->rooms, room->name, len, room)) {
@@ -260,19 +262,29 @@ void rc__room_drop(rc__registry *r, rc__room *room)
     }
 }
 
+void rc__registry_hold(rc__registry *r)
+{
+    r->walking++;
+}
+
+void rc__registry_release(rc__registry *r)
+{
+    if (--r->walking == 0)
+        sweep(r);
+}
+
 int rc__room_walk(rc__registry *r, rc__room *room,
                   int (*fn)(rc__member *m, void *arg), void *arg)
 {
     rc__member *m = room->first, *stop = room->last, *next;
     int rv = 0;
 
-    r->walking++;
+    rc__registry_hold(r);
     for (; m != NULL && rv == 0; m = next) {
         next = m == stop ? NULL : m->room_next;
         if (!m->removed)
             rv = fn(m, arg);
     }
-    if (--r->walking == 0)
-        sweep(r);
+    rc__registry_release(r);
     return rv;
 }

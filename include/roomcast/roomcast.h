@@ -236,6 +236,298 @@ ROOMCAST_EXTERN int rc_envelope_decode(const char *buf, size_t len,
 ROOMCAST_EXTERN int rc_sse_format(const rc_message *msg, char *buf, size_t size,
                                   size_t *len);
 
+/* ---- The adapter ----------------------------------------------------
+
+ * An adapter holds one node's local connections and their rooms, and
+ * links them to other nodes through two hiredis async contexts: one that
+ * publishes and one in subscribed mode. Broadcasting to a room delivers to
+ * local members first, then publishes one envelope on "<prefix><room>";
+ * other nodes' adapters receive it and deliver to their members.
+ *
+ * Threads: an adapter, its connections and its frames are used from one
+ * thread, the one running the loop its hiredis contexts are attached to.
+ * Callbacks (sinks, filter, room events) run on that thread, from inside
+ * the call that caused them (a broadcast) or from hiredis' reply handling.
+ * Any rc_ call may be made from inside a callback, rc_adapter_free and
+ * rc_conn_remove included.
+ */
+
+struct redisAsyncContext;
+
+typedef struct rc_adapter rc_adapter;
+/** One local client connection (an SSE stream), registered by the host. */
+typedef struct rc_conn rc_conn;
+/** One formatted SSE frame, shared by every local recipient. Refcounted. */
+typedef struct rc_frame rc_frame;
+
+/**
+ * Deliver frame to the connection's client. frame and msg are valid until
+ * the sink returns; to keep the frame longer (e.g. to hand its bytes to
+ * evbuffer_add_reference), take a reference with rc_frame_ref() and drop
+ * it with rc_frame_unref() when done. Return 0 if the frame was accepted,
+ * nonzero if not (the client is gone or too slow): that delivery is counted
+ * as a sink error and the other connections carry on.
+ */
+typedef int (*rc_sink_cb)(rc_conn *conn, rc_frame *frame, const rc_message *msg,
+                          void *user);
+
+/**
+ * Optional pre-delivery filter, on the local and the remote path alike.
+ * meta is the broadcast's raw JSON meta (meta_len bytes) or NULL. Return
+ * 0 to deliver, nonzero to skip this connection (counted as filtered).
+ */
+typedef int (*rc_filter_cb)(rc_conn *conn, const rc_message *msg,
+                            const char *meta, size_t meta_len, void *user);
+
+/** Room subscription events for rc_adapter_set_room_cb(). */
+enum rc_room_event {
+    RC_ROOM_READY = 1, /* SUBSCRIBE confirmed: members will receive */
+    RC_ROOM_LOST = 2   /* the subscription is gone (sub link down) */
+};
+
+typedef void (*rc_room_cb)(rc_adapter *a, const char *room, int event,
+                           void *user);
+
+/** Allocator hooks, per adapter. NULL functions mean libc's. */
+typedef struct rc_alloc {
+    void *(*malloc_fn)(size_t size, void *user);
+    void *(*realloc_fn)(void *ptr, size_t size, void *user);
+    void (*free_fn)(void *ptr, void *user);
+    void *user;
+} rc_alloc;
+
+/** Options for rc_adapter_open(). A zeroed struct means the defaults. */
+typedef struct rc_adapter_options {
+    const char *prefix;    /* channel prefix; NULL: "sse:room:" */
+    const char *node_id;   /* NULL: a random UUID v4 */
+    const rc_alloc *alloc; /* NULL: libc; copied, not kept */
+    rc_limits limits;      /* for envelopes sent and received */
+    unsigned dedup_window; /* message ids remembered per connection on the
+                              remote path; 0: 8 */
+} rc_adapter_options;
+
+/** The default channel prefix. */
+#define RC_DEFAULT_PREFIX "sse:room:"
+
+/** Flags for rc_broadcast_to_room() and rc_broadcast(). */
+#define RC_LOCAL_ONLY 1u /* deliver to local members, publish nothing */
+
+/**
+ * Create an adapter. pub and sub are hiredis async contexts already
+ * attached to the host's loop (see rc_adapter_set_pub/sub for the rules);
+ * either may be NULL: with both NULL the adapter is local only. prefix
+ * NULL means RC_DEFAULT_PREFIX (it may be ""); node_id NULL means a random
+ * UUID v4. Both strings are copied. Returns the adapter, or NULL if out of
+ * memory or node_id contains CR, LF or invalid UTF-8. rc_adapter_open()
+ * tells the errors apart.
+ */
+ROOMCAST_EXTERN rc_adapter *rc_adapter_new(struct redisAsyncContext *pub,
+                                           struct redisAsyncContext *sub,
+                                           const char *prefix,
+                                           const char *node_id);
+
+/**
+ * Create an adapter with options (NULL: defaults). Returns 0 and sets
+ * *out, or RC_EINVAL (out NULL), RC_ECHAR / RC_EUTF8 (node_id), RC_ENOMEM.
+ */
+ROOMCAST_EXTERN int rc_adapter_open(const rc_adapter_options *opts,
+                                    struct redisAsyncContext *pub,
+                                    struct redisAsyncContext *sub,
+                                    rc_adapter **out);
+
+/**
+ * Free the adapter: every connection is removed (no callback runs again),
+ * every subscribed channel is unsubscribed. NULL is allowed; so is a call
+ * from inside a callback (the work finishes when the callback returns).
+ * The contexts stay the host's. The adapter's memory is released once the
+ * contexts hold no more replies for it (they answer, or the host frees
+ * them): until then hiredis may still call into it, harmlessly.
+ */
+ROOMCAST_EXTERN void rc_adapter_free(rc_adapter *a);
+
+/**
+ * Give the adapter a (new) publishing context, or NULL when the current
+ * one is gone: call it with NULL from the context's disconnect callback,
+ * and with the fresh context once it is connected. The adapter registers
+ * no connect/disconnect callback and never frees a context.
+ * Returns 0, or RC_EINVAL if a is NULL.
+ */
+ROOMCAST_EXTERN int rc_adapter_set_pub(rc_adapter *a,
+                                       struct redisAsyncContext *pub);
+
+/**
+ * Give the adapter a (new) subscribing context, or NULL when it is gone
+ * (same rules as rc_adapter_set_pub). On a new context the adapter
+ * subscribes every room that has local members, in batches; each room
+ * reports RC_ROOM_READY when confirmed. Keep this context on RESP2.
+ * Returns 0, or RC_EINVAL if a is NULL, RC_ENOMEM.
+ */
+ROOMCAST_EXTERN int rc_adapter_set_sub(rc_adapter *a,
+                                       struct redisAsyncContext *sub);
+
+/** The node id (static for the adapter's life, never NULL). */
+ROOMCAST_EXTERN const char *rc_adapter_node_id(const rc_adapter *a);
+
+/** Set (or with NULL, clear) the pre-delivery filter. */
+ROOMCAST_EXTERN void rc_adapter_set_filter(rc_adapter *a, rc_filter_cb cb,
+                                           void *user);
+
+/** Set (or with NULL, clear) the room event callback. room is valid for
+ *  the call. */
+ROOMCAST_EXTERN void rc_adapter_set_room_cb(rc_adapter *a, rc_room_cb cb,
+                                            void *user);
+
+/* ---- Connections and rooms ------------------------------------------- */
+
+/**
+ * Register a local connection with id conn_id (copied; NULL: a random
+ * UUID v4) and its sink (required). user is handed back to the sink and is
+ * never read or freed. Returns 0 and sets *out (valid until
+ * rc_conn_remove), or RC_EINVAL (a, sink or out NULL), RC_ECHAR/RC_EUTF8
+ * (conn_id), RC_EEXIST (id already registered here), RC_ENOMEM.
+ */
+ROOMCAST_EXTERN int rc_conn_add(rc_adapter *a, const char *conn_id,
+                                rc_sink_cb sink, void *user, rc_conn **out);
+
+/**
+ * Remove a connection: it leaves all its rooms (unsubscribing rooms left
+ * empty) and its sink is never called again, even when this is called from
+ * inside a sink. conn is invalid afterwards. NULL is allowed.
+ */
+ROOMCAST_EXTERN void rc_conn_remove(rc_conn *conn);
+
+/** The connection with this id, or NULL. */
+ROOMCAST_EXTERN rc_conn *rc_conn_find(rc_adapter *a, const char *conn_id);
+
+ROOMCAST_EXTERN const char *rc_conn_id(const rc_conn *conn);
+ROOMCAST_EXTERN void *rc_conn_user(const rc_conn *conn);
+ROOMCAST_EXTERN rc_adapter *rc_conn_adapter(const rc_conn *conn);
+
+/**
+ * Join a room (the name is copied). The first local member makes the
+ * adapter SUBSCRIBE; rc_room_is_ready() and RC_ROOM_READY tell when that is
+ * confirmed. Returns 1 if joined, 0 if already a member (nothing changes),
+ * or RC_EINVAL (NULL arguments), RC_ENOMEM.
+ */
+ROOMCAST_EXTERN int rc_room_join(rc_conn *conn, const char *room);
+
+/** Leave a room; the last local member leaving makes the adapter
+ *  UNSUBSCRIBE. Returns 1 if left, 0 if not a member, RC_EINVAL. */
+ROOMCAST_EXTERN int rc_room_leave(rc_conn *conn, const char *room);
+
+/**
+ * Leave every room, in join order; cb (may be NULL) is called with each
+ * room's name, valid for the call. Returns how many rooms, or RC_EINVAL.
+ */
+ROOMCAST_EXTERN int rc_room_leave_all(rc_conn *conn,
+                                      void (*cb)(const char *room, void *user),
+                                      void *user);
+
+/** Is this connection in the room? 1 or 0. */
+ROOMCAST_EXTERN int rc_room_has(const rc_conn *conn, const char *room);
+
+/** Number of local members of a room (0 for an unknown room). */
+ROOMCAST_EXTERN size_t rc_room_size(const rc_adapter *a, const char *room);
+
+/**
+ * 1 if a broadcast to this room from another node would reach its local
+ * members now: the room's SUBSCRIBE is confirmed (a local-only adapter's
+ * rooms are always ready). 0 otherwise, or for a room without members.
+ */
+ROOMCAST_EXTERN int rc_room_is_ready(const rc_adapter *a, const char *room);
+
+/**
+ * The local members of a room in join order: stores up to max connection
+ * pointers in out and returns how many members there are in all (call
+ * with max 0 to count). The pointers are valid until the next change.
+ */
+ROOMCAST_EXTERN size_t rc_room_members(const rc_adapter *a, const char *room,
+                                       rc_conn **out, size_t max);
+
+/** The rooms of a connection in join order, as rc_room_members does. The
+ *  names are valid until the connection's rooms change. */
+ROOMCAST_EXTERN size_t rc_conn_rooms(const rc_conn *conn, const char **out,
+                                     size_t max);
+
+/** Every room with local members (in no particular order), as
+ *  rc_room_members does; names valid until the next change. */
+ROOMCAST_EXTERN size_t rc_adapter_rooms(const rc_adapter *a, const char **out,
+                                        size_t max);
+
+/* ---- Broadcasting ---------------------------------------------------- */
+
+/**
+ * Broadcast msg to a room: deliver to local members (skipping the
+ * connection with id except_conn_id, if any, and those the filter refuses)
+ * with one shared frame, then publish one envelope on the room's channel
+ * unless flags has RC_LOCAL_ONLY or the adapter has no pub context. The
+ * message is validated first (rc_message_check); nothing is delivered or
+ * published if it is invalid. Returns the number of sinks that accepted
+ * (>= 0), or RC_EINVAL, any rc_message_check error, RC_ENOMEM. A publish
+ * that cannot be sent, or whose reply is an error, is counted
+ * (publish_errors) and does not change the result.
+ */
+ROOMCAST_EXTERN int rc_broadcast_to_room(rc_adapter *a, const char *room,
+                                         const rc_message *msg,
+                                         const char *except_conn_id,
+                                         unsigned flags);
+
+/** What rc_broadcast() takes besides the message. Zeroed: no except, no
+ *  meta, no flags. */
+typedef struct rc_broadcast_options {
+    const char *except_conn_id;
+    const char *meta; /* raw JSON, meta_len bytes, travels as is */
+    size_t meta_len;
+    unsigned flags;
+} rc_broadcast_options;
+
+/**
+ * Broadcast to several rooms: a connection in more than one of them
+ * receives the message once; one envelope is published per room. opts may
+ * be NULL. Returns as rc_broadcast_to_room does, plus RC_EJSON/RC_EDEPTH
+ * for an invalid meta.
+ */
+ROOMCAST_EXTERN int rc_broadcast(rc_adapter *a, const char *const *rooms,
+                                 size_t nrooms, const rc_message *msg,
+                                 const rc_broadcast_options *opts);
+
+/* ---- Frames ---------------------------------------------------------- */
+
+ROOMCAST_EXTERN const char *rc_frame_data(const rc_frame *frame);
+ROOMCAST_EXTERN size_t rc_frame_size(const rc_frame *frame);
+/** Take a reference (returns frame). A frame may outlive its adapter. */
+ROOMCAST_EXTERN rc_frame *rc_frame_ref(rc_frame *frame);
+/** Drop a reference; the last one frees the frame. NULL is allowed. */
+ROOMCAST_EXTERN void rc_frame_unref(rc_frame *frame);
+
+/* ---- Counters -------------------------------------------------------- */
+
+/** Slots of rc_counters.rejected: indexed by -code of the decode error. */
+#define RC_REJECT_SLOTS 32
+
+typedef struct rc_counters {
+    unsigned long long published;      /* PUBLISH replies received OK */
+    unsigned long long publish_errors; /* not sent, error reply, or lost */
+    unsigned long long received;       /* messages read from Redis */
+    unsigned long long echoes;         /* our own envelopes, dropped */
+    unsigned long long rejected;       /* bad envelopes, dropped */
+    unsigned long long rejected_by[RC_REJECT_SLOTS]; /* by -RC_E* code */
+    unsigned long long duplicates;  /* same id to same conn, dropped */
+    unsigned long long delivered;   /* sinks that accepted */
+    unsigned long long filtered;    /* refused by the filter */
+    unsigned long long sink_errors; /* sinks that refused */
+    unsigned long long subscribes_sent, subscribes_confirmed;
+    unsigned long long unsubscribes_sent, unsubscribes_confirmed;
+    unsigned long long connections, rooms, memberships; /* gauges */
+} rc_counters;
+
+/**
+ * Copy the counters into *out, of size bytes (pass sizeof *out: fields
+ * are only ever added at the end, and a smaller size gets the prefix).
+ */
+ROOMCAST_EXTERN void rc_adapter_counters(const rc_adapter *a, rc_counters *out,
+                                         size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -218,7 +218,7 @@ static void registry_basics(void **state)
     char buf[256];
 
     (void)state;
-    rc__registry_init(&r, &a, 1);
+    rc__registry_init(&r, &a, 1, 0);
     c1 = add(&r, "c1");
     c2 = add(&r, "c2");
     assert_int_equal(rc__conn_add(&r, "c1", 2, sizeof *out, &out), RC_EEXIST);
@@ -305,7 +305,7 @@ static void removal_during_walk(void **state)
     int i;
 
     (void)state;
-    rc__registry_init(&r, &a, 2);
+    rc__registry_init(&r, &a, 2, 0);
     for (i = 0; i < 5; i++) {
         snprintf(id, sizeof id, "c%d", i);
         c[i] = add(&r, id);
@@ -360,7 +360,7 @@ static void churn_against_model(void **state)
     size_t ci, ri, k;
 
     (void)state;
-    rc__registry_init(&r, &a, 3);
+    rc__registry_init(&r, &a, 3, 0);
     for (op = 0; op < 200000; op++) {
         ci = (size_t)(rng() % NCONN);
         ri = (size_t)(rng() % NROOM);
@@ -415,7 +415,7 @@ static void allocation_failures(void **state)
     for (k = 1;; k++) {
         a = counting_alloc(&cnt);
         cnt.fail_at = k;
-        rc__registry_init(&r, &a, 4);
+        rc__registry_init(&r, &a, 4, 0);
         c1 = c2 = NULL;
         rv = rc__conn_add(&r, "c1", 2, sizeof *c1, &c1);
         if (rv == 0)
