@@ -96,6 +96,7 @@ static void release(rc_adapter *a)
     rc__free(&mem, a->node_id);
     rc__free(&mem, a->buf);
     rc__free(&mem, a->scratch);
+    rc__free(&mem, a->env);
     rc__free(&mem, a);
 }
 
@@ -681,28 +682,50 @@ static void deliver_rooms(delivery *d, const char *const *rooms, size_t n)
     }
 }
 
-static int publish(rc_adapter *a, const char *room, const rc_envelope *env)
+/* Encode env once for every room (it names no room). A broadcast made
+ * from inside a sink during another broadcast gets its own buffer, since
+ * the outer one still has to publish from the shared one. */
+static int encode(rc_adapter *a, const rc_envelope *env, char **out,
+                  size_t *len)
 {
-    size_t room_len = strlen(room), chan = 0, len = 0;
+    char **buf = &a->env, *own = NULL;
+    size_t own_cap = 0, *cap = &a->env_cap;
     int rv;
 
-    /* The envelope, then the channel, in one buffer. */
-    rv = rc_envelope_encode(env, &a->limits, a->buf, a->buf_cap, &len);
-    if (rv == RC_ENOBUFS) {
-        if (rc__reserve(&a->mem, &a->buf, &a->buf_cap, len) != 0)
-            return RC_ENOMEM;
-        rv = rc_envelope_encode(env, &a->limits, a->buf, a->buf_cap, &len);
+    if (a->env_busy) {
+        buf = &own;
+        cap = &own_cap;
     }
-    chan = len;
-    if (rv == 0)
-        rv = rc__reserve(&a->mem, &a->buf, &a->buf_cap,
-                         chan + a->prefix_len + room_len);
-    if (rv != 0)
+    rv = rc_envelope_encode(env, &a->limits, *buf, *cap, len);
+    if (rv == RC_ENOBUFS) {
+        rv = rc__reserve(&a->mem, buf, cap, *len);
+        if (rv == 0)
+            rv = rc_envelope_encode(env, &a->limits, *buf, *cap, len);
+    }
+    if (rv != 0) {
+        rc__free(&a->mem, own);
         return rv;
-    memcpy(a->buf + chan, a->prefix, a->prefix_len);
-    memcpy(a->buf + chan + a->prefix_len, room, room_len);
-    return rc__redis_publish(a, a->buf + chan, a->prefix_len + room_len, a->buf,
-                             len);
+    }
+    if (own == NULL)
+        a->env_busy = 1;
+    *out = *buf;
+    return 0;
+}
+
+static void publish(rc_adapter *a, const char *room, const char *env,
+                    size_t len)
+{
+    size_t room_len = strlen(room);
+
+    if (a->pub == NULL || rc__reserve(&a->mem, &a->buf, &a->buf_cap,
+                                      a->prefix_len + room_len) != 0) {
+        a->c.publish_errors++;
+        return;
+    }
+    memcpy(a->buf, a->prefix, a->prefix_len);
+    memcpy(a->buf + a->prefix_len, room, room_len);
+    if (rc__redis_publish(a, a->buf, a->prefix_len + room_len, env, len) != 0)
+        a->c.publish_errors++;
 }
 
 int rc_broadcast(rc_adapter *a, const char *const *rooms, size_t nrooms,
@@ -711,7 +734,8 @@ int rc_broadcast(rc_adapter *a, const char *const *rooms, size_t nrooms,
     static const rc_broadcast_options none;
     rc_envelope env;
     delivery d;
-    size_t i;
+    char *wire;
+    size_t i, len;
     int rv;
 
     if (a == NULL || msg == NULL || (rooms == NULL && nrooms > 0))
@@ -729,10 +753,11 @@ int rc_broadcast(rc_adapter *a, const char *const *rooms, size_t nrooms,
     env.except = opts->except_conn_id;
     env.meta = opts->meta;
     env.meta_len = opts->meta_len;
-    /* Check everything the envelope will carry before anything leaves. */
-    rv = rc_envelope_encode(&env, &a->limits, NULL, 0, &i);
-    if (rv != RC_ENOBUFS)
-        return rv == 0 ? RC_EINVAL : rv;
+    /* Encoding checks everything the message carries, before anything
+     * is delivered or published. */
+    rv = encode(a, &env, &wire, &len);
+    if (rv != 0)
+        return rv;
 
     memset(&d, 0, sizeof d);
     d.a = a;
@@ -741,20 +766,22 @@ int rc_broadcast(rc_adapter *a, const char *const *rooms, size_t nrooms,
     if (opts->meta != NULL) /* as remote nodes will see it */
         d.meta_len = rc__json_trim(opts->meta, opts->meta_len, &d.meta);
     d.frame = frame_new(&a->mem, msg);
-    if (d.frame == NULL)
-        return RC_ENOMEM;
+    rv = d.frame != NULL ? 0 : RC_ENOMEM;
     a->depth++;
-    deliver_rooms(&d, rooms, nrooms);
+    if (rv == 0)
+        deliver_rooms(&d, rooms, nrooms);
     rc_frame_unref(d.frame);
-    for (i = 0; i < nrooms && !(opts->flags & RC_LOCAL_ONLY); i++) {
-        if (a->closing || a->local_only)
-            break;
-        if (a->pub == NULL || publish(a, rooms[i], &env) != 0)
-            a->c.publish_errors++;
-    }
+    for (i = 0; rv == 0 && i < nrooms && !(opts->flags & RC_LOCAL_ONLY) &&
+                !a->closing && !a->local_only;
+         i++)
+        publish(a, rooms[i], wire, len);
+    if (wire == a->env)
+        a->env_busy = 0;
+    else
+        rc__free(&a->mem, wire);
     a->depth--;
     rc__maybe_release(a);
-    return d.count;
+    return rv != 0 ? rv : d.count;
 }
 
 int rc_broadcast_to_room(rc_adapter *a, const char *room, const rc_message *msg,

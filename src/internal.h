@@ -334,8 +334,9 @@ struct rc_adapter {
     size_t refs;
     unsigned depth; /* nesting of calls that may call back the host */
     int closing;
-    char *buf, *scratch; /* reused for envelopes, channels, decoding */
-    size_t buf_cap, scratch_cap;
+    char *buf, *scratch, *env; /* reused: channels, decoding, envelopes */
+    size_t buf_cap, scratch_cap, env_cap;
+    int env_busy; /* env holds an outer broadcast's envelope */
 };
 
 /* Make room for n bytes in *buf (of *cap bytes); 0 or RC_ENOMEM. */
