@@ -559,7 +559,7 @@ size_t rc_room_members(const rc_adapter *a, const char *room, rc_conn **out,
     size_t n = 0;
 
     for (m = r ? r->first : NULL; m != NULL; m = m->room_next) {
-        if (m->removed)
+        if (m->conn == NULL) /* removed during a walk */
             continue;
         if (n < max)
             out[n] = (rc_conn *)m->conn;
@@ -617,9 +617,13 @@ typedef struct delivery {
     rc_adapter *a;
     rc_frame *frame;
     const rc_message *msg;
-    const char *except, *meta;
+    const rc_conn *except;
+    const char *meta;
     size_t meta_len;
     uint64_t id_hash; /* remote path with an id: de-dup by it */
+    const char *const *rooms;
+    size_t room;            /* index of the room being walked */
+    unsigned long long seq; /* multi-room by stamps: this broadcast's */
     int count;
 } delivery;
 
@@ -636,6 +640,29 @@ static int seen(rc_conn *c, unsigned window, uint64_t h)
     return 0;
 }
 
+/* A multi-room broadcast reaches a connection once. The outermost one
+ * stamps connections; one made from inside a sink during it must not
+ * overwrite those stamps, so it looks for the connection in the rooms
+ * it has already walked instead. */
+static int already_had(delivery *d, rc_conn *c)
+{
+    const rc__room *r;
+    size_t i;
+
+    if (d->seq != 0) {
+        if (c->seq == d->seq)
+            return 1;
+        c->seq = d->seq;
+        return 0;
+    }
+    for (i = 0; i < d->room; i++) {
+        r = find_room(d->a, d->rooms[i]);
+        if (r != NULL && rc__is_member(&d->a->reg, &c->base, r))
+            return 1;
+    }
+    return 0;
+}
+
 static int deliver(rc__member *m, void *arg)
 {
     delivery *d = arg;
@@ -644,10 +671,7 @@ static int deliver(rc__member *m, void *arg)
 
     if (a->closing)
         return 1;
-    if (c->seq == a->seq) /* already had this broadcast via another room */
-        return 0;
-    c->seq = a->seq;
-    if (d->except != NULL && strcmp(d->except, c->base.id) == 0)
+    if (c == d->except || ((d->seq != 0 || d->room > 0) && already_had(d, c)))
         return 0;
     if (d->id_hash != 0 && seen(c, a->dedup_window, d->id_hash)) {
         a->c.duplicates++;
@@ -667,19 +691,28 @@ static int deliver(rc__member *m, void *arg)
     return 0;
 }
 
-/* Deliver d to the local members of the named rooms. */
+/* Deliver d to the local members of its rooms. */
 static void deliver_rooms(delivery *d, const char *const *rooms, size_t n)
 {
     rc_adapter *a = d->a;
     rc__room *r;
-    size_t i;
+    int stamping = n > 1 && !a->stamping;
 
-    a->seq++;
-    for (i = 0; i < n && !a->closing; i++) {
-        r = find_room(a, rooms[i]);
+    d->rooms = rooms;
+    if (stamping) {
+        d->seq = ++a->seq;
+        a->stamping = 1;
+    }
+    /* Frees wait until every room is walked: rooms[i] stay findable. */
+    rc__registry_hold(&a->reg);
+    for (d->room = 0; d->room < n && !a->closing; d->room++) {
+        r = find_room(a, rooms[d->room]);
         if (r != NULL && r->members > 0)
             rc__room_walk(&a->reg, r, deliver, d);
     }
+    rc__registry_release(&a->reg);
+    if (stamping)
+        a->stamping = 0;
 }
 
 /* Encode env once for every room (it names no room). A broadcast made
@@ -736,7 +769,7 @@ int rc_broadcast(rc_adapter *a, const char *const *rooms, size_t nrooms,
     delivery d;
     char *wire;
     size_t i, len;
-    int rv;
+    int rv, publishing;
 
     if (a == NULL || msg == NULL || (rooms == NULL && nrooms > 0))
         return RC_EINVAL;
@@ -753,16 +786,22 @@ int rc_broadcast(rc_adapter *a, const char *const *rooms, size_t nrooms,
     env.except = opts->except_conn_id;
     env.meta = opts->meta;
     env.meta_len = opts->meta_len;
-    /* Encoding checks everything the message carries, before anything
-     * is delivered or published. */
-    rv = encode(a, &env, &wire, &len);
-    if (rv != 0)
+    /* Check everything the message carries before anything is delivered
+     * or published: encoding checks it all, and without a publish there
+     * is no need to write the envelope out. */
+    publishing = !(opts->flags & RC_LOCAL_ONLY) && !a->local_only;
+    wire = NULL;
+    len = 0;
+    rv = publishing ? encode(a, &env, &wire, &len)
+                    : rc_envelope_encode(&env, &a->limits, NULL, 0, &len);
+    if (rv != 0 && !(rv == RC_ENOBUFS && !publishing))
         return rv;
 
     memset(&d, 0, sizeof d);
     d.a = a;
     d.msg = msg;
-    d.except = opts->except_conn_id;
+    if (opts->except_conn_id != NULL)
+        d.except = rc_conn_find(a, opts->except_conn_id);
     if (opts->meta != NULL) /* as remote nodes will see it */
         d.meta_len = rc__json_trim(opts->meta, opts->meta_len, &d.meta);
     d.frame = frame_new(&a->mem, msg);
@@ -771,11 +810,9 @@ int rc_broadcast(rc_adapter *a, const char *const *rooms, size_t nrooms,
     if (rv == 0)
         deliver_rooms(&d, rooms, nrooms);
     rc_frame_unref(d.frame);
-    for (i = 0; rv == 0 && i < nrooms && !(opts->flags & RC_LOCAL_ONLY) &&
-                !a->closing && !a->local_only;
-         i++)
+    for (i = 0; rv == 0 && publishing && i < nrooms && !a->closing; i++)
         publish(a, rooms[i], wire, len);
-    if (wire == a->env)
+    if (wire != NULL && wire == a->env)
         a->env_busy = 0;
     else
         rc__free(&a->mem, wire);
@@ -836,7 +873,8 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
     memset(&d, 0, sizeof d);
     d.a = a;
     d.msg = &env.msg;
-    d.except = env.except;
+    if (env.except != NULL)
+        d.except = rc_conn_find(a, env.except);
     d.meta = env.meta;
     d.meta_len = env.meta_len;
     if (env.msg.id != NULL)

@@ -198,10 +198,11 @@ typedef struct rc__conn rc__conn;
  * room's members and the connection's rooms, both in join order. */
 struct rc__member {
     rc__conn *conn; /* conn and room, adjacent: the key of the */
-    rc__room *room; /* registry's membership map */
-    rc__member *room_prev, *room_next, *conn_prev, *conn_next;
-    rc__member *next_dead;
-    int removed;
+    rc__room *room; /* registry's membership map. conn is NULL once the
+                       member is removed (it may stay linked mid-walk) */
+    rc__member *room_prev, *room_next;
+    rc__member *conn_prev, *conn_next; /* conn_next: the dead list, once
+                                          removed */
 };
 
 struct rc__room {
@@ -299,7 +300,7 @@ struct rc_conn {
     rc_adapter *a;
     rc_sink_cb sink;
     void *user;
-    unsigned long long seq; /* last broadcast delivered, for de-dup */
+    unsigned long long seq; /* last multi-room broadcast delivered */
     unsigned recent_next;   /* ring of recent message id hashes */
     uint64_t recent[];
 };
@@ -326,7 +327,8 @@ struct rc_adapter {
     rc_room_cb room_cb;
     void *room_user;
     rc_counters c;
-    unsigned long long seq; /* broadcasts so far */
+    unsigned long long seq; /* multi-room broadcasts so far */
+    int stamping;           /* one is delivering by stamps right now */
     size_t live_rooms;      /* rooms with members */
     /* The adapter may only be released when hiredis holds no callback
      * with it as privdata: one per pending PUBLISH, one per channel

@@ -54,7 +54,7 @@ static void sweep(rc__registry *r)
     rc__conn *c;
 
     while ((m = r->dead_members) != NULL) {
-        r->dead_members = m->next_dead;
+        r->dead_members = m->conn_next;
         if (m->room_prev != NULL)
             m->room_prev->room_next = m->room_next;
         else
@@ -224,10 +224,10 @@ int rc__leave(rc__registry *r, rc__conn *c, rc__room *room)
         c->last = m->conn_prev;
     c->rooms--;
     room->members--;
-    m->removed = 1;
+    m->conn = NULL; /* removed */
     /* Unlink from the room now, or when the walks that may stand on it
      * are over. */
-    m->next_dead = r->dead_members;
+    m->conn_next = r->dead_members;
     r->dead_members = m;
     if (r->walking == 0)
         sweep(r);
@@ -282,7 +282,7 @@ int rc__room_walk(rc__registry *r, rc__room *room,
     rc__registry_hold(r);
     for (; m != NULL && rv == 0; m = next) {
         next = m == stop ? NULL : m->room_next;
-        if (!m->removed)
+        if (m->conn != NULL)
             rv = fn(m, arg);
     }
     rc__registry_release(r);

@@ -284,6 +284,49 @@ static void removal_from_inside_sinks(void **state)
     cleanup(&s);
 }
 
+/* A sink that broadcasts, once, to rooms "x" and "y" from inside. */
+static int nested_count;
+
+static int nesting_sink(rc_conn *conn, rc_frame *frame, const rc_message *msg,
+                        void *user)
+{
+    static const char *inner[] = {"x", "y"};
+    seen *s = user;
+
+    (void)frame;
+    strcat(s->log, rc_conn_id(conn));
+    strcat(s->log, " ");
+    if (nested_count++ == 0)
+        rc_broadcast(rc_conn_adapter(conn), inner, 2, msg, NULL);
+    return 0;
+}
+
+static void broadcast_from_inside_a_sink(void **state)
+{
+    rc_adapter *a = rc_adapter_new(NULL, NULL, NULL, "n");
+    const char *outer[] = {"a", "b"};
+    rc_message m = message("1");
+    rc_conn *c0 = NULL, *c1 = NULL;
+    seen s;
+
+    (void)state;
+    memset(&s, 0, sizeof s);
+    nested_count = 0;
+    assert_int_equal(rc_conn_add(a, "c0", nesting_sink, &s, &c0), 0);
+    assert_int_equal(rc_conn_add(a, "c1", nesting_sink, &s, &c1), 0);
+    rc_room_join(c0, "a");
+    rc_room_join(c0, "b");
+    rc_room_join(c1, "a");
+    rc_room_join(c1, "b");
+    rc_room_join(c0, "x");
+    rc_room_join(c0, "y");
+    /* Outer: c0 (which broadcasts to x and y: c0 once), then c1. Each
+     * broadcast reaches each connection once. */
+    assert_int_equal(rc_broadcast(a, outer, 2, &m, NULL), 2);
+    assert_string_equal(s.log, "c0 c0 c1 ");
+    rc_adapter_free(a);
+}
+
 /* ---- allocation failures --------------------------------------------- */
 
 typedef struct counting {
@@ -384,6 +427,7 @@ int main(void)
         cmocka_unit_test(broadcast_locally),
         cmocka_unit_test(multi_room_and_filter),
         cmocka_unit_test(removal_from_inside_sinks),
+        cmocka_unit_test(broadcast_from_inside_a_sink),
         cmocka_unit_test(allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -279,16 +279,17 @@ static int meddle(rc__member *m, void *arg)
 {
     walk_ctx *w = arg;
     rc__room *room = m->room, *out;
+    rc__conn *self = m->conn; /* m->conn is NULL once m is removed */
 
-    strcat(w->seen, m->conn->id);
+    strcat(w->seen, self->id);
     strcat(w->seen, " ");
-    if (strcmp(m->conn->id, w->trigger) != 0)
+    if (strcmp(self->id, w->trigger) != 0)
         return 0;
     if (w->victim != NULL)
         rc__conn_remove(w->r, w->victim, NULL, NULL);
     if (w->rejoin) {
-        rc__leave(w->r, m->conn, room);
-        rc__join(w->r, m->conn, room->name, room->name_len, &out);
+        rc__leave(w->r, self, room);
+        rc__join(w->r, self, room->name, room->name_len, &out);
     }
     return 0;
 }
