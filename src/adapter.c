@@ -877,7 +877,8 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
         d.except = rc_conn_find(a, env.except);
     d.meta = env.meta;
     d.meta_len = env.meta_len;
-    if (env.msg.id != NULL)
+    /* An empty id is no id (no "id:" line is written for it). */
+    if (env.msg.id != NULL && env.msg.id[0] != '\0')
         d.id_hash = rc__hash(env.msg.id, strlen(env.msg.id), a->seed);
     d.frame = frame_new(&a->mem, &env.msg);
     if (d.frame == NULL) {

@@ -92,16 +92,15 @@ struct rh_slot {
     volatile sig_atomic_t owner; /* getpid() of the process that started it */
     volatile sig_atomic_t pid;   /* running child, or 0 */
     int port;
-    int pidfd;                   /* -1 when none */
+    int pidfd; /* -1 when none */
     char dir[RH_DIR_SIZE];
     char log[RH_DIR_SIZE + sizeof "/" RH_LOG_NAME];
 };
 
 static struct rh_slot rh_slots[RH_MAX_SERVERS];
 
-static const int rh_fatal_sigs[] = {SIGHUP,  SIGINT,  SIGQUIT,
-                                    SIGTERM, SIGABRT, SIGSEGV,
-                                    SIGBUS,  SIGFPE,  SIGILL};
+static const int rh_fatal_sigs[] = {SIGHUP,  SIGINT, SIGQUIT, SIGTERM, SIGABRT,
+                                    SIGSEGV, SIGBUS, SIGFPE,  SIGILL};
 #define RH_NSIGS ((int)(sizeof rh_fatal_sigs / sizeof rh_fatal_sigs[0]))
 static struct sigaction rh_old_actions[RH_NSIGS];
 static volatile sig_atomic_t rh_installed_sig[RH_NSIGS];
@@ -579,8 +578,8 @@ static redisContext *connect_ctx(int port, int timeout_ms, char *why,
 
 /* c->errstr, saying "timed out" when a blocking read hit the timeout
  * (hiredis 0.14 reports it as EAGAIN). */
-static const char *ctx_error(const redisContext *c, int timeout_ms,
-                             char *buf, size_t cap)
+static const char *ctx_error(const redisContext *c, int timeout_ms, char *buf,
+                             size_t cap)
 {
 #ifdef REDIS_ERR_TIMEOUT
     if (c->err == REDIS_ERR_TIMEOUT) {
@@ -589,9 +588,8 @@ static const char *ctx_error(const redisContext *c, int timeout_ms,
         return buf;
     }
 #endif
-    if (c->err == REDIS_ERR_IO &&
-        (!strcmp(c->errstr, strerror(EAGAIN)) ||
-         !strcmp(c->errstr, strerror(EWOULDBLOCK)))) {
+    if (c->err == REDIS_ERR_IO && (!strcmp(c->errstr, strerror(EAGAIN)) ||
+                                   !strcmp(c->errstr, strerror(EWOULDBLOCK)))) {
         snprintf(buf, cap, "timed out after %d ms waiting for the reply (%s)",
                  timeout_ms, c->errstr);
         return buf;
@@ -625,8 +623,8 @@ static int reply_is(const redisReply *r, int type, const char *prefix)
 }
 
 /* 0 ok; -1 with why set. */
-static int do_auth(redisContext *c, const char *pw, int timeout_ms,
-                   char *why, size_t whycap)
+static int do_auth(redisContext *c, const char *pw, int timeout_ms, char *why,
+                   size_t whycap)
 {
     redisReply *r = redisCommand(c, "AUTH %s", pw);
 
@@ -654,8 +652,7 @@ static redisContext *open_conn(const rh_server *s, int with_auth,
     redisContext *c;
 
     if (s->pid <= 0 || s->port <= 0) {
-        fprintf(stderr, "redis_harness: %s: the server is not running\n",
-                who);
+        fprintf(stderr, "redis_harness: %s: the server is not running\n", who);
         return NULL;
     }
     c = connect_ctx(s->port, RH_IO_TIMEOUT_MS, why, sizeof why);
@@ -702,8 +699,7 @@ static int probe(const rh_server *s, int timeout_ms, char *why, size_t cap)
     if (!r) {
         char e[256];
 
-        snprintf(why, cap, "PING: %s",
-                 ctx_error(c, timeout_ms, e, sizeof e));
+        snprintf(why, cap, "PING: %s", ctx_error(c, timeout_ms, e, sizeof e));
     } else if (reply_is(r, REDIS_REPLY_STATUS, "PONG")) {
         ready = PROBE_READY;
     } else if (!password(s) && reply_is(r, REDIS_REPLY_ERROR, "NOAUTH")) {
@@ -1014,8 +1010,7 @@ static int copy_args(rh_server *s, const char *const *extra)
             return -1;
         }
         if (used + len > sizeof s->argbuf_) {
-            set_err(s, "extra arguments longer than %d bytes",
-                    RH_ARGBUF_SIZE);
+            set_err(s, "extra arguments longer than %d bytes", RH_ARGBUF_SIZE);
             return -1;
         }
         memcpy(s->argbuf_ + used, extra[i], len);
@@ -1053,8 +1048,7 @@ int rh_start(rh_server *s, const char *const *extra_args)
         r = spawn_and_wait(s, deadline);
         if (r != RH_BIND_LOST)
             break;
-        fprintf(stderr, "redis_harness: %s; trying another port\n",
-                s->error);
+        fprintf(stderr, "redis_harness: %s; trying another port\n", s->error);
         if (ms_left(deadline) <= 0)
             break;
     }
@@ -1086,8 +1080,7 @@ static int end_child(rh_server *s, int graceful)
     n = 0;
     if (graceful) {
         if (kill(s->pid, SIGTERM) != 0 && errno != ESRCH) {
-            set_err(s, "kill(%d, SIGTERM): %s", (int)s->pid,
-                    strerror(errno));
+            set_err(s, "kill(%d, SIGTERM): %s", (int)s->pid, strerror(errno));
             return -1;
         }
         n = wait_child(s->pid, pidfd, RH_STOP_TIMEOUT_MS, NULL);
@@ -1102,8 +1095,9 @@ static int end_child(rh_server *s, int graceful)
         n = wait_child(s->pid, pidfd, RH_KILL_TIMEOUT_MS, NULL);
     }
     if (n != 1) {
-        set_err(s, "timed out after %d ms waiting for redis-server pid %d "
-                   "to die after SIGKILL",
+        set_err(s,
+                "timed out after %d ms waiting for redis-server pid %d "
+                "to die after SIGKILL",
                 RH_KILL_TIMEOUT_MS, (int)s->pid);
         return -1;
     }
@@ -1221,8 +1215,8 @@ redisReply *rh_cmd(const rh_server *s, const char *fmt, ...)
 long long rh_publish(const rh_server *s, const char *channel,
                      const void *payload, size_t len)
 {
-    redisReply *r = rh_cmd(s, "PUBLISH %b %b", channel, strlen(channel),
-                           payload, len);
+    redisReply *r =
+        rh_cmd(s, "PUBLISH %b %b", channel, strlen(channel), payload, len);
     long long n = -1;
 
     if (r && r->type == REDIS_REPLY_INTEGER)

@@ -52,18 +52,18 @@
 extern "C" {
 #endif
 
-#define RH_MAX_SERVERS 32        /* live servers per process */
-#define RH_MAX_EXTRA_ARGS 32     /* extra_args entries */
-#define RH_ARGBUF_SIZE 2048      /* total bytes of extra_args strings */
+#define RH_MAX_SERVERS 32    /* live servers per process */
+#define RH_MAX_EXTRA_ARGS 32 /* extra_args entries */
+#define RH_ARGBUF_SIZE 2048  /* total bytes of extra_args strings */
 #define RH_DIR_SIZE 256
 #define RH_ERROR_SIZE 768
 
-#define RH_START_TIMEOUT_MS 10000   /* rh_start / rh_restart, all attempts */
-#define RH_START_ATTEMPTS 5         /* rh_start: fresh ports tried */
-#define RH_RESTART_BIND_MS 5000     /* rh_restart: wait for the port */
-#define RH_STOP_TIMEOUT_MS 5000     /* SIGTERM grace before SIGKILL */
-#define RH_KILL_TIMEOUT_MS 2000     /* SIGKILL to reaped */
-#define RH_IO_TIMEOUT_MS 2000       /* rh_connect: connect and each reply */
+#define RH_START_TIMEOUT_MS 10000 /* rh_start / rh_restart, all attempts */
+#define RH_START_ATTEMPTS 5       /* rh_start: fresh ports tried */
+#define RH_RESTART_BIND_MS 5000   /* rh_restart: wait for the port */
+#define RH_STOP_TIMEOUT_MS 5000   /* SIGTERM grace before SIGKILL */
+#define RH_KILL_TIMEOUT_MS 2000   /* SIGKILL to reaped */
+#define RH_IO_TIMEOUT_MS 2000     /* rh_connect: connect and each reply */
 
 /*
  * One server. A zeroed rh_server (static, or = {0}) is safe to rh_stop, so
@@ -72,16 +72,16 @@ extern "C" {
  */
 typedef struct rh_server {
     /* Public, read-only. */
-    int port;                   /* 127.0.0.1:port; kept across restarts */
-    pid_t pid;                  /* > 0 while running, else 0 */
-    char dir[RH_DIR_SIZE];      /* its --dir; "" after rh_stop */
-    char error[RH_ERROR_SIZE];  /* why the last call failed */
+    int port;                  /* 127.0.0.1:port; kept across restarts */
+    pid_t pid;                 /* > 0 while running, else 0 */
+    char dir[RH_DIR_SIZE];     /* its --dir; "" after rh_stop */
+    char error[RH_ERROR_SIZE]; /* why the last call failed */
 
     /* Private. */
-    int slot1_;                 /* 1 + index in the cleanup table, or 0 */
-    int nargs_;                 /* extra args, NUL-separated in argbuf_ */
+    int slot1_; /* 1 + index in the cleanup table, or 0 */
+    int nargs_; /* extra args, NUL-separated in argbuf_ */
     char argbuf_[RH_ARGBUF_SIZE];
-    int password_off_;          /* "--requirepass X": 1 + X's offset */
+    int password_off_; /* "--requirepass X": 1 + X's offset */
 } rh_server;
 
 /*

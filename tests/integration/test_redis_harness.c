@@ -29,10 +29,10 @@
 
 #include "redis_harness.h"
 
-#define START(s, args)                                                      \
-    do {                                                                    \
-        if (rh_start((s), (args)) != 0)                                     \
-            fail_msg("rh_start: %s", (s)->error);                          \
+#define START(s, args)                                                         \
+    do {                                                                       \
+        if (rh_start((s), (args)) != 0)                                        \
+            fail_msg("rh_start: %s", (s)->error);                              \
     } while (0)
 
 /* Each test gets two servers, always stopped in the teardown, also when
@@ -270,11 +270,11 @@ static void numsub_counts(void **state)
     redisFree(a1);
     redisFree(b1);
     n.want = 0;
-    assert_int_equal(rh_wait_until(numsub_reached, &n, 2000,
-                                   "NUMSUB A == 0"), 0);
+    assert_int_equal(rh_wait_until(numsub_reached, &n, 2000, "NUMSUB A == 0"),
+                     0);
     n.channel = "B";
-    assert_int_equal(rh_wait_until(numsub_reached, &n, 2000,
-                                   "NUMSUB B == 0"), 0);
+    assert_int_equal(rh_wait_until(numsub_reached, &n, 2000, "NUMSUB B == 0"),
+                     0);
     assert_int_equal(channel_count(s), 0);
 }
 
@@ -464,8 +464,7 @@ static void wait_until_polls_and_times_out(void **state)
 
     calls = 0;
     t0 = mono_ms();
-    assert_int_equal(rh_wait_until(never, &calls, 50, "never (expected)"),
-                     -1);
+    assert_int_equal(rh_wait_until(never, &calls, 50, "never (expected)"), -1);
     assert_true(mono_ms() - t0 >= 50);
     assert_true(mono_ms() - t0 < 1000);
     assert_true(calls >= 2); /* at least the first and the last call */
@@ -548,8 +547,9 @@ static void dies_with_test_process(enum how_to_die how)
     assert_true(st.pid > 0);
 
     child.pid = pid;
-    assert_int_equal(rh_wait_until(reaped_or_gone, &child, 10000,
-                                   "the test child to end"), 0);
+    assert_int_equal(
+        rh_wait_until(reaped_or_gone, &child, 10000, "the test child to end"),
+        0);
     switch (how) {
     case DIE_EXIT:
         assert_true(WIFEXITED(child.status));
@@ -571,7 +571,8 @@ static void dies_with_test_process(enum how_to_die how)
 
     server.pid = st.pid;
     assert_int_equal(rh_wait_until(reaped_or_gone, &server, 5000,
-                                   "the orphaned redis-server to die"), 0);
+                                   "the orphaned redis-server to die"),
+                     0);
     assert_true(process_gone(st.pid));
 
     if (how == DIE_SIGKILL) {

@@ -1,0 +1,2764 @@
+/*
+ * The adapter (roomcast.h, "The adapter" onwards) against a real
+ * redis-server, through hiredis' async API on one libevent loop.
+ *
+ * Every test gets its own redis-server (redis_harness) and event_base.
+ * A "node" is one adapter on two async contexts (pub, sub), as a server
+ * process would have; two or three nodes share the loop and the server.
+ *
+ * Synchronisation is never a sleep: the loop is driven one non-blocking
+ * turn at a time (event_base_loop(EVLOOP_ONCE | EVLOOP_NONBLOCK)) until a
+ * condition holds -- RC_ROOM_READY / rc_room_is_ready, a sink call, the
+ * counters, a PUBSUB answer -- with a deadline and a message saying what
+ * was awaited. Between turns that found nothing to do, the loop may block
+ * for at most 1 ms on a guard timer, so that waiting does not spin.
+ *
+ * "Nothing arrives" is proved with a marker: after the message that must
+ * not arrive, the same publisher sends a marker that must; Redis keeps the
+ * order of one publisher's messages to one subscriber connection (on any
+ * channels), so once the marker is in, anything sent before it would be
+ * too.
+ *
+ * No assertion runs inside a callback (a longjmp out of libevent and
+ * hiredis would wreck the teardown): callbacks record, cb_error() notes
+ * problems, and every test ends with assert_clean().
+ *
+ * hiredis: only redisAsyncConnect, redisAsyncSetConnectCallback,
+ * redisAsyncSetDisconnectCallback, redisLibeventAttach, redisAsyncDisconnect
+ * and redisAsyncFree of the async API, so that this builds against 0.14
+ * (Debian) and 1.x alike. The harness's blocking contexts play the raw
+ * publisher / subscriber.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "redis_harness.h"
+#include "roomcast/roomcast.h"
+
+/* ---- limits of the fixture ------------------------------------------ */
+
+#define WAIT_MS 10000 /* default deadline of one wait */
+#define MAX_NODES 3
+#define MAX_LINKS 12
+#define MAX_RECS 24
+#define MAX_SEQ 1100
+#define MAX_EV 512
+#define MAX_RAW 4
+
+typedef struct world world;
+typedef struct node node;
+typedef struct rec rec;
+
+enum { LINK_CONNECTING, LINK_UP, LINK_FAILED, LINK_DOWN };
+
+/* One hiredis async context; ac->data points here. */
+typedef struct rlink {
+    node *owner;
+    int is_sub;
+    int attached; /* the adapter currently holds this context */
+    int state;
+    redisAsyncContext *ac; /* NULL once hiredis freed it */
+} rlink;
+
+struct node {
+    world *w;
+    char name[16];
+    rlink *pub, *sub;
+    rc_adapter *a;
+    int freed; /* rc_adapter_free was called */
+    struct {
+        char room[64];
+        int event;
+    } ev[MAX_EV];
+    size_t nev;
+};
+
+typedef void (*hook_fn)(rec *r, rc_conn *c, rc_frame *f,
+                        const rc_message *m);
+
+/* One local connection and what its sink saw. */
+struct rec {
+    world *w;
+    node *owner;
+    char id[48];
+    rc_conn *conn;
+    int removed; /* rc_conn_remove'd: the sink must not run again */
+    int ret;     /* what the sink returns */
+    int count;   /* sink calls, markers excluded */
+    int markers; /* sink calls with event "marker" */
+    char *frame; /* the last frame (non-marker), copied */
+    size_t frame_len;
+    char *data; /* the last msg->data, copied */
+    size_t data_len;
+    char event[64];
+    int has_event;
+    char msgid[64];
+    int has_id;
+    long long retry;
+    int seqs[MAX_SEQ]; /* {"seq":N} messages, in arrival order */
+    size_t nseq;
+    hook_fn hook; /* runs after recording (not for markers) */
+    void *hook_arg;
+    const char *hook_room;
+    int hook_rc[4];
+    rc_frame *kept;
+};
+
+typedef struct churn churn;
+
+struct world {
+    rh_server rs;
+    struct event_base *base;
+    struct event *guard;
+    node nodes[MAX_NODES];
+    rlink links[MAX_LINKS];
+    size_t nlinks;
+    rec recs[MAX_RECS];
+    size_t nrecs;
+    redisContext *raw[MAX_RAW];
+    size_t nraw;
+    int errors;
+    char first_error[512];
+    unsigned long long churn_delivered;
+    churn *ch;
+};
+
+/* ---- small utilities ------------------------------------------------ */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* xorshift64* */
+    uint64_t x = *s;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * UINT64_C(2685821657736338717);
+}
+
+static unsigned rng_below(uint64_t *s, unsigned n)
+{
+    return (unsigned)((rng_next(s) >> 11) % n);
+}
+
+static void cb_error(world *w, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (w->errors++ == 0) {
+        va_start(ap, fmt);
+        vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* Problems callbacks noted; called at the end of every test. */
+static void assert_clean(world *w)
+{
+    if (w->errors)
+        fail_msg("%d problem(s) seen inside callbacks; the first: %s",
+                 w->errors, w->first_error);
+}
+
+static char *dupmem(const void *p, size_t n)
+{
+    char *d = malloc(n + 1);
+
+    if (d) {
+        if (n)
+            memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static void guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* One non-blocking turn of the loop. */
+static void pump(world *w)
+{
+    event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/* One turn that may block for at most 1 ms when nothing is ready. */
+static void loop_idle(world *w)
+{
+    struct timeval tv = {0, 1000};
+
+    evtimer_add(w->guard, &tv);
+    event_base_loop(w->base, EVLOOP_ONCE);
+    evtimer_del(w->guard);
+}
+
+static void run_until_(world *w, int (*pred)(void *), void *arg,
+                       int timeout_ms, const char *what, const char *file,
+                       int line)
+{
+    long long deadline = now_ms() + timeout_ms;
+
+    for (;;) {
+        if (pred(arg))
+            return;
+        pump(w);
+        if (pred(arg))
+            return;
+        if (now_ms() >= deadline)
+            fail_msg("%s:%d: timed out after %d ms waiting for %s", file,
+                     line, timeout_ms, what);
+        loop_idle(w);
+    }
+}
+
+/* run_until(w, pred, arg, timeout_ms, what): drive the loop until
+ * pred(arg), failing with "timed out ... waiting for <what>". */
+#define run_until(w, pred, arg, ms, what)                                     \
+    run_until_((w), (pred), (arg), (ms), (what), __FILE__, __LINE__)
+
+/* The same for an expression. */
+#define WAIT_FOR_MS(w, cond, ms, what)                                        \
+    do {                                                                      \
+        long long wf_deadline_ = now_ms() + (ms);                             \
+        while (!(cond)) {                                                     \
+            if (now_ms() >= wf_deadline_)                                     \
+                fail_msg("%s:%d: timed out after %d ms waiting for %s",       \
+                         __FILE__, __LINE__, (int)(ms), (what));              \
+            pump(w);                                                          \
+            if (!(cond))                                                      \
+                loop_idle(w);                                                 \
+        }                                                                     \
+    } while (0)
+#define WAIT_FOR(w, cond, what) WAIT_FOR_MS(w, cond, WAIT_MS, what)
+
+/* ---- hiredis contexts -------------------------------------------------- */
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    rlink *l = ac->data;
+
+    if (status == REDIS_OK) {
+        l->state = LINK_UP;
+    } else {
+        l->state = LINK_FAILED;
+        l->ac = NULL; /* hiredis frees it after this callback */
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    rlink *l = ac->data;
+    node *n = l->owner;
+
+    (void)status;
+    l->state = LINK_DOWN;
+    l->ac = NULL;
+    /* The documented pattern: tell the adapter its context is gone. */
+    if (l->attached && n->a) {
+        l->attached = 0;
+        if (l->is_sub)
+            rc_adapter_set_sub(n->a, NULL);
+        else
+            rc_adapter_set_pub(n->a, NULL);
+    }
+    l->attached = 0;
+}
+
+static rlink *connect_link(world *w, node *n, int is_sub)
+{
+    rlink *l;
+    redisAsyncContext *ac;
+    char what[96];
+
+    assert_true(w->nlinks < MAX_LINKS);
+    l = &w->links[w->nlinks++];
+    memset(l, 0, sizeof *l);
+    l->owner = n;
+    l->is_sub = is_sub;
+    l->state = LINK_CONNECTING;
+    ac = redisAsyncConnect("127.0.0.1", w->rs.port);
+    if (ac == NULL)
+        fail_msg("redisAsyncConnect: out of memory");
+    if (ac->err) {
+        char err[128];
+
+        snprintf(err, sizeof err, "%s", ac->errstr);
+        redisAsyncFree(ac);
+        fail_msg("redisAsyncConnect 127.0.0.1:%d: %s", w->rs.port, err);
+    }
+    ac->data = l;
+    l->ac = ac;
+    assert_int_equal(redisLibeventAttach(ac, w->base), REDIS_OK);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    snprintf(what, sizeof what, "the %s context of %s to connect",
+             is_sub ? "sub" : "pub", n->name);
+    WAIT_FOR(w, l->state != LINK_CONNECTING, what);
+    if (l->state != LINK_UP)
+        fail_msg("%s: connection failed", what);
+    return l;
+}
+
+static void on_room_event(rc_adapter *a, const char *room, int event,
+                          void *user)
+{
+    node *n = user;
+
+    if (n->freed)
+        cb_error(n->w, "%s: room event %d for %s after rc_adapter_free",
+                 n->name, event, room);
+    else if (a != n->a)
+        cb_error(n->w, "%s: room event with a foreign adapter", n->name);
+    if (event != RC_ROOM_READY && event != RC_ROOM_LOST)
+        cb_error(n->w, "%s: unknown room event %d", n->name, event);
+    if (n->nev < MAX_EV) {
+        snprintf(n->ev[n->nev].room, sizeof n->ev[n->nev].room, "%s", room);
+        n->ev[n->nev].event = event;
+    }
+    n->nev++;
+}
+
+/* The room events of one room since mark, as a string: R = READY,
+ * L = LOST. */
+static const char *events_since(node *n, size_t mark, const char *room)
+{
+    static char out[64];
+    size_t i, k = 0;
+
+    for (i = mark; i < n->nev && i < MAX_EV; i++) {
+        if (strcmp(n->ev[i].room, room) != 0)
+            continue;
+        if (k + 1 < sizeof out)
+            out[k++] = n->ev[i].event == RC_ROOM_READY  ? 'R'
+                       : n->ev[i].event == RC_ROOM_LOST ? 'L'
+                                                        : '?';
+    }
+    out[k] = '\0';
+    return out;
+}
+
+static node *node_up(world *w, int i, const char *prefix, const char *id)
+{
+    node *n = &w->nodes[i];
+
+    assert_null(n->a);
+    memset(n, 0, sizeof *n);
+    n->w = w;
+    snprintf(n->name, sizeof n->name, "%s", id);
+    n->pub = connect_link(w, n, 0);
+    n->sub = connect_link(w, n, 1);
+    n->a = rc_adapter_new(n->pub->ac, n->sub->ac, prefix, id);
+    assert_non_null(n->a);
+    n->pub->attached = 1;
+    n->sub->attached = 1;
+    rc_adapter_set_room_cb(n->a, on_room_event, n);
+    assert_string_equal(rc_adapter_node_id(n->a), id);
+    return n;
+}
+
+static rc_counters ctr(const node *n)
+{
+    rc_counters c;
+
+    memset(&c, 0xa5, sizeof c);
+    rc_adapter_counters(n->a, &c, sizeof c);
+    return c;
+}
+
+/* Every SUBSCRIBE and UNSUBSCRIBE sent has been confirmed. */
+static int is_quiet(const node *n)
+{
+    rc_counters c = ctr(n);
+
+    return c.subscribes_sent == c.subscribes_confirmed &&
+           c.unsubscribes_sent == c.unsubscribes_confirmed;
+}
+
+static int pred_quiet(void *arg)
+{
+    return is_quiet(arg);
+}
+
+static void wait_quiet(world *w, node *n)
+{
+    char what[96];
+
+    snprintf(what, sizeof what,
+             "%s: every SUBSCRIBE/UNSUBSCRIBE confirmed", n->name);
+    run_until(w, pred_quiet, n, WAIT_MS, what);
+}
+
+static void wait_ready(world *w, node *n, const char *room)
+{
+    char what[160];
+
+    snprintf(what, sizeof what, "%s: room \"%s\" ready (SUBSCRIBE confirmed)",
+             n->name, room);
+    WAIT_FOR(w, rc_room_is_ready(n->a, room) == 1, what);
+}
+
+/* ---- connections and sinks ------------------------------------------- */
+
+static void check_frame(world *w, rec *r, rc_frame *f, const rc_message *m)
+{
+    size_t need = 0;
+    char *buf;
+    int rc;
+
+    rc = rc_sse_format(m, NULL, 0, &need);
+    if (rc != RC_ENOBUFS && rc != 0) {
+        cb_error(w, "%s: rc_sse_format of the delivered message: %s", r->id,
+                 rc_strerror(rc));
+        return;
+    }
+    buf = malloc(need ? need : 1);
+    if (buf == NULL) {
+        cb_error(w, "out of memory");
+        return;
+    }
+    rc = rc_sse_format(m, buf, need, &need);
+    if (rc != 0 || rc_frame_data(f) == NULL || need != rc_frame_size(f) ||
+        memcmp(buf, rc_frame_data(f), need) != 0)
+        cb_error(w, "%s: the frame is not rc_sse_format() of the message",
+                 r->id);
+    free(buf);
+}
+
+static int parse_seq(const rc_message *m)
+{
+    static const char head[] = "{\"seq\":";
+    size_t i = sizeof head - 1;
+    int v = 0;
+
+    if (m->data_len <= i || memcmp(m->data, head, i) != 0)
+        return -1;
+    for (; i < m->data_len && m->data[i] >= '0' && m->data[i] <= '9'; i++)
+        v = v * 10 + (m->data[i] - '0');
+    return v;
+}
+
+static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
+{
+    rec *r = user;
+    world *w = r->w;
+    int seq;
+
+    if (r->removed) {
+        cb_error(w, "%s: sink called after rc_conn_remove", r->id);
+        return 0;
+    }
+    if (r->owner->freed) {
+        cb_error(w, "%s: sink called after rc_adapter_free", r->id);
+        return 0;
+    }
+    if (c != r->conn || rc_conn_user(c) != r ||
+        rc_conn_adapter(c) != r->owner->a || strcmp(rc_conn_id(c), r->id))
+        cb_error(w, "%s: sink called with a wrong connection", r->id);
+    if (f == NULL || m == NULL || m->data == NULL) {
+        cb_error(w, "%s: sink called without frame or message", r->id);
+        return 0;
+    }
+    check_frame(w, r, f, m);
+    if (m->event && strcmp(m->event, "marker") == 0) {
+        r->markers++;
+        return r->ret;
+    }
+    r->count++;
+    free(r->frame);
+    r->frame = dupmem(rc_frame_data(f), rc_frame_size(f));
+    r->frame_len = rc_frame_size(f);
+    free(r->data);
+    r->data = dupmem(m->data, m->data_len);
+    r->data_len = m->data_len;
+    r->has_event = m->event != NULL;
+    snprintf(r->event, sizeof r->event, "%s", m->event ? m->event : "");
+    r->has_id = m->id != NULL;
+    snprintf(r->msgid, sizeof r->msgid, "%s", m->id ? m->id : "");
+    r->retry = m->retry;
+    seq = parse_seq(m);
+    if (seq >= 0) {
+        if (r->nseq < MAX_SEQ)
+            r->seqs[r->nseq] = seq;
+        r->nseq++;
+    }
+    if (r->hook)
+        r->hook(r, c, f, m);
+    return r->ret;
+}
+
+static rec *add_conn(node *n, const char *id)
+{
+    world *w = n->w;
+    rec *r;
+    int rc;
+
+    assert_true(w->nrecs < MAX_RECS);
+    r = &w->recs[w->nrecs++];
+    memset(r, 0, sizeof *r);
+    r->w = w;
+    r->owner = n;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    rc = rc_conn_add(n->a, id, sink, r, &r->conn);
+    if (rc != 0)
+        fail_msg("rc_conn_add(%s, %s): %s", n->name, id, rc_strerror(rc));
+    assert_ptr_equal(rc_conn_find(n->a, id), r->conn);
+    assert_string_equal(rc_conn_id(r->conn), id);
+    assert_ptr_equal(rc_conn_user(r->conn), r);
+    assert_ptr_equal(rc_conn_adapter(r->conn), n->a);
+    return r;
+}
+
+static void join(rec *r, const char *room)
+{
+    int rc = rc_room_join(r->conn, room);
+
+    if (rc != 1)
+        fail_msg("rc_room_join(%s, \"%s\") = %d, expected 1 (joined)", r->id,
+                 room, rc);
+}
+
+static void leave(rec *r, const char *room)
+{
+    int rc = rc_room_leave(r->conn, room);
+
+    if (rc != 1)
+        fail_msg("rc_room_leave(%s, \"%s\") = %d, expected 1 (left)", r->id,
+                 room, rc);
+}
+
+static rc_message msg_of(const char *event, const char *data, const char *id)
+{
+    rc_message m = RC_MESSAGE_INIT;
+
+    m.event = event;
+    m.data = data;
+    m.data_len = data ? strlen(data) : 0;
+    m.id = id;
+    return m;
+}
+
+static int bcast(node *n, const char *room, const char *event,
+                 const char *data, const char *except, unsigned flags)
+{
+    rc_message m = msg_of(event, data, NULL);
+
+    return rc_broadcast_to_room(n->a, room, &m, except, flags);
+}
+
+/* Send a marker from `from` to room and wait for `to` (a member of room on
+ * another node) to get it: whatever `from` published before is in by then.
+ */
+static void sync_marker(world *w, node *from, const char *room, rec *to)
+{
+    int before = to->markers;
+    int rc;
+    char what[160];
+
+    rc = bcast(from, room, "marker", "{\"marker\":true}", NULL, 0);
+    assert_true(rc >= 0);
+    snprintf(what, sizeof what, "%s to receive a marker sent by %s to \"%s\"",
+             to->id, from->name, room);
+    WAIT_FOR(w, to->markers > before, what);
+}
+
+/* ---- Redis-side helpers -------------------------------------------- */
+
+static long long numsub(world *w, const char *channel)
+{
+    return rh_numsub(&w->rs, channel);
+}
+
+#define WAIT_NUMSUB(w, channel, n)                                            \
+    do {                                                                      \
+        char wn_what_[160];                                                   \
+        snprintf(wn_what_, sizeof wn_what_, "PUBSUB NUMSUB %s == %d",        \
+                 (channel), (int)(n));                                        \
+        WAIT_FOR(w, numsub((w), (channel)) == (n), wn_what_);                 \
+    } while (0)
+
+typedef struct strlist {
+    char **v;
+    size_t n;
+} strlist;
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static void strlist_free(strlist *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* PUBSUB CHANNELS pattern, sorted. */
+static strlist pubsub_channels(world *w, const char *pattern)
+{
+    strlist l = {NULL, 0};
+    redisReply *r = rh_cmd(&w->rs, "PUBSUB CHANNELS %s", pattern);
+    size_t i;
+    int ok;
+
+    ok = r && r->type == REDIS_REPLY_ARRAY;
+    if (ok) {
+        l.v = calloc(r->elements + 1, sizeof *l.v);
+        for (i = 0; l.v && i < r->elements; i++)
+            l.v[l.n++] = dupmem(r->element[i]->str, r->element[i]->len);
+        ok = l.v != NULL;
+    }
+    if (r)
+        freeReplyObject(r);
+    if (!ok)
+        fail_msg("PUBSUB CHANNELS %s failed", pattern);
+    qsort(l.v, l.n, sizeof *l.v, cmp_str);
+    return l;
+}
+
+/* A valid envelope from node `from`, encoded with rc_envelope_encode. */
+static size_t envelope(char *buf, size_t cap, const char *from,
+                       const char *event, const char *data)
+{
+    rc_envelope env;
+    size_t len = 0;
+    int rc;
+
+    memset(&env, 0, sizeof env);
+    env.msg = msg_of(event, data, NULL);
+    env.node = from;
+    rc = rc_envelope_encode(&env, NULL, buf, cap, &len);
+    if (rc != 0)
+        fail_msg("rc_envelope_encode: %s", rc_strerror(rc));
+    return len;
+}
+
+/* A blocking subscriber of the harness (its reads time out after
+ * RH_IO_TIMEOUT_MS), freed in the teardown. */
+static redisContext *raw_sub(world *w, const char *channel)
+{
+    redisContext *c;
+    redisReply *r;
+    int ok;
+
+    assert_true(w->nraw < MAX_RAW);
+    c = rh_connect(&w->rs);
+    assert_non_null(c);
+    w->raw[w->nraw++] = c;
+    r = redisCommand(c, "SUBSCRIBE %s", channel);
+    ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
+    if (r)
+        freeReplyObject(r);
+    if (!ok)
+        fail_msg("raw SUBSCRIBE %s failed", channel);
+    return c;
+}
+
+/* The next pub/sub message of a raw subscriber: channel and payload are
+ * copied out. Fails on timeout. */
+static void raw_next(redisContext *c, char **channel, char **payload,
+                     size_t *len)
+{
+    void *p = NULL;
+    redisReply *r;
+    int ok;
+
+    if (redisGetReply(c, &p) != REDIS_OK || p == NULL)
+        fail_msg("raw subscriber: no message within %d ms (%s)",
+                 RH_IO_TIMEOUT_MS, c->errstr);
+    r = p;
+    ok = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+         r->element[0]->type == REDIS_REPLY_STRING &&
+         strcmp(r->element[0]->str, "message") == 0;
+    if (ok) {
+        *channel = dupmem(r->element[1]->str, r->element[1]->len);
+        *payload = dupmem(r->element[2]->str, r->element[2]->len);
+        *len = r->element[2]->len;
+    }
+    freeReplyObject(r);
+    if (!ok)
+        fail_msg("raw subscriber: unexpected reply");
+}
+
+/* Decode an envelope read by a raw subscriber; the strings live in
+ * scratch. */
+static void decode_raw(const char *payload, size_t len, rc_envelope *env,
+                       char *scratch, size_t cap)
+{
+    int rc = rc_envelope_decode(payload, len, NULL, env, scratch, cap);
+
+    if (rc != 0)
+        fail_msg("the adapter published an envelope that does not decode: "
+                 "%s",
+                 rc_strerror(rc));
+}
+
+/* ---- fixture -------------------------------------------------------- */
+
+static void churn_free(churn *ch);
+
+static int setup(void **state)
+{
+    world *w = calloc(1, sizeof *w);
+
+    if (w == NULL)
+        return -1;
+    *state = w;
+    if (rh_start(&w->rs, NULL) != 0) {
+        fprintf(stderr, "rh_start: %s\n", w->rs.error);
+        return -1;
+    }
+    w->base = event_base_new();
+    if (w->base == NULL)
+        return -1;
+    w->guard = evtimer_new(w->base, guard_cb, NULL);
+    return w->guard ? 0 : -1;
+}
+
+/*
+ * The documented order by default: rc_adapter_free, then redisAsyncFree of
+ * the contexts (hiredis then calls the adapter's pending callbacks with
+ * NULL), then the loop until nothing is registered, then event_base_free.
+ * The tests teardown_* exercise both orders explicitly.
+ */
+static int teardown(void **state)
+{
+    world *w = *state;
+    size_t i;
+    long long deadline;
+    int rc = 0, errors0;
+
+    if (w == NULL)
+        return 0;
+    errors0 = w->errors;
+    for (i = 0; i < MAX_NODES; i++) {
+        node *n = &w->nodes[i];
+
+        if (n->a) {
+            rc_adapter *a = n->a;
+
+            n->freed = 1;
+            n->a = NULL;
+            rc_adapter_free(a);
+        }
+    }
+    for (i = 0; i < w->nlinks; i++) {
+        rlink *l = &w->links[i];
+
+        if (l->ac) {
+            redisAsyncContext *ac = l->ac;
+
+            l->ac = NULL;
+            redisAsyncFree(ac);
+        }
+    }
+    if (w->base) {
+        deadline = now_ms() + 3000;
+        while (event_base_loop(w->base, EVLOOP_NONBLOCK) == 0) {
+            if (now_ms() > deadline) {
+                fprintf(stderr, "teardown: the loop did not go quiet\n");
+                rc = -1;
+                break;
+            }
+        }
+        if (w->guard)
+            event_free(w->guard);
+        event_base_free(w->base);
+    }
+    for (i = 0; i < w->nraw; i++)
+        redisFree(w->raw[i]);
+    for (i = 0; i < w->nrecs; i++) {
+        free(w->recs[i].frame);
+        free(w->recs[i].data);
+        rc_frame_unref(w->recs[i].kept);
+    }
+    churn_free(w->ch);
+    if (w->errors > errors0) {
+        /* e.g. a sink or room event after rc_adapter_free */
+        fprintf(stderr, "teardown: %d problem(s) seen inside callbacks; "
+                "the first: %s\n", w->errors - errors0,
+                errors0 ? "(see the test's own failure)" : w->first_error);
+        rc = -1;
+    }
+    if (rh_stop(&w->rs) != 0)
+        rc = -1;
+    free(w);
+    return rc;
+}
+
+/* ===================================================================== */
+/* Subscriptions                                                          */
+/* ===================================================================== */
+
+/* The first local member subscribes once; a second member does not. */
+static void t_first_member_subscribes_once(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    rc_counters c0 = ctr(A), c;
+    rc_conn *m[4];
+    const char *names[4];
+
+    join(a1, "s1");
+    c = ctr(A);
+    assert_int_equal(c.subscribes_sent, c0.subscribes_sent + 1);
+    /* Nothing is confirmed before the loop has run. */
+    assert_int_equal(rc_room_is_ready(A->a, "s1"), 0);
+    wait_ready(w, A, "s1");
+    assert_string_equal(events_since(A, 0, "s1"), "R");
+    assert_int_equal(numsub(w, "sse:room:s1"), 1);
+    c = ctr(A);
+    assert_int_equal(c.subscribes_confirmed, c0.subscribes_confirmed + 1);
+
+    /* Already a member: nothing changes. */
+    assert_int_equal(rc_room_join(a1->conn, "s1"), 0);
+    join(a2, "s1");
+    c = ctr(A);
+    assert_int_equal(c.subscribes_sent, c0.subscribes_sent + 1);
+    assert_int_equal(rc_room_is_ready(A->a, "s1"), 1);
+    wait_quiet(w, A);
+    assert_int_equal(numsub(w, "sse:room:s1"), 1);
+    assert_string_equal(events_since(A, 0, "s1"), "R");
+    c = ctr(A);
+    assert_int_equal(c.subscribes_sent, c0.subscribes_sent + 1);
+    assert_int_equal(c.subscribes_confirmed, c0.subscribes_confirmed + 1);
+
+    /* The registry agrees. */
+    assert_int_equal(rc_room_size(A->a, "s1"), 2);
+    assert_int_equal(rc_room_members(A->a, "s1", m, 4), 2);
+    assert_ptr_equal(m[0], a1->conn);
+    assert_ptr_equal(m[1], a2->conn);
+    assert_int_equal(rc_adapter_rooms(A->a, names, 4), 1);
+    assert_string_equal(names[0], "s1");
+    assert_int_equal(c.rooms, 1);
+    assert_int_equal(c.memberships, 2);
+    assert_int_equal(c.connections, 2);
+    assert_clean(w);
+}
+
+/* The last member leaving unsubscribes; while others remain it does not. */
+static void t_last_member_unsubscribes(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    rc_counters c0, c;
+    const char *names[2];
+
+    join(a1, "l1");
+    join(a2, "l1");
+    wait_ready(w, A, "l1");
+    wait_quiet(w, A);
+    c0 = ctr(A);
+
+    /* others remaining keep it */
+    leave(a1, "l1");
+    c = ctr(A);
+    assert_int_equal(c.unsubscribes_sent, c0.unsubscribes_sent);
+    assert_int_equal(rc_room_is_ready(A->a, "l1"), 1);
+    assert_int_equal(rc_room_size(A->a, "l1"), 1);
+    assert_int_equal(numsub(w, "sse:room:l1"), 1);
+    assert_int_equal(bcast(B, "l1", "hello", "1", NULL, 0), 0);
+    WAIT_FOR(w, a2->count == 1, "a2 to get B's broadcast to l1");
+    assert_int_equal(a1->count, 0);
+
+    /* the last one unsubscribes */
+    leave(a2, "l1");
+    c = ctr(A);
+    assert_int_equal(c.unsubscribes_sent, c0.unsubscribes_sent + 1);
+    assert_int_equal(rc_room_size(A->a, "l1"), 0);
+    assert_int_equal(rc_room_is_ready(A->a, "l1"), 0);
+    assert_int_equal(rc_adapter_rooms(A->a, names, 2), 0);
+    assert_int_equal(c.rooms, 0);
+    assert_int_equal(c.memberships, 0);
+    wait_quiet(w, A);
+    c = ctr(A);
+    assert_int_equal(c.unsubscribes_confirmed, c0.unsubscribes_confirmed + 1);
+    assert_int_equal(numsub(w, "sse:room:l1"), 0);
+    assert_int_equal(rc_room_leave(a2->conn, "l1"), 0);
+    assert_clean(w);
+}
+
+/* Leaving a room one is not in, or through an unknown connection, changes
+ * nothing. */
+static void t_leave_noop(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    rec *a1 = add_conn(A, "a1");
+    rc_counters c0, c;
+
+    join(a1, "n1");
+    wait_ready(w, A, "n1");
+    wait_quiet(w, A);
+    c0 = ctr(A);
+
+    assert_int_equal(rc_room_leave(a1->conn, "other"), 0);
+    assert_int_equal(rc_room_leave(a1->conn, "n"), 0);
+    assert_null(rc_conn_find(A->a, "ghost"));
+    assert_int_equal(rc_room_leave(rc_conn_find(A->a, "ghost"), "n1"),
+                     RC_EINVAL);
+    assert_int_equal(rc_room_leave(a1->conn, NULL), RC_EINVAL);
+    assert_int_equal(rc_room_leave_all(rc_conn_find(A->a, "ghost"), NULL,
+                                       NULL),
+                     RC_EINVAL);
+    assert_int_equal(rc_room_join(rc_conn_find(A->a, "ghost"), "n1"),
+                     RC_EINVAL);
+    rc_conn_remove(rc_conn_find(A->a, "ghost")); /* NULL is allowed */
+    pump(w);
+    pump(w);
+
+    c = ctr(A);
+    assert_int_equal(c.subscribes_sent, c0.subscribes_sent);
+    assert_int_equal(c.unsubscribes_sent, c0.unsubscribes_sent);
+    assert_int_equal(c.rooms, 1);
+    assert_int_equal(c.memberships, 1);
+    assert_int_equal(c.connections, 1);
+    assert_int_equal(rc_room_size(A->a, "n1"), 1);
+    assert_int_equal(rc_room_has(a1->conn, "n1"), 1);
+    assert_int_equal(rc_room_is_ready(A->a, "n1"), 1);
+    assert_int_equal(numsub(w, "sse:room:n1"), 1);
+    assert_int_equal(numsub(w, "sse:room:other"), 0);
+    assert_clean(w);
+}
+
+struct names_seen {
+    char v[8][32];
+    int n;
+};
+
+static void collect_room(const char *room, void *user)
+{
+    struct names_seen *s = user;
+
+    if (s->n < 8)
+        snprintf(s->v[s->n], sizeof s->v[s->n], "%s", room);
+    s->n++;
+}
+
+/* rc_room_leave_all reports the rooms in join order. */
+static void t_leave_all_join_order(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    static const char *const order[] = {"z", "a", "m", "b:c"};
+    const char *rooms[8];
+    struct names_seen seen;
+    size_t i;
+
+    memset(&seen, 0, sizeof seen);
+    for (i = 0; i < 4; i++)
+        join(a1, order[i]);
+    join(a2, "a");
+    for (i = 0; i < 4; i++)
+        wait_ready(w, A, order[i]);
+    assert_int_equal(rc_conn_rooms(a1->conn, rooms, 8), 4);
+    for (i = 0; i < 4; i++)
+        assert_string_equal(rooms[i], order[i]);
+
+    assert_int_equal(rc_room_leave_all(a1->conn, collect_room, &seen), 4);
+    assert_int_equal(seen.n, 4);
+    for (i = 0; i < 4; i++)
+        assert_string_equal(seen.v[i], order[i]);
+    assert_int_equal(rc_conn_rooms(a1->conn, rooms, 8), 0);
+    assert_int_equal(rc_room_leave_all(a1->conn, NULL, NULL), 0);
+
+    /* "a" still has a2 and stays subscribed; the others are dropped. */
+    wait_quiet(w, A);
+    assert_int_equal(numsub(w, "sse:room:a"), 1);
+    assert_int_equal(numsub(w, "sse:room:z"), 0);
+    assert_int_equal(numsub(w, "sse:room:m"), 0);
+    assert_int_equal(numsub(w, "sse:room:b:c"), 0);
+    assert_int_equal(rc_adapter_rooms(A->a, rooms, 8), 1);
+    assert_string_equal(rooms[0], "a");
+    assert_int_equal(rc_room_is_ready(A->a, "a"), 1);
+    assert_clean(w);
+}
+
+/* Queries about unknown rooms and connections are empty, 0 or false. */
+static void t_unknown_queries(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    rec *a1;
+    rc_conn *m[2], *dummy = NULL;
+    const char *names[2];
+    rc_counters c;
+
+    assert_int_equal(rc_room_size(A->a, "nope"), 0);
+    assert_int_equal(rc_room_is_ready(A->a, "nope"), 0);
+    assert_int_equal(rc_room_members(A->a, "nope", NULL, 0), 0);
+    assert_int_equal(rc_room_members(A->a, "nope", m, 2), 0);
+    assert_int_equal(rc_adapter_rooms(A->a, names, 2), 0);
+    assert_null(rc_conn_find(A->a, "nope"));
+    assert_null(rc_conn_find(A->a, ""));
+
+    a1 = add_conn(A, "a1");
+    assert_int_equal(rc_conn_rooms(a1->conn, names, 2), 0);
+    assert_int_equal(rc_room_has(a1->conn, "nope"), 0);
+    assert_int_equal(rc_conn_add(A->a, "a1", sink, a1, &dummy), RC_EEXIST);
+    assert_ptr_equal(rc_conn_find(A->a, "a1"), a1->conn);
+
+    /* A room that existed and emptied is unknown again. */
+    join(a1, "gone");
+    leave(a1, "gone");
+    assert_int_equal(rc_room_size(A->a, "gone"), 0);
+    assert_int_equal(rc_room_is_ready(A->a, "gone"), 0);
+    assert_int_equal(rc_room_members(A->a, "gone", m, 2), 0);
+    assert_int_equal(rc_room_has(a1->conn, "gone"), 0);
+    assert_int_equal(rc_adapter_rooms(A->a, names, 2), 0);
+    wait_quiet(w, A);
+    c = ctr(A);
+    assert_int_equal(c.rooms, 0);
+    assert_int_equal(c.memberships, 0);
+    assert_int_equal(c.connections, 1);
+    assert_int_equal(numsub(w, "sse:room:gone"), 0);
+    assert_clean(w);
+}
+
+/* An adapter without contexts is local only: rooms are ready at once. */
+static void t_local_only_adapter(void **state)
+{
+    world *w = *state;
+    node *L = &w->nodes[0];
+    rec *l1;
+    rc_counters c;
+    int rc;
+
+    assert_null(rc_adapter_new(NULL, NULL, NULL, "bad\nid"));
+    memset(L, 0, sizeof *L);
+    L->w = w;
+    snprintf(L->name, sizeof L->name, "local");
+    L->a = rc_adapter_new(NULL, NULL, "", NULL);
+    assert_non_null(L->a);
+    assert_int_equal(strlen(rc_adapter_node_id(L->a)), 36); /* a UUID */
+    rc_adapter_set_room_cb(L->a, on_room_event, L);
+    l1 = add_conn(L, "l1");
+    join(l1, "r");
+    assert_int_equal(rc_room_is_ready(L->a, "r"), 1);
+    rc = bcast(L, "r", "e", "{\"x\":1}", NULL, 0);
+    assert_int_equal(rc, 1);
+    assert_int_equal(l1->count, 1);
+    c = ctr(L);
+    assert_int_equal(c.published, 0);
+    assert_int_equal(c.subscribes_sent, 0);
+    assert_int_equal(c.delivered, 1);
+    assert_clean(w);
+}
+
+/* ===================================================================== */
+/* Broadcasting                                                           */
+/* ===================================================================== */
+
+/* RC_LOCAL_ONLY delivers locally and publishes nothing. */
+static void t_local_only_flag(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    redisContext *raw;
+    rc_counters c0, c;
+    rc_broadcast_options o;
+    const char *rooms[1] = {"lo"};
+    rc_message m = msg_of("local", "{\"only\":true}", NULL);
+    char *ch = NULL, *payload = NULL, scratch[512];
+    size_t len = 0;
+    rc_envelope env;
+
+    join(a1, "lo");
+    join(b1, "lo");
+    wait_ready(w, A, "lo");
+    wait_ready(w, B, "lo");
+    raw = raw_sub(w, "sse:room:lo");
+    c0 = ctr(A);
+
+    assert_int_equal(rc_broadcast_to_room(A->a, "lo", &m, NULL, RC_LOCAL_ONLY),
+                     1);
+    memset(&o, 0, sizeof o);
+    o.flags = RC_LOCAL_ONLY;
+    assert_int_equal(rc_broadcast(A->a, rooms, 1, &m, &o), 1);
+    assert_int_equal(a1->count, 2);
+
+    /* Then a normal marker on the same pub context: the first thing the raw
+     * subscriber sees must be it. */
+    sync_marker(w, A, "lo", b1);
+    WAIT_FOR(w, ctr(A).published == c0.published + 1,
+             "A: the marker's PUBLISH confirmed");
+    c = ctr(A);
+    assert_int_equal(c.published, c0.published + 1);
+    assert_int_equal(c.publish_errors, c0.publish_errors);
+    assert_int_equal(b1->count, 0);
+    raw_next(raw, &ch, &payload, &len);
+    assert_string_equal(ch, "sse:room:lo");
+    decode_raw(payload, len, &env, scratch, sizeof scratch);
+    assert_non_null(env.msg.event);
+    assert_string_equal(env.msg.event, "marker");
+    assert_string_equal(env.node, "node-A");
+    free(ch);
+    free(payload);
+    assert_clean(w);
+}
+
+/* A room without local members delivers 0 and still publishes. */
+static void t_no_local_members_still_publishes(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *b1 = add_conn(B, "b1");
+    rc_counters c0 = ctr(A);
+
+    join(b1, "e1");
+    wait_ready(w, B, "e1");
+    assert_int_equal(bcast(A, "e1", "ev", "[1,2,3]", NULL, 0), 0);
+    WAIT_FOR(w, b1->count == 1, "b1 to get A's broadcast to a room A has no "
+                                "members in");
+    WAIT_FOR(w, ctr(A).published == c0.published + 1,
+             "A: PUBLISH confirmed");
+    assert_int_equal(ctr(A).delivered, c0.delivered);
+    assert_int_equal(rc_room_size(A->a, "e1"), 0);
+    assert_int_equal(numsub(w, "sse:room:e1"), 1); /* only B */
+    assert_clean(w);
+}
+
+/* `delivered` (result and counter) counts only sinks that returned 0. */
+static void t_delivered_counts_accepting_sinks(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2"),
+        *a3 = add_conn(A, "a3");
+    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    rc_counters ca0, cb0, c;
+    rc_message bad = msg_of("x", NULL, NULL);
+
+    a2->ret = 1;
+    b1->ret = -1;
+    join(a1, "d1");
+    join(a2, "d1");
+    join(a3, "d1");
+    join(b1, "d1");
+    join(b2, "d1");
+    wait_ready(w, A, "d1");
+    wait_ready(w, B, "d1");
+    ca0 = ctr(A);
+    cb0 = ctr(B);
+
+    assert_int_equal(bcast(A, "d1", "ev", "\"x\"", NULL, 0), 2);
+    assert_int_equal(a1->count, 1);
+    assert_int_equal(a2->count, 1);
+    assert_int_equal(a3->count, 1);
+    c = ctr(A);
+    assert_int_equal(c.delivered, ca0.delivered + 2);
+    assert_int_equal(c.sink_errors, ca0.sink_errors + 1);
+
+    WAIT_FOR(w, b1->count == 1 && b2->count == 1,
+             "b1 and b2 to get A's broadcast");
+    c = ctr(B);
+    assert_int_equal(c.delivered, cb0.delivered + 1);
+    assert_int_equal(c.sink_errors, cb0.sink_errors + 1);
+
+    /* An invalid message is refused before anything happens. */
+    assert_int_equal(rc_broadcast_to_room(A->a, "d1", &bad, NULL, 0),
+                     RC_ENODATA);
+    assert_int_equal(a1->count, 1);
+    sync_marker(w, A, "d1", b2);
+    assert_int_equal(b2->count, 1);
+    assert_int_equal(b1->count, 1);
+    assert_clean(w);
+}
+
+/* A node receives nothing for rooms it has not subscribed, nor after it
+ * unsubscribed. */
+static void t_no_delivery_without_subscription(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    rc_counters cb0;
+
+    join(b1, "ns-x");
+    wait_ready(w, B, "ns-x");
+
+    /* never subscribed */
+    cb0 = ctr(B);
+    assert_int_equal(bcast(A, "ns-y", "ev", "1", NULL, 0), 0);
+    sync_marker(w, A, "ns-x", b1);
+    assert_int_equal(b1->count, 0);
+    assert_int_equal(b2->count, 0);
+    assert_int_equal(ctr(B).received, cb0.received + 1); /* the marker */
+
+    /* subscribed, then unsubscribed (confirmed) */
+    join(b2, "ns-z");
+    wait_ready(w, B, "ns-z");
+    leave(b2, "ns-z");
+    wait_quiet(w, B);
+    assert_int_equal(numsub(w, "sse:room:ns-z"), 0);
+    cb0 = ctr(B);
+    assert_int_equal(bcast(A, "ns-z", "ev", "2", NULL, 0), 0);
+    sync_marker(w, A, "ns-x", b1);
+    assert_int_equal(b2->count, 0);
+    assert_int_equal(b1->count, 0);
+    assert_int_equal(ctr(B).received, cb0.received + 1);
+
+    /* left, UNSUBSCRIBE still in flight: Redis may still send it, nobody
+     * gets it */
+    join(b2, "ns-w");
+    wait_ready(w, B, "ns-w");
+    leave(b2, "ns-w");
+    assert_int_equal(bcast(A, "ns-w", "ev", "3", NULL, 0), 0);
+    sync_marker(w, A, "ns-x", b1);
+    wait_quiet(w, B);
+    assert_int_equal(b2->count, 0);
+    assert_int_equal(b1->count, 0);
+    assert_clean(w);
+}
+
+/* Ten publishes in a row, without running the loop in between, arrive
+ * all and in order. */
+static void t_rapid_publishes_in_order(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *b1 = add_conn(B, "b1");
+    char data[32];
+    int i;
+
+    join(b1, "o1");
+    wait_ready(w, B, "o1");
+    for (i = 0; i < 10; i++) {
+        snprintf(data, sizeof data, "{\"seq\":%d}", i);
+        assert_int_equal(bcast(A, "o1", "n", data, NULL, 0), 0);
+    }
+    WAIT_FOR(w, b1->nseq >= 10, "b1 to get 10 messages");
+    sync_marker(w, A, "o1", b1);
+    assert_int_equal(b1->nseq, 10);
+    for (i = 0; i < 10; i++)
+        assert_int_equal(b1->seqs[i], i);
+    assert_clean(w);
+}
+
+/* Two nodes in one room: each gets the other's broadcasts once and never
+ * its own back (the echo is dropped and counted). */
+static void t_two_nodes_no_echo(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    rc_counters ca0, cb0;
+
+    join(a1, "e");
+    join(b1, "e");
+    wait_ready(w, A, "e");
+    wait_ready(w, B, "e");
+    ca0 = ctr(A);
+    cb0 = ctr(B);
+
+    assert_int_equal(bcast(A, "e", "from", "\"A\"", NULL, 0), 1);
+    assert_int_equal(a1->count, 1);
+    WAIT_FOR(w, b1->count == 1, "b1 to get A's broadcast");
+    WAIT_FOR(w, ctr(A).echoes == ca0.echoes + 1,
+             "A to drop its own envelope (echoes)");
+    assert_int_equal(a1->count, 1);
+    assert_string_equal(b1->data, "\"A\"");
+
+    assert_int_equal(bcast(B, "e", "from", "\"B\"", NULL, 0), 1);
+    assert_int_equal(b1->count, 2);
+    WAIT_FOR(w, a1->count == 2, "a1 to get B's broadcast");
+    WAIT_FOR(w, ctr(B).echoes == cb0.echoes + 1,
+             "B to drop its own envelope (echoes)");
+    assert_string_equal(a1->data, "\"B\"");
+
+    /* anything late would come before these markers */
+    sync_marker(w, A, "e", b1);
+    sync_marker(w, B, "e", a1);
+    assert_int_equal(a1->count, 2);
+    assert_int_equal(b1->count, 2);
+    assert_int_equal(ctr(A).echoes, ca0.echoes + 2);
+    assert_int_equal(ctr(B).echoes, cb0.echoes + 2);
+    assert_clean(w);
+}
+
+/* except: the named connection never gets it, on either node. */
+static void t_except(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2"),
+        *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+
+    join(a1, "x");
+    join(a2, "x");
+    join(b1, "x");
+    join(b2, "x");
+    wait_ready(w, A, "x");
+    wait_ready(w, B, "x");
+
+    assert_int_equal(bcast(A, "x", "ev", "1", "a1", 0), 1);
+    assert_int_equal(a1->count, 0);
+    assert_int_equal(a2->count, 1);
+    WAIT_FOR(w, b1->count == 1 && b2->count == 1, "b1 and b2 to get it");
+    sync_marker(w, A, "x", b1);
+    assert_int_equal(a1->count, 0);
+    assert_int_equal(a2->count, 1);
+    assert_int_equal(b1->count, 1);
+    assert_int_equal(b2->count, 1);
+
+    /* except a remote connection */
+    assert_int_equal(bcast(A, "x", "ev", "2", "b1", 0), 2);
+    WAIT_FOR(w, b2->count == 2, "b2 to get the second broadcast");
+    sync_marker(w, A, "x", b2);
+    assert_int_equal(b1->count, 1);
+    assert_int_equal(a1->count, 1);
+    assert_int_equal(a2->count, 2);
+    assert_clean(w);
+}
+
+/* A custom prefix replaces "sse:room:" both ways; ':' in rooms is fine; an
+ * empty prefix is allowed. */
+static void t_custom_prefix(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, "app:x:", "node-A");
+    node *B = node_up(w, 1, "app:x:", "node-B");
+    node *C = node_up(w, 2, "", "node-C");
+    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1"),
+        *c1 = add_conn(C, "c1");
+    strlist l;
+    redisContext *raw;
+    char env_buf[256], *ch = NULL, *payload = NULL, scratch[512];
+    size_t env_len, len = 0;
+    rc_envelope env;
+
+    join(a1, "a:b:c");
+    join(b1, "a:b:c");
+    join(c1, "bare");
+    wait_ready(w, A, "a:b:c");
+    wait_ready(w, B, "a:b:c");
+    wait_ready(w, C, "bare");
+
+    l = pubsub_channels(w, "app:x:*");
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0], "app:x:a:b:c");
+    strlist_free(&l);
+    l = pubsub_channels(w, "sse:room:*");
+    assert_int_equal(l.n, 0);
+    strlist_free(&l);
+    l = pubsub_channels(w, "*");
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.v[0], "app:x:a:b:c");
+    assert_string_equal(l.v[1], "bare");
+    strlist_free(&l);
+    assert_int_equal(numsub(w, "app:x:a:b:c"), 2);
+
+    /* publishing side */
+    raw = raw_sub(w, "app:x:a:b:c");
+    assert_int_equal(bcast(A, "a:b:c", "ev", "{\"k\":\"v\"}", NULL, 0), 1);
+    WAIT_FOR(w, b1->count == 1, "b1 to get A's broadcast on app:x:a:b:c");
+    assert_string_equal(b1->data, "{\"k\":\"v\"}");
+    raw_next(raw, &ch, &payload, &len);
+    assert_string_equal(ch, "app:x:a:b:c");
+    decode_raw(payload, len, &env, scratch, sizeof scratch);
+    assert_string_equal(env.node, "node-A");
+    free(ch);
+    free(payload);
+
+    /* receiving side: the default-prefixed channel has nobody, the custom
+     * one A, B and the raw subscriber */
+    env_len = envelope(env_buf, sizeof env_buf, "raw", "ev", "7");
+    assert_int_equal(rh_publish(&w->rs, "sse:room:a:b:c", env_buf, env_len),
+                     0);
+    assert_int_equal(rh_publish(&w->rs, "app:x:a:b:c", env_buf, env_len), 3);
+    /* a1 had A's own broadcast locally */
+    WAIT_FOR(w, a1->count == 2 && b1->count == 2,
+             "a1 and b1 to get the raw publish on app:x:a:b:c");
+    assert_string_equal(a1->data, "7");
+    assert_string_equal(b1->data, "7");
+
+    /* the empty prefix: the channel is the room */
+    assert_int_equal(rh_publish(&w->rs, "bare", env_buf, env_len), 1);
+    WAIT_FOR(w, c1->count == 1, "c1 to get a raw publish on \"bare\"");
+    /* A publishes on app:x:bare, which C does not hear: once A's PUBLISH
+     * is answered, a marker published on "bare" comes after it */
+    {
+        unsigned long long p0 = ctr(A).published;
+
+        assert_int_equal(bcast(A, "bare", "ev", "8", NULL, 0), 0);
+        WAIT_FOR(w, ctr(A).published == p0 + 1, "A: PUBLISH answered");
+    }
+    env_len = envelope(env_buf, sizeof env_buf, "raw", "marker", "0");
+    assert_int_equal(rh_publish(&w->rs, "bare", env_buf, env_len), 1);
+    WAIT_FOR(w, c1->markers == 1, "c1 to get the raw marker on \"bare\"");
+    assert_int_equal(c1->count, 1);
+    assert_clean(w);
+}
+
+static void hook_keep_frame(rec *r, rc_conn *c, rc_frame *f,
+                            const rc_message *m)
+{
+    (void)c;
+    (void)m;
+    if (r->kept == NULL)
+        r->kept = rc_frame_ref(f);
+}
+
+/* The SSE bytes a remote sink gets are rc_sse_format of the message; a
+ * frame may outlive its adapter. */
+static void t_remote_frame_bytes(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    static const char data[] = " \n{\"a\":\n[1,\r\n2],\"s\":\"\\u2603 \xc3\xa9\"}\r\n";
+    static const char trimmed[] = "{\"a\":\n[1,\r\n2],\"s\":\"\\u2603 \xc3\xa9\"}";
+    rc_message m = msg_of("upd\xc3\xa9", data, "id-1");
+    rc_message t = m;
+    char want[256];
+    size_t want_len = 0;
+
+    m.retry = 1500;
+    t.data = trimmed;
+    t.data_len = strlen(trimmed);
+    t.retry = 1500;
+    assert_int_equal(rc_sse_format(&m, want, sizeof want, &want_len), 0);
+
+    b1->hook = hook_keep_frame;
+    join(a1, "f");
+    join(b1, "f");
+    wait_ready(w, A, "f");
+    wait_ready(w, B, "f");
+    assert_int_equal(rc_broadcast_to_room(A->a, "f", &m, NULL, 0), 1);
+    WAIT_FOR(w, b1->count == 1, "b1 to get the frame");
+
+    assert_int_equal(a1->frame_len, want_len);
+    assert_memory_equal(a1->frame, want, want_len);
+    assert_int_equal(b1->frame_len, want_len);
+    assert_memory_equal(b1->frame, want, want_len);
+    /* and the message itself: data byte for byte (trimmed), fields */
+    assert_int_equal(b1->data_len, strlen(trimmed));
+    assert_memory_equal(b1->data, trimmed, b1->data_len);
+    assert_string_equal(b1->event, "upd\xc3\xa9");
+    assert_string_equal(b1->msgid, "id-1");
+    assert_int_equal(b1->retry, 1500);
+    /* formatting the trimmed message gives the same bytes */
+    {
+        char again[256];
+        size_t again_len = 0;
+
+        assert_int_equal(rc_sse_format(&t, again, sizeof again, &again_len),
+                         0);
+        assert_int_equal(again_len, want_len);
+        assert_memory_equal(again, want, want_len);
+    }
+
+    /* the kept frame outlives node B's adapter */
+    assert_non_null(b1->kept);
+    B->freed = 1;
+    rc_adapter_free(B->a);
+    B->a = NULL;
+    assert_int_equal(rc_frame_size(b1->kept), want_len);
+    assert_memory_equal(rc_frame_data(b1->kept), want, want_len);
+    rc_frame_unref(b1->kept);
+    b1->kept = NULL;
+    assert_clean(w);
+}
+
+/* rc_broadcast to several rooms: locally once per connection; remotely
+ * one envelope per room, de-duplicated per connection by message id. */
+static void t_multi_room_broadcast(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    const char *rooms[2] = {"m1", "m2"};
+    rc_message with_id = msg_of("multi", "{\"n\":1}", "dup-1");
+    rc_message no_id = msg_of("multi", "{\"n\":2}", NULL);
+    rc_broadcast_options o;
+    rc_counters ca0, cb0, c;
+
+    join(a1, "m1");
+    join(a1, "m2");
+    join(a2, "m2");
+    join(b1, "m1");
+    join(b1, "m2");
+    join(b2, "m1");
+    wait_ready(w, A, "m1");
+    wait_ready(w, A, "m2");
+    wait_ready(w, B, "m1");
+    wait_ready(w, B, "m2");
+    ca0 = ctr(A);
+    cb0 = ctr(B);
+    memset(&o, 0, sizeof o);
+
+    /* with an id */
+    assert_int_equal(rc_broadcast(A->a, rooms, 2, &with_id, &o), 2);
+    assert_int_equal(a1->count, 1);
+    assert_int_equal(a2->count, 1);
+    WAIT_FOR(w, ctr(B).received == cb0.received + 2,
+             "B to read both envelopes (one per room)");
+    sync_marker(w, A, "m1", b1);
+    assert_int_equal(b1->count, 1); /* in both rooms: once, by id */
+    assert_int_equal(b2->count, 1);
+    c = ctr(B);
+    assert_int_equal(c.duplicates, cb0.duplicates + 1);
+    WAIT_FOR(w, ctr(A).published == ca0.published + 3,
+             "A: 2 envelopes and the marker published");
+
+    /* Without an id there is nothing to de-duplicate by on the remote
+     * path (the envelope carries no other message identity, and the
+     * contract says remote de-duplication is by message id per
+     * connection): b1, in both rooms, gets it once per room. Locally the
+     * connection still gets it once. */
+    assert_int_equal(rc_broadcast(NULL, rooms, 2, &no_id, &o), RC_EINVAL);
+    assert_int_equal(rc_broadcast(A->a, rooms, 2, &no_id, NULL), 2);
+    assert_int_equal(a1->count, 2);
+    assert_int_equal(a2->count, 2);
+    WAIT_FOR(w, ctr(B).received == cb0.received + 5,
+             "B to read both envelopes of the second broadcast");
+    sync_marker(w, A, "m1", b1);
+    assert_int_equal(b1->count, 3);
+    assert_int_equal(b2->count, 2);
+    assert_int_equal(ctr(B).duplicates, cb0.duplicates + 1);
+
+    /* an invalid meta is refused up front */
+    o.meta = "{bad";
+    o.meta_len = 4;
+    assert_int_equal(rc_broadcast(A->a, rooms, 2, &no_id, &o), RC_EJSON);
+    assert_int_equal(a1->count, 2);
+    assert_clean(w);
+}
+
+struct filter_seen {
+    int calls;
+    char meta[64];
+    int had_meta;
+};
+
+static int filter_vip(rc_conn *conn, const rc_message *msg, const char *meta,
+                      size_t meta_len, void *user)
+{
+    struct filter_seen *s = user;
+
+    (void)msg;
+    s->calls++;
+    s->had_meta = meta != NULL;
+    if (meta && meta_len < sizeof s->meta) {
+        memcpy(s->meta, meta, meta_len);
+        s->meta[meta_len] = '\0';
+    }
+    return meta && strstr(s->meta, "\"vip\":true") &&
+           rc_conn_id(conn)[1] == '2';
+}
+
+/* The filter runs on both paths and sees the meta as sent. */
+static void t_filter_and_meta(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    struct filter_seen fa, fb;
+    const char *rooms[1] = {"fm"};
+    rc_broadcast_options o;
+    rc_message m = msg_of("ev", "1", NULL);
+    rc_counters ca0, cb0;
+
+    memset(&fa, 0, sizeof fa);
+    memset(&fb, 0, sizeof fb);
+    rc_adapter_set_filter(A->a, filter_vip, &fa);
+    rc_adapter_set_filter(B->a, filter_vip, &fb);
+    join(a1, "fm");
+    join(a2, "fm");
+    join(b1, "fm");
+    join(b2, "fm");
+    wait_ready(w, A, "fm");
+    wait_ready(w, B, "fm");
+    ca0 = ctr(A);
+    cb0 = ctr(B);
+
+    memset(&o, 0, sizeof o);
+    o.meta = " {\"vip\":true} ";
+    o.meta_len = strlen(o.meta);
+    assert_int_equal(rc_broadcast(A->a, rooms, 1, &m, &o), 1);
+    assert_int_equal(a1->count, 1);
+    assert_int_equal(a2->count, 0);
+    WAIT_FOR(w, b1->count == 1, "b1 to get the meta broadcast");
+    sync_marker(w, A, "fm", b1);
+    assert_int_equal(b2->count, 0);
+    assert_int_equal(ctr(A).filtered, ca0.filtered + 1);
+    assert_int_equal(ctr(B).filtered, cb0.filtered + 1);
+    assert_string_equal(fb.meta, "{\"vip\":true}");
+
+    /* no meta: the filter sees NULL and lets everybody through */
+    rc_adapter_set_filter(B->a, NULL, NULL);
+    assert_int_equal(bcast(A, "fm", "ev", "2", NULL, 0), 2);
+    assert_int_equal(fa.had_meta, 0);
+    WAIT_FOR(w, b1->count == 2 && b2->count == 1,
+             "b1 and b2 to get the broadcast without meta");
+    assert_clean(w);
+}
+
+/* ===================================================================== */
+/* Leave then rejoin before the UNSUBSCRIBE reply                         */
+/* ===================================================================== */
+
+/* Apply ops to r in room: J join, L leave, '.' one loop turn. Returns
+ * whether r ends up a member. */
+static int apply_ops(world *w, rec *r, const char *room, const char *ops,
+                     int member)
+{
+    const char *p;
+
+    for (p = ops; *p; p++) {
+        if (*p == 'J') {
+            if (member)
+                fail_msg("bad op string %s", ops);
+            join(r, room);
+            member = 1;
+        } else if (*p == 'L') {
+            if (!member)
+                fail_msg("bad op string %s", ops);
+            leave(r, room);
+            member = 0;
+        } else if (*p == '.') {
+            pump(w);
+        }
+    }
+    return member;
+}
+
+/* After the ops, the subscription state must match membership: NUMSUB 1
+ * and a broadcast from B arrives, or NUMSUB 0 and nothing arrives. */
+static void check_rejoin_outcome(world *w, node *A, node *B, rec *a1,
+                                 rec *ctl, const char *room, const char *ops,
+                                 int member)
+{
+    char ch[64], what[200];
+    int before = a1->count;
+
+    snprintf(ch, sizeof ch, "sse:room:%s", room);
+    wait_quiet(w, A);
+    if (member) {
+        snprintf(what, sizeof what,
+                 "room %s ready after \"%s\" (subscription lost?)", room,
+                 ops);
+        WAIT_FOR(w, rc_room_is_ready(A->a, room) == 1, what);
+        if (numsub(w, ch) != 1)
+            fail_msg("after \"%s\" in %s: PUBSUB NUMSUB %s is %lld, "
+                     "expected 1",
+                     ops, room, ch, numsub(w, ch));
+        assert_int_equal(bcast(B, room, "after", "1", NULL, 0), 0);
+        snprintf(what, sizeof what,
+                 "a broadcast from B in %s after \"%s\" (subscription lost "
+                 "on the client side?)",
+                 room, ops);
+        WAIT_FOR(w, a1->count == before + 1, what);
+    } else {
+        assert_int_equal(rc_room_is_ready(A->a, room), 0);
+        if (numsub(w, ch) != 0)
+            fail_msg("after \"%s\" in %s: PUBSUB NUMSUB %s is %lld, "
+                     "expected 0",
+                     ops, room, ch, numsub(w, ch));
+        assert_int_equal(bcast(B, room, "after", "1", NULL, 0), 0);
+    }
+    sync_marker(w, B, "ctl", ctl);
+    if (a1->count != before + member)
+        fail_msg("after \"%s\" in %s: a1 got %d message(s), expected %d", ops,
+                 room, a1->count - before, member);
+}
+
+static void t_leave_rejoin_before_reply(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *ctl = add_conn(A, "ctl");
+    static const struct {
+        const char *room;
+        int ready_first; /* joined and confirmed before the ops */
+        const char *ops;
+    } v[] = {
+        {"rj1", 1, "LJ"},       /* both calls, no loop turn between */
+        {"rj2", 1, "L.J"},      /* UNSUBSCRIBE written, reply not read */
+        {"rj3", 1, "LJLJ"},
+        {"rj4", 0, "JLJ"},      /* SUBSCRIBE not yet confirmed */
+        {"rj5", 0, "J.L.J"},
+        {"rj6", 1, "L.J.L.J"},
+        {"rj7", 1, "L..J"},
+        {"rj8", 1, "LJL"},      /* ends outside: no stale subscription */
+        {"rj9", 0, "J.L"},
+        {"rj10", 1, "L.J.L"},
+    };
+    size_t i;
+
+    join(ctl, "ctl");
+    wait_ready(w, A, "ctl");
+    for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+        int member = 0;
+
+        if (v[i].ready_first) {
+            join(a1, v[i].room);
+            wait_ready(w, A, v[i].room);
+            wait_quiet(w, A);
+            member = 1;
+        }
+        member = apply_ops(w, a1, v[i].room, v[i].ops, member);
+        check_rejoin_outcome(w, A, B, a1, ctl, v[i].room, v[i].ops, member);
+    }
+    assert_clean(w);
+}
+
+static void hook_flip(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
+{
+    (void)f;
+    if (m->event == NULL || strcmp(m->event, "flip") != 0)
+        return;
+    r->hook_rc[0] = rc_room_leave(c, r->hook_room);
+    r->hook_rc[1] = rc_room_join(c, r->hook_room);
+}
+
+/* Leave and rejoin inside one loop turn: from a sink on the remote path
+ * (hiredis' reply handling), and on the local path. */
+static void t_leave_rejoin_in_sink(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *ctl = add_conn(A, "ctl");
+
+    join(ctl, "ctl");
+    join(a1, "trig");
+    join(a1, "rjs");
+    wait_ready(w, A, "ctl");
+    wait_ready(w, A, "trig");
+    wait_ready(w, A, "rjs");
+    wait_quiet(w, A);
+
+    a1->hook = hook_flip;
+    a1->hook_room = "rjs";
+    assert_int_equal(bcast(B, "trig", "flip", "0", NULL, 0), 0);
+    WAIT_FOR(w, a1->count == 1, "a1 to get the flip message");
+    assert_int_equal(a1->hook_rc[0], 1);
+    assert_int_equal(a1->hook_rc[1], 1);
+    check_rejoin_outcome(w, A, B, a1, ctl, "rjs", "leave+join in a remote sink",
+                         1);
+
+    /* local path */
+    a1->hook_rc[0] = a1->hook_rc[1] = 0;
+    assert_int_equal(bcast(A, "trig", "flip", "0", NULL, 0), 1);
+    assert_int_equal(a1->hook_rc[0], 1);
+    assert_int_equal(a1->hook_rc[1], 1);
+    a1->hook = NULL;
+    check_rejoin_outcome(w, A, B, a1, ctl, "rjs", "leave+join in a local sink",
+                         1);
+    assert_clean(w);
+}
+
+/* ===================================================================== */
+/* Losing and replacing the sub context                                   */
+/* ===================================================================== */
+
+static void kill_client(world *w, rlink *l)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    char addr[64];
+    redisReply *r;
+    long long killed;
+
+    memset(&sa, 0, sizeof sa);
+    assert_int_equal(getsockname(l->ac->c.fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    r = rh_cmd(&w->rs, "CLIENT KILL ADDR %s", addr);
+    killed = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    if (killed != 1)
+        fail_msg("CLIENT KILL ADDR %s: %lld", addr, killed);
+}
+
+/* how: 0 = the host disconnects (redisAsyncDisconnect), 1 = the server
+ * drops the connection (CLIENT KILL). */
+static void resubscribe_after_loss(world *w, int how)
+{
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    rlink *old = A->sub, *fresh;
+    size_t mark;
+    int i;
+
+    join(a1, "p1");
+    join(a1, "p2");
+    join(a2, "p3");
+    join(a2, "p4");
+    for (i = 0; i < 4; i++) {
+        char room[16];
+
+        snprintf(room, sizeof room, "p%d", i + 1);
+        wait_ready(w, A, room);
+    }
+    leave(a2, "p4"); /* empty again: must not come back */
+    wait_quiet(w, A);
+    mark = A->nev;
+
+    if (how == 0)
+        redisAsyncDisconnect(old->ac);
+    else
+        kill_client(w, old);
+    WAIT_FOR(w, old->state == LINK_DOWN, "the old sub context to go down");
+    assert_string_equal(events_since(A, mark, "p1"), "L");
+    assert_string_equal(events_since(A, mark, "p2"), "L");
+    assert_string_equal(events_since(A, mark, "p3"), "L");
+    assert_string_equal(events_since(A, mark, "p4"), "");
+    assert_int_equal(rc_room_is_ready(A->a, "p1"), 0);
+    assert_int_equal(rc_room_is_ready(A->a, "p3"), 0);
+
+    /* changes while there is no sub context */
+    join(a2, "p5");
+    assert_int_equal(rc_room_is_ready(A->a, "p5"), 0);
+    leave(a2, "p3");
+    leave(a1, "p2");
+    join(a1, "p2");
+    WAIT_NUMSUB(w, "sse:room:p1", 0); /* the server saw the old one go */
+
+    fresh = connect_link(w, A, 1);
+    assert_int_equal(rc_adapter_set_sub(A->a, fresh->ac), 0);
+    fresh->attached = 1;
+    A->sub = fresh;
+    wait_ready(w, A, "p1");
+    wait_ready(w, A, "p2");
+    wait_ready(w, A, "p5");
+    wait_quiet(w, A);
+    assert_string_equal(events_since(A, mark, "p1"), "LR");
+    assert_string_equal(events_since(A, mark, "p2"), "LR");
+    assert_string_equal(events_since(A, mark, "p3"), "L");
+    assert_string_equal(events_since(A, mark, "p4"), "");
+    assert_string_equal(events_since(A, mark, "p5"), "R");
+    assert_int_equal(numsub(w, "sse:room:p1"), 1);
+    assert_int_equal(numsub(w, "sse:room:p2"), 1);
+    assert_int_equal(numsub(w, "sse:room:p5"), 1);
+    assert_int_equal(numsub(w, "sse:room:p3"), 0);
+    assert_int_equal(numsub(w, "sse:room:p4"), 0);
+
+    assert_int_equal(bcast(B, "p1", "ev", "1", NULL, 0), 0);
+    assert_int_equal(bcast(B, "p5", "ev", "2", NULL, 0), 0);
+    WAIT_FOR(w, a1->count == 1 && a2->count == 1,
+             "broadcasts from B to arrive on the new sub context");
+    assert_int_equal(bcast(B, "p2", "ev", "3", NULL, 0), 0);
+    WAIT_FOR(w, a1->count == 2, "a1 to get B's broadcast to p2");
+    assert_clean(w);
+}
+
+static void t_resubscribe_after_host_disconnect(void **state)
+{
+    resubscribe_after_loss(*state, 0);
+}
+
+static void t_resubscribe_after_server_kill(void **state)
+{
+    resubscribe_after_loss(*state, 1);
+}
+
+/* ===================================================================== */
+/* Malformed payloads                                                     */
+/* ===================================================================== */
+
+static void t_malformed_payloads(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    rec *a1 = add_conn(A, "a1");
+    static const char bin[] = "{\"v\":1,\0\"m\":{\"data\":1},\"n\":\"raw\"}";
+    struct {
+        const char *what;
+        const char *payload;
+        size_t len;
+        int code;
+    } bad[] = {
+        {"garbage", "not json {", 0, RC_EJSON},
+        {"NUL inside", bin, sizeof bin - 1, RC_EJSON},
+        {"wrong v", "{\"v\":2,\"m\":{\"data\":1},\"n\":\"raw\"}", 0,
+         RC_EVERSION},
+        {"v as a string", "{\"v\":\"1\",\"m\":{\"data\":1},\"n\":\"raw\"}", 0,
+         RC_EVERSION},
+        {"missing m", "{\"v\":1,\"n\":\"raw\"}", 0, RC_ENOMSG},
+        {"no data", "{\"v\":1,\"m\":{\"event\":\"e\"},\"n\":\"raw\"}", 0,
+         RC_ENODATA},
+        {"missing n", "{\"v\":1,\"m\":{\"data\":1}}", 0, RC_ETYPE},
+        {"CR/LF in event",
+         "{\"v\":1,\"m\":{\"event\":\"a\\r\\nb\",\"data\":1},\"n\":\"raw\"}", 0,
+         RC_ECHAR},
+        {"LF in id", "{\"v\":1,\"m\":{\"id\":\"a\\nb\",\"data\":1},\"n\":\"raw\"}",
+         0, RC_ECHAR},
+        {"invalid UTF-8",
+         "{\"v\":1,\"m\":{\"data\":\"\xff\xfe\"},\"n\":\"raw\"}", 0,
+         RC_EUTF8},
+        {"too big", NULL, 0, RC_ETOOBIG},
+        {"not an object", "[1,2]", 0, RC_ENOTENV},
+    };
+    size_t nbad = sizeof bad / sizeof bad[0], i, big_len;
+    char *big;
+    char ok_buf[256];
+    size_t ok_len;
+    rc_counters c0, c;
+    unsigned long long expect_by[RC_REJECT_SLOTS];
+
+    /* > RC_DEFAULT_MAX_DATA + RC_ENVELOPE_SLACK: well-formed otherwise */
+    big_len = RC_DEFAULT_MAX_DATA + RC_ENVELOPE_SLACK + 1;
+    big = malloc(big_len);
+    assert_non_null(big);
+    {
+        static const char head[] = "{\"v\":1,\"n\":\"raw\",\"m\":{\"data\":\"";
+        static const char tail[] = "\"}}";
+
+        memcpy(big, head, sizeof head - 1);
+        memset(big + sizeof head - 1, 'x',
+               big_len - (sizeof head - 1) - (sizeof tail - 1));
+        memcpy(big + big_len - (sizeof tail - 1), tail, sizeof tail - 1);
+    }
+    for (i = 0; i < nbad; i++) {
+        if (bad[i].payload == NULL) {
+            bad[i].payload = big;
+            bad[i].len = big_len;
+        } else if (bad[i].len == 0) {
+            bad[i].len = strlen(bad[i].payload);
+        }
+    }
+
+    join(a1, "mal");
+    wait_ready(w, A, "mal");
+    c0 = ctr(A);
+    memcpy(expect_by, c0.rejected_by, sizeof expect_by);
+
+    for (i = 0; i < nbad; i++) {
+        long long n = rh_publish(&w->rs, "sse:room:mal", bad[i].payload,
+                                 bad[i].len);
+
+        if (n != 1) {
+            free(big);
+            fail_msg("raw PUBLISH of \"%s\": %lld receivers", bad[i].what, n);
+        }
+        expect_by[-bad[i].code]++;
+    }
+    free(big);
+    ok_len = envelope(ok_buf, sizeof ok_buf, "raw", "ok", "{\"fine\":true}");
+    assert_int_equal(rh_publish(&w->rs, "sse:room:mal", ok_buf, ok_len), 1);
+    WAIT_FOR(w, a1->count >= 1, "the valid message after the bad ones");
+
+    assert_int_equal(a1->count, 1);
+    assert_string_equal(a1->event, "ok");
+    c = ctr(A);
+    assert_int_equal(c.received, c0.received + nbad + 1);
+    assert_int_equal(c.rejected, c0.rejected + nbad);
+    assert_int_equal(c.delivered, c0.delivered + 1);
+    for (i = 0; i < RC_REJECT_SLOTS; i++) {
+        if (c.rejected_by[i] != expect_by[i])
+            fail_msg("rejected_by[%zu] (%s) = %llu, expected %llu", i,
+                     rc_err_name(-(int)i), c.rejected_by[i], expect_by[i]);
+    }
+    assert_clean(w);
+}
+
+/* ===================================================================== */
+/* Re-entrancy: removing connections and freeing the adapter from a sink   */
+/* ===================================================================== */
+
+static void hook_remove_self(rec *r, rc_conn *c, rc_frame *f,
+                             const rc_message *m)
+{
+    (void)f;
+    (void)m;
+    rc_conn_remove(c);
+    r->removed = 1;
+    r->conn = NULL;
+}
+
+static void hook_remove_other(rec *r, rc_conn *c, rc_frame *f,
+                              const rc_message *m)
+{
+    rec *victim = r->hook_arg;
+
+    (void)c;
+    (void)f;
+    (void)m;
+    if (victim && victim->conn) {
+        rc_conn_remove(victim->conn);
+        victim->removed = 1;
+        victim->conn = NULL;
+    }
+}
+
+static void remove_in_sink(world *w, node *A, node *B, int remote,
+                           const char *room)
+{
+    char id[3][16], ch[64];
+    rec *r[3];
+    int i, rc;
+
+    for (i = 0; i < 3; i++) {
+        snprintf(id[i], sizeof id[i], "%s-%d", room, i + 1);
+        r[i] = add_conn(A, id[i]);
+        join(r[i], room);
+    }
+    wait_ready(w, A, room);
+    r[0]->hook = hook_remove_self;  /* removes itself */
+    r[1]->hook = hook_remove_other; /* removes the member after it */
+    r[1]->hook_arg = r[2];
+    if (remote) {
+        assert_int_equal(bcast(B, room, "ev", "1", NULL, 0), 0);
+        WAIT_FOR(w, r[1]->count == 1, "the second member to get it");
+    } else {
+        rc = bcast(A, room, "ev", "1", NULL, 0);
+        assert_int_equal(rc, 2);
+    }
+    assert_int_equal(r[0]->count, 1);
+    assert_int_equal(r[1]->count, 1);
+    assert_int_equal(r[2]->count, 0);
+    assert_null(rc_conn_find(A->a, id[0]));
+    assert_null(rc_conn_find(A->a, id[2]));
+    assert_int_equal(rc_room_size(A->a, room), 1);
+
+    /* the last one goes too: the room is unsubscribed */
+    r[1]->hook = hook_remove_self;
+    if (remote) {
+        assert_int_equal(bcast(B, room, "ev", "2", NULL, 0), 0);
+        WAIT_FOR(w, r[1]->count == 2, "the second member to get it again");
+    } else {
+        assert_int_equal(bcast(A, room, "ev", "2", NULL, 0), 1);
+    }
+    assert_int_equal(rc_room_size(A->a, room), 0);
+    wait_quiet(w, A);
+    snprintf(ch, sizeof ch, "sse:room:%s", room);
+    assert_int_equal(numsub(w, ch), 0);
+    assert_int_equal(ctr(A).connections, 0);
+}
+
+static void t_conn_remove_in_sink(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+
+    remove_in_sink(w, A, B, 0, "rml");
+    remove_in_sink(w, A, B, 1, "rmr");
+    assert_clean(w);
+}
+
+static void hook_free_adapter(rec *r, rc_conn *c, rc_frame *f,
+                              const rc_message *m)
+{
+    node *n = r->owner;
+    rc_adapter *a = n->a;
+
+    (void)c;
+    (void)f;
+    (void)m;
+    if (a == NULL)
+        return;
+    n->freed = 1;
+    n->a = NULL;
+    rc_adapter_free(a);
+}
+
+/* rc_adapter_free from a sink on the remote path: the other members are
+ * not called, later messages already read are dropped harmlessly, every
+ * channel is unsubscribed, and nothing leaks (LSan). */
+static void t_adapter_free_in_remote_sink(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    rec *b1 = add_conn(B, "b1");
+
+    join(a1, "fr");
+    join(a2, "fr");
+    join(a1, "fr2");
+    join(b1, "ctl");
+    wait_ready(w, A, "fr");
+    wait_ready(w, A, "fr2");
+    wait_ready(w, B, "ctl");
+    a1->hook = hook_free_adapter;
+
+    /* three in a row: the next ones may sit in the same read buffer */
+    assert_int_equal(bcast(B, "fr", "ev", "1", NULL, 0), 0);
+    assert_int_equal(bcast(B, "fr", "ev", "2", NULL, 0), 0);
+    assert_int_equal(bcast(B, "fr2", "ev", "3", NULL, 0), 0);
+    WAIT_FOR(w, a1->count == 1, "a1 to get the message");
+    assert_true(A->freed);
+    WAIT_NUMSUB(w, "sse:room:fr", 0);
+    WAIT_NUMSUB(w, "sse:room:fr2", 0);
+    assert_int_equal(bcast(B, "fr", "ev", "4", NULL, 0), 0);
+    sync_marker(w, B, "ctl", b1);
+    assert_int_equal(a1->count, 1);
+    assert_int_equal(a2->count, 0);
+    assert_clean(w);
+}
+
+/* rc_adapter_free from a sink on the local path. */
+static void t_adapter_free_in_local_sink(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+
+    join(a1, "fl");
+    join(a2, "fl");
+    wait_ready(w, A, "fl");
+    a1->hook = hook_free_adapter;
+    (void)bcast(A, "fl", "ev", "1", NULL, 0); /* result: not specified */
+    assert_true(A->freed);
+    assert_int_equal(a1->count, 1);
+    assert_int_equal(a2->count, 0);
+    WAIT_NUMSUB(w, "sse:room:fl", 0);
+    assert_clean(w);
+}
+
+/* ===================================================================== */
+/* Teardown orders                                                         */
+/* ===================================================================== */
+
+/* Put an adapter in a busy state: rooms confirmed, one SUBSCRIBE and one
+ * PUBLISH not yet sent. */
+static void make_busy(world *w, node *n, rec *r, const char *tag)
+{
+    char room[32];
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        snprintf(room, sizeof room, "%s%d", tag, i);
+        join(r, room);
+    }
+    for (i = 0; i < 5; i++) {
+        snprintf(room, sizeof room, "%s%d", tag, i);
+        wait_ready(w, n, room);
+    }
+    snprintf(room, sizeof room, "%s-pending", tag);
+    join(r, room);
+    snprintf(room, sizeof room, "%s0", tag);
+    assert_true(bcast(n, room, "ev", "1", NULL, 0) >= 1);
+}
+
+/* rc_adapter_free first, then the contexts: at once (hiredis hands the
+ * adapter NULL replies), or after the loop ran to the replies. */
+static void t_teardown_adapter_first(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    rc_adapter *a;
+    int i;
+
+    make_busy(w, A, a1, "ta");
+    make_busy(w, B, b1, "tb");
+
+    /* A: free the adapter, then the contexts right away */
+    a = A->a;
+    A->freed = 1;
+    A->a = NULL;
+    rc_adapter_free(a);
+    redisAsyncFree(A->pub->ac);
+    redisAsyncFree(A->sub->ac);
+    assert_null(A->pub->ac); /* the disconnect callbacks ran */
+    assert_null(A->sub->ac);
+
+    /* B: free the adapter, let the loop run until its UNSUBSCRIBEs are
+     * answered, then free the contexts */
+    a = B->a;
+    B->freed = 1;
+    B->a = NULL;
+    rc_adapter_free(a);
+    for (i = 0; i < 5; i++) {
+        char ch[32];
+
+        snprintf(ch, sizeof ch, "sse:room:tb%d", i);
+        WAIT_NUMSUB(w, ch, 0);
+        snprintf(ch, sizeof ch, "sse:room:ta%d", i);
+        WAIT_NUMSUB(w, ch, 0);
+    }
+    WAIT_NUMSUB(w, "sse:room:tb-pending", 0);
+    WAIT_NUMSUB(w, "sse:room:ta-pending", 0);
+    redisAsyncFree(B->pub->ac);
+    redisAsyncFree(B->sub->ac);
+    assert_clean(w);
+}
+
+/* The contexts first (their disconnect callbacks hand the adapter NULL),
+ * then rc_adapter_free. In between the adapter keeps working locally. */
+static void t_teardown_contexts_first(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    rec *a1 = add_conn(A, "a1");
+    rc_counters c0, c;
+    size_t mark;
+    rc_adapter *a;
+
+    make_busy(w, A, a1, "tc");
+    c0 = ctr(A);
+    mark = A->nev;
+    /* the PUBLISH make_busy queued is lost with the context */
+    redisAsyncFree(A->pub->ac);
+    assert_null(A->pub->ac);
+    redisAsyncFree(A->sub->ac);
+    assert_null(A->sub->ac);
+    assert_string_equal(events_since(A, mark, "tc0"), "L");
+    assert_int_equal(rc_room_is_ready(A->a, "tc0"), 0);
+    c = ctr(A);
+    assert_int_equal(c.published, c0.published);
+    assert_int_equal(c.publish_errors, c0.publish_errors + 1);
+
+    /* no contexts: local delivery still works */
+    assert_int_equal(bcast(A, "tc1", "ev", "2", NULL, 0), 1);
+    assert_int_equal(a1->count, 2);
+    join(a1, "tc-new");
+    leave(a1, "tc2");
+    pump(w);
+
+    a = A->a;
+    A->freed = 1;
+    A->a = NULL;
+    rc_adapter_free(a);
+    WAIT_NUMSUB(w, "sse:room:tc0", 0);
+    assert_clean(w);
+}
+
+/* ===================================================================== */
+/* R6: echo and except, 1,000 broadcasts                                   */
+/* ===================================================================== */
+
+static void t_r6_echo_except_order(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *rs[3];
+    static int expect[3][1000];
+    size_t nexp[3] = {0, 0, 0};
+    uint64_t rng = UINT64_C(0x9e3779b97f4a7c15);
+    rc_counters ca0, cb0, c;
+    long long t0 = now_ms();
+    int i, k;
+    char data[32];
+
+    rs[0] = add_conn(A, "a1");
+    rs[1] = add_conn(A, "a2");
+    rs[2] = add_conn(B, "b1");
+    for (k = 0; k < 3; k++)
+        join(rs[k], "r6");
+    wait_ready(w, A, "r6");
+    wait_ready(w, B, "r6");
+    ca0 = ctr(A);
+    cb0 = ctr(B);
+
+    for (i = 0; i < 1000; i++) {
+        int ex = (int)rng_below(&rng, 3);
+        int rc;
+
+        snprintf(data, sizeof data, "{\"seq\":%d}", i);
+        rc = bcast(A, "r6", "seq", data, rs[ex]->id, 0);
+        if (rc != (ex == 2 ? 2 : 1))
+            fail_msg("broadcast %d except %s: %d local deliveries", i,
+                     rs[ex]->id, rc);
+        for (k = 0; k < 3; k++)
+            if (k != ex)
+                expect[k][nexp[k]++] = i;
+        if (i % 50 == 49)
+            pump(w);
+    }
+    WAIT_FOR(w, rs[2]->nseq >= nexp[2], "b1 to get all its messages");
+    WAIT_FOR(w, ctr(A).echoes >= ca0.echoes + 1000,
+             "A to see its 1000 envelopes come back (echoes)");
+    sync_marker(w, A, "r6", rs[2]);
+    WAIT_FOR(w, ctr(A).echoes == ca0.echoes + 1001,
+             "A to see the marker come back too");
+
+    for (k = 0; k < 3; k++) {
+        size_t j;
+
+        if (rs[k]->nseq != nexp[k])
+            fail_msg("%s got %zu messages, expected %zu", rs[k]->id,
+                     rs[k]->nseq, nexp[k]);
+        for (j = 0; j < nexp[k]; j++)
+            if (rs[k]->seqs[j] != expect[k][j])
+                fail_msg("%s: message #%zu is seq %d, expected %d", rs[k]->id,
+                         j, rs[k]->seqs[j], expect[k][j]);
+    }
+    c = ctr(A);
+    assert_int_equal(c.echoes, ca0.echoes + 1001);
+    assert_int_equal(c.delivered, ca0.delivered + nexp[0] + nexp[1] + 2);
+    c = ctr(B);
+    assert_int_equal(c.received, cb0.received + 1001);
+    assert_int_equal(c.delivered, cb0.delivered + nexp[2] + 1);
+    assert_int_equal(c.echoes, cb0.echoes);
+    print_message("R6: 1000 broadcasts, %zu/%zu/%zu deliveries, %lld ms\n",
+                  nexp[0], nexp[1], nexp[2], now_ms() - t0);
+    assert_clean(w);
+}
+
+/* ===================================================================== */
+/* R5: churn                                                               */
+/* ===================================================================== */
+
+#define CH_ROOMS 10000
+#define CH_CONNS 2000
+#define CH_OPS 200000
+
+struct churn {
+    unsigned char *bits; /* conn * CH_ROOMS + room */
+    int *room_n;
+    int **conn_rooms; /* a conn's rooms, unordered */
+    int *conn_nrooms, *conn_cap;
+    rc_conn **conns;
+    size_t memberships, occupied;
+};
+
+static void churn_free(churn *ch)
+{
+    int i;
+
+    if (ch == NULL)
+        return;
+    for (i = 0; ch->conn_rooms && i < CH_CONNS; i++)
+        free(ch->conn_rooms[i]);
+    free(ch->conn_rooms);
+    free(ch->conn_nrooms);
+    free(ch->conn_cap);
+    free(ch->bits);
+    free(ch->room_n);
+    free(ch->conns);
+    free(ch);
+}
+
+static int churn_sink(rc_conn *c, rc_frame *f, const rc_message *m,
+                      void *user)
+{
+    world *w = user;
+
+    (void)c;
+    (void)f;
+    (void)m;
+    w->churn_delivered++;
+    return 0;
+}
+
+static int ch_member(const churn *ch, int c, int r)
+{
+    size_t bit = (size_t)c * CH_ROOMS + (size_t)r;
+
+    return (ch->bits[bit >> 3] >> (bit & 7)) & 1;
+}
+
+static void ch_set(churn *ch, int c, int r, int on)
+{
+    size_t bit = (size_t)c * CH_ROOMS + (size_t)r;
+
+    if (on)
+        ch->bits[bit >> 3] |= (unsigned char)(1u << (bit & 7));
+    else
+        ch->bits[bit >> 3] &= (unsigned char)~(1u << (bit & 7));
+}
+
+static void ch_model_add(churn *ch, int c, int r)
+{
+    if (ch->conn_nrooms[c] == ch->conn_cap[c]) {
+        int cap = ch->conn_cap[c] ? ch->conn_cap[c] * 2 : 8;
+        int *p = realloc(ch->conn_rooms[c], (size_t)cap * sizeof *p);
+
+        if (p == NULL)
+            fail_msg("out of memory");
+        ch->conn_rooms[c] = p;
+        ch->conn_cap[c] = cap;
+    }
+    ch->conn_rooms[c][ch->conn_nrooms[c]++] = r;
+    ch_set(ch, c, r, 1);
+    if (ch->room_n[r]++ == 0)
+        ch->occupied++;
+    ch->memberships++;
+}
+
+static void ch_model_del(churn *ch, int c, int r)
+{
+    int i;
+
+    for (i = 0; i < ch->conn_nrooms[c]; i++) {
+        if (ch->conn_rooms[c][i] == r) {
+            ch->conn_rooms[c][i] = ch->conn_rooms[c][--ch->conn_nrooms[c]];
+            break;
+        }
+    }
+    ch_set(ch, c, r, 0);
+    if (--ch->room_n[r] == 0)
+        ch->occupied--;
+    ch->memberships--;
+}
+
+static void ch_room_name(char *buf, size_t cap, int r)
+{
+    snprintf(buf, cap, "r%d", r);
+}
+
+static void ch_join(churn *ch, int c, int r, long op)
+{
+    char name[16];
+    int expect = !ch_member(ch, c, r);
+    int rc;
+
+    ch_room_name(name, sizeof name, r);
+    rc = rc_room_join(ch->conns[c], name);
+    if (rc != expect)
+        fail_msg("churn op %ld: rc_room_join(c%d, %s) = %d, expected %d", op,
+                 c, name, rc, expect);
+    if (expect)
+        ch_model_add(ch, c, r);
+}
+
+static void ch_leave(churn *ch, int c, int r, long op)
+{
+    char name[16];
+    int expect = ch_member(ch, c, r);
+    int rc;
+
+    ch_room_name(name, sizeof name, r);
+    rc = rc_room_leave(ch->conns[c], name);
+    if (rc != expect)
+        fail_msg("churn op %ld: rc_room_leave(c%d, %s) = %d, expected %d", op,
+                 c, name, rc, expect);
+    if (expect)
+        ch_model_del(ch, c, r);
+}
+
+struct leave_all_ctx {
+    churn *ch;
+    int c;
+    int bad;
+};
+
+static void ch_left_cb(const char *room, void *user)
+{
+    struct leave_all_ctx *x = user;
+    int r;
+
+    if (room[0] != 'r' || (r = atoi(room + 1)) < 0 || r >= CH_ROOMS ||
+        !ch_member(x->ch, x->c, r)) {
+        x->bad++;
+        return;
+    }
+    ch_model_del(x->ch, x->c, r);
+}
+
+static void ch_add_conn(world *w, churn *ch, node *A, int c)
+{
+    char id[16];
+    int rc;
+
+    snprintf(id, sizeof id, "c%d", c);
+    rc = rc_conn_add(A->a, id, churn_sink, w, &ch->conns[c]);
+    if (rc != 0)
+        fail_msg("rc_conn_add(%s): %s", id, rc_strerror(rc));
+}
+
+static void t_r5_churn(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, "churn:", "node-A");
+    churn *ch;
+    uint64_t rng = UINT64_C(0x2545f4914f6cdd1d);
+    long op;
+    int c, r, i;
+    long long t0 = now_ms(), t_ops, t_quiet;
+    rc_counters cnt;
+    const char **names;
+    size_t nnames;
+    strlist chans;
+    char name[32], env_buf[256];
+    size_t env_len;
+    redisContext *pubc;
+    unsigned long long recv0;
+
+    rc_adapter_set_room_cb(A->a, NULL, NULL);
+    ch = calloc(1, sizeof *ch);
+    assert_non_null(ch);
+    w->ch = ch;
+    ch->bits = calloc((size_t)CH_CONNS * CH_ROOMS / 8 + 1, 1);
+    ch->room_n = calloc(CH_ROOMS, sizeof *ch->room_n);
+    ch->conn_rooms = calloc(CH_CONNS, sizeof *ch->conn_rooms);
+    ch->conn_nrooms = calloc(CH_CONNS, sizeof *ch->conn_nrooms);
+    ch->conn_cap = calloc(CH_CONNS, sizeof *ch->conn_cap);
+    ch->conns = calloc(CH_CONNS, sizeof *ch->conns);
+    assert_true(ch->bits && ch->room_n && ch->conn_rooms && ch->conn_nrooms &&
+                ch->conn_cap && ch->conns);
+    for (c = 0; c < CH_CONNS; c++)
+        ch_add_conn(w, ch, A, c);
+
+    for (op = 0; op < CH_OPS; op++) {
+        unsigned p = rng_below(&rng, 1000);
+
+        c = (int)rng_below(&rng, CH_CONNS);
+        if (p < 450) { /* join */
+            ch_join(ch, c, (int)rng_below(&rng, CH_ROOMS), op);
+        } else if (p < 850) { /* leave one of its rooms */
+            if (ch->conn_nrooms[c] > 0)
+                r = ch->conn_rooms[c][rng_below(&rng,
+                                                (unsigned)ch->conn_nrooms[c])];
+            else
+                r = (int)rng_below(&rng, CH_ROOMS);
+            ch_leave(ch, c, r, op);
+        } else if (p < 920) { /* join then leave at once, or the reverse */
+            r = (int)rng_below(&rng, CH_ROOMS);
+            if (ch_member(ch, c, r)) {
+                ch_leave(ch, c, r, op);
+                ch_join(ch, c, r, op);
+            } else {
+                ch_join(ch, c, r, op);
+                ch_leave(ch, c, r, op);
+            }
+        } else if (p < 997) { /* rejoin after leave (and sometimes again) */
+            if (ch->conn_nrooms[c] == 0) {
+                ch_join(ch, c, (int)rng_below(&rng, CH_ROOMS), op);
+            } else {
+                r = ch->conn_rooms[c][rng_below(
+                    &rng, (unsigned)ch->conn_nrooms[c])];
+                ch_leave(ch, c, r, op);
+                ch_join(ch, c, r, op);
+                if (p & 1) {
+                    ch_leave(ch, c, r, op);
+                    ch_join(ch, c, r, op);
+                }
+            }
+        } else if (p < 999) { /* leave everything */
+            struct leave_all_ctx x;
+            int before = ch->conn_nrooms[c];
+            int rc;
+
+            x.ch = ch;
+            x.c = c;
+            x.bad = 0;
+            rc = rc_room_leave_all(ch->conns[c], ch_left_cb, &x);
+            if (rc != before || x.bad || ch->conn_nrooms[c] != 0)
+                fail_msg("churn op %ld: rc_room_leave_all(c%d) = %d, "
+                         "expected %d (%d unknown rooms reported)",
+                         op, c, rc, before, x.bad);
+        } else { /* remove the connection and add it again */
+            while (ch->conn_nrooms[c] > 0)
+                ch_model_del(ch, c, ch->conn_rooms[c][0]);
+            rc_conn_remove(ch->conns[c]);
+            ch->conns[c] = NULL;
+            ch_add_conn(w, ch, A, c);
+        }
+        if (op % 1000 == 999) {
+            for (i = 0; i < 4; i++)
+                pump(w);
+        }
+    }
+    t_ops = now_ms();
+
+    WAIT_FOR_MS(w, is_quiet(A), 60000,
+                "churn: every SUBSCRIBE/UNSUBSCRIBE confirmed");
+    t_quiet = now_ms();
+
+    /* the adapter's view equals the model */
+    cnt = ctr(A);
+    if (cnt.rooms != ch->occupied || cnt.memberships != ch->memberships ||
+        cnt.connections != CH_CONNS)
+        fail_msg("churn: counters rooms=%llu memberships=%llu "
+                 "connections=%llu, model %zu/%zu/%d",
+                 cnt.rooms, cnt.memberships, cnt.connections, ch->occupied,
+                 ch->memberships, CH_CONNS);
+    nnames = rc_adapter_rooms(A->a, NULL, 0);
+    assert_int_equal(nnames, ch->occupied);
+    for (r = 0; r < CH_ROOMS; r++) {
+        ch_room_name(name, sizeof name, r);
+        if (rc_room_size(A->a, name) != (size_t)ch->room_n[r])
+            fail_msg("churn: rc_room_size(%s) = %zu, model %d", name,
+                     rc_room_size(A->a, name), ch->room_n[r]);
+        if (rc_room_is_ready(A->a, name) != (ch->room_n[r] > 0))
+            fail_msg("churn: rc_room_is_ready(%s) = %d with %d members after "
+                     "quiesce",
+                     name, rc_room_is_ready(A->a, name), ch->room_n[r]);
+    }
+
+    /* PUBSUB CHANNELS churn:* == exactly rc_adapter_rooms, prefixed */
+    names = calloc(nnames + 1, sizeof *names);
+    assert_non_null(names);
+    assert_int_equal(rc_adapter_rooms(A->a, names, nnames), nnames);
+    {
+        char **want = calloc(nnames + 1, sizeof *want);
+        size_t j;
+
+        assert_non_null(want);
+        for (j = 0; j < nnames; j++) {
+            size_t wl = strlen(names[j]) + sizeof "churn:";
+
+            want[j] = malloc(wl);
+            if (want[j] == NULL)
+                fail_msg("out of memory");
+            else
+                snprintf(want[j], wl, "churn:%s", names[j]);
+        }
+        free(names);
+        qsort(want, nnames, sizeof *want, cmp_str);
+        chans = pubsub_channels(w, "churn:*");
+        {
+            char wx[64] = "", wy[64] = "";
+            size_t bad_at = (size_t)-1;
+
+            for (j = 0; j < nnames || j < chans.n; j++) {
+                const char *x = j < nnames ? want[j] : "(end)";
+                const char *y = j < chans.n ? chans.v[j] : "(end)";
+
+                if (strcmp(x, y) != 0) {
+                    snprintf(wx, sizeof wx, "%s", x);
+                    snprintf(wy, sizeof wy, "%s", y);
+                    bad_at = j;
+                    break;
+                }
+            }
+            for (j = 0; j < nnames; j++)
+                free(want[j]);
+            free(want);
+            strlist_free(&chans);
+            if (bad_at != (size_t)-1)
+                fail_msg("churn: PUBSUB CHANNELS differs from the rooms "
+                         "with members at #%zu (sorted): rooms say %s, "
+                         "Redis %s",
+                         bad_at, wx, wy);
+        }
+    }
+
+    /* and the client side dispatches every subscribed channel: one raw
+     * PUBLISH per room (pipelined), each with 1 receiver for an occupied
+     * room, 0 otherwise; every member's sink runs once */
+    env_len = envelope(env_buf, sizeof env_buf, "raw-churn", "c", "0");
+    pubc = rh_connect(&w->rs);
+    assert_non_null(pubc);
+    assert_true(w->nraw < MAX_RAW);
+    w->raw[w->nraw++] = pubc;
+    recv0 = ctr(A).received;
+    w->churn_delivered = 0;
+    for (r = 0; r < CH_ROOMS; r++) {
+        snprintf(name, sizeof name, "churn:r%d", r);
+        redisAppendCommand(pubc, "PUBLISH %s %b", name, env_buf, env_len);
+    }
+    for (r = 0; r < CH_ROOMS; r++) {
+        void *p = NULL;
+        redisReply *rep;
+        long long n;
+
+        if (redisGetReply(pubc, &p) != REDIS_OK || p == NULL)
+            fail_msg("churn: PUBLISH reply %d: %s", r, pubc->errstr);
+        rep = p;
+        n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+        freeReplyObject(rep);
+        if (n != (ch->room_n[r] > 0))
+            fail_msg("churn: PUBLISH churn:r%d reached %lld subscribers, "
+                     "room has %d members",
+                     r, n, ch->room_n[r]);
+    }
+    WAIT_FOR_MS(w, w->churn_delivered >= ch->memberships, 30000,
+                "churn: every member to get the raw publish of its room");
+    assert_int_equal(ctr(A).received, recv0 + ch->occupied);
+    assert_int_equal(w->churn_delivered, ch->memberships);
+
+    print_message("R5: %d ops in %lld ms, quiesce %lld ms, %zu rooms with "
+                  "members, %zu memberships, %llu SUBSCRIBE / %llu "
+                  "UNSUBSCRIBE sent\n",
+                  CH_OPS, t_ops - t0, t_quiet - t_ops, ch->occupied,
+                  ch->memberships, cnt.subscribes_sent, cnt.unsubscribes_sent);
+    assert_clean(w);
+}
+
+/* ===================================================================== */
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(t_first_member_subscribes_once),
+        T(t_last_member_unsubscribes),
+        T(t_leave_noop),
+        T(t_leave_all_join_order),
+        T(t_unknown_queries),
+        T(t_local_only_adapter),
+        T(t_local_only_flag),
+        T(t_no_local_members_still_publishes),
+        T(t_delivered_counts_accepting_sinks),
+        T(t_no_delivery_without_subscription),
+        T(t_rapid_publishes_in_order),
+        T(t_two_nodes_no_echo),
+        T(t_except),
+        T(t_custom_prefix),
+        T(t_remote_frame_bytes),
+        T(t_multi_room_broadcast),
+        T(t_filter_and_meta),
+        T(t_leave_rejoin_before_reply),
+        T(t_leave_rejoin_in_sink),
+        T(t_resubscribe_after_host_disconnect),
+        T(t_resubscribe_after_server_kill),
+        T(t_malformed_payloads),
+        T(t_conn_remove_in_sink),
+        T(t_adapter_free_in_remote_sink),
+        T(t_adapter_free_in_local_sink),
+        T(t_teardown_adapter_first),
+        T(t_teardown_contexts_first),
+        T(t_r6_echo_except_order),
+        T(t_r5_churn),
+    };
+
+    /* RC_TEST_FILTER=t_churn* runs only the matching tests. */
+    if (getenv("RC_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("RC_TEST_FILTER"));
+    return cmocka_run_group_tests_name("adapter_redis", tests, NULL, NULL);
+}
