@@ -236,8 +236,9 @@ ROOMCAST_EXTERN int rc_envelope_decode(const char *buf, size_t len,
 ROOMCAST_EXTERN int rc_sse_format(const rc_message *msg, char *buf, size_t size,
                                   size_t *len);
 
-/* ---- The adapter ----------------------------------------------------
+/* ---- The adapter ---------------------------------------------------- */
 
+/*
  * An adapter holds one node's local connections and their rooms, and
  * links them to other nodes through two hiredis async contexts: one that
  * publishes and one in subscribed mode. Broadcasting to a room delivers to
@@ -399,6 +400,8 @@ ROOMCAST_EXTERN void rc_conn_remove(rc_conn *conn);
 /** The connection with this id, or NULL. */
 ROOMCAST_EXTERN rc_conn *rc_conn_find(rc_adapter *a, const char *conn_id);
 
+/** The connection's id (NUL-terminated, owned by the connection, valid
+ *  until rc_conn_remove), its user pointer, and its adapter. */
 ROOMCAST_EXTERN const char *rc_conn_id(const rc_conn *conn);
 ROOMCAST_EXTERN void *rc_conn_user(const rc_conn *conn);
 ROOMCAST_EXTERN rc_adapter *rc_conn_adapter(const rc_conn *conn);
@@ -493,6 +496,10 @@ ROOMCAST_EXTERN int rc_broadcast(rc_adapter *a, const char *const *rooms,
 
 /* ---- Frames ---------------------------------------------------------- */
 
+/** The frame's bytes (not NUL-terminated) and their number; valid while
+ *  the frame is (for the sink call, or until the last rc_frame_unref).
+ *  Frames are refcounted without atomics: ref and unref them on the
+ *  adapter's thread. */
 ROOMCAST_EXTERN const char *rc_frame_data(const rc_frame *frame);
 ROOMCAST_EXTERN size_t rc_frame_size(const rc_frame *frame);
 /** Take a reference (returns frame). A frame may outlive its adapter. */
