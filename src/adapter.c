@@ -76,17 +76,6 @@ void rc_frame_unref(rc_frame *frame)
 
 /* ---- life ------------------------------------------------------------ */
 
-static void libc_defaults(rc__alloc *m, const rc_alloc *in)
-{
-    memset(m, 0, sizeof *m);
-    if (in != NULL) {
-        m->malloc_fn = in->malloc_fn;
-        m->realloc_fn = in->realloc_fn;
-        m->free_fn = in->free_fn;
-        m->user = in->user;
-    }
-}
-
 static void release(rc_adapter *a)
 {
     rc__alloc mem = a->mem;
@@ -125,7 +114,9 @@ int rc_adapter_open(const rc_adapter_options *opts,
     if (opts->node_id != NULL &&
         (rv = rc__field_check(opts->node_id, NULL, NULL)) != 0)
         return rv;
-    libc_defaults(&mem, opts->alloc);
+    memset(&mem, 0, sizeof mem);
+    if (opts->alloc != NULL)
+        mem = *opts->alloc;
     a = rc__malloc(&mem, sizeof *a);
     if (a == NULL)
         return RC_ENOMEM;

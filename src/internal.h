@@ -129,13 +129,9 @@ char *rc__dec_put(char *dst, unsigned long long v);
 
 /* ---- memory --------------------------------------------------------- */
 
-/* The allocator an adapter uses (libc when the functions are NULL). */
-typedef struct rc__alloc {
-    void *(*malloc_fn)(size_t size, void *user);
-    void *(*realloc_fn)(void *ptr, size_t size, void *user);
-    void (*free_fn)(void *ptr, void *user);
-    void *user;
-} rc__alloc;
+/* The allocator an adapter uses is the public rc_alloc (libc's functions
+ * where its are NULL); rc__alloc is its internal name. */
+typedef rc_alloc rc__alloc;
 
 void *rc__malloc(const rc__alloc *m, size_t size);
 void *rc__realloc(const rc__alloc *m, void *ptr, size_t size);

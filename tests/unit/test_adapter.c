@@ -11,6 +11,8 @@
 
 #include <roomcast/roomcast.h>
 
+#include "counting.h"
+
 /* What sinks saw, and what they should do. */
 typedef struct seen {
     char log[1024]; /* "conn-id " per delivery */
@@ -329,50 +331,18 @@ static void broadcast_from_inside_a_sink(void **state)
 
 /* ---- allocation failures --------------------------------------------- */
 
-typedef struct counting {
-    long live, calls, fail_at;
-} counting;
-
-static void *count_malloc(size_t size, void *user)
-{
-    counting *c = user;
-
-    if (++c->calls == c->fail_at)
-        return NULL;
-    c->live++;
-    return malloc(size);
-}
-
-static void *count_realloc(void *ptr, size_t size, void *user)
-{
-    counting *c = user;
-    void *p;
-
-    if (ptr == NULL)
-        return count_malloc(size, user);
-    if (++c->calls == c->fail_at)
-        return NULL;
-    p = realloc(ptr, size);
-    return p;
-}
-
-static void count_free(void *ptr, void *user)
-{
-    ((counting *)user)->live--;
-    free(ptr);
-}
-
 /* One scenario; returns the first error, or 0. */
 static int scenario(counting *cnt, seen *s)
 {
-    rc_alloc al = {count_malloc, count_realloc, count_free, NULL};
+    long fail_at = cnt->fail_at;
+    rc_alloc al = counting_alloc(cnt); /* resets the counters */
     rc_adapter_options o;
     rc_message m = message("[1,2]");
     rc_adapter *a = NULL;
     rc_conn *c1 = NULL, *c2 = NULL;
     int rv;
 
-    al.user = cnt;
+    cnt->fail_at = fail_at;
     memset(&o, 0, sizeof o);
     o.alloc = &al;
     o.node_id = "n";

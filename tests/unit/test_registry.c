@@ -10,48 +10,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
-
-/* ---- a counting allocator that can fail the k-th allocation ---------- */
-
-typedef struct counting {
-    long live;    /* allocations not yet freed */
-    long calls;   /* allocation calls so far */
-    long fail_at; /* fail the call with this number (1-based), 0: never */
-} counting;
-
-static void *count_malloc(size_t size, void *user)
-{
-    counting *c = user;
-
-    if (++c->calls == c->fail_at)
-        return NULL;
-    c->live++;
-    return malloc(size);
-}
-
-static void *count_realloc(void *ptr, size_t size, void *user)
-{
-    if (ptr == NULL)
-        return count_malloc(size, user);
-    return realloc(ptr, size);
-}
-
-static void count_free(void *ptr, void *user)
-{
-    counting *c = user;
-
-    c->live--;
-    free(ptr);
-}
-
-static rc__alloc counting_alloc(counting *c)
-{
-    rc__alloc a = {count_malloc, count_realloc, count_free, NULL};
-
-    memset(c, 0, sizeof *c);
-    a.user = c;
-    return a;
-}
+#include "counting.h"
 
 /* A small deterministic generator, so failures can be replayed. */
 static uint64_t rng_state = 88172645463325252ULL;
