@@ -462,13 +462,14 @@ ROOMCAST_EXTERN size_t rc_adapter_rooms(const rc_adapter *a, const char **out,
 /**
  * Broadcast msg to a room: deliver to local members (skipping the
  * connection with id except_conn_id, if any, and those the filter refuses)
- * with one shared frame, then publish one envelope on the room's channel
- * unless flags has RC_LOCAL_ONLY or the adapter has no pub context. The
- * message is validated first (rc_message_check); nothing is delivered or
- * published if it is invalid. Returns the number of sinks that accepted
- * (>= 0), or RC_EINVAL, any rc_message_check error, RC_ENOMEM. A publish
- * that cannot be sent, or whose reply is an error, is counted
- * (publish_errors) and does not change the result.
+ * with one shared frame, then publish one envelope on the room's channel,
+ * unless flags has RC_LOCAL_ONLY or the adapter is local only (created
+ * without contexts). The message is validated first (rc_message_check);
+ * nothing is delivered or published if it is invalid. Returns the number
+ * of sinks that accepted (>= 0), or RC_EINVAL, any rc_message_check error,
+ * RC_ENOMEM. A publish that cannot be sent (no pub context right now: the
+ * link is down), or whose reply is an error, fails fast and is counted in
+ * publish_errors; it does not change the result.
  */
 ROOMCAST_EXTERN int rc_broadcast_to_room(rc_adapter *a, const char *room,
                                          const rc_message *msg,
@@ -485,10 +486,12 @@ typedef struct rc_broadcast_options {
 } rc_broadcast_options;
 
 /**
- * Broadcast to several rooms: a connection in more than one of them
- * receives the message once; one envelope is published per room. opts may
- * be NULL. Returns as rc_broadcast_to_room does, plus RC_EJSON/RC_EDEPTH
- * for an invalid meta.
+ * Broadcast to several rooms: one envelope is published per room. A local
+ * connection in more than one of them receives the message once. On other
+ * nodes, a connection in several of the rooms receives it once per room,
+ * unless the message has a non-empty id: then the per-connection de-dup
+ * window lets it through once. opts may be NULL. Returns as
+ * rc_broadcast_to_room does, plus RC_EJSON/RC_EDEPTH for an invalid meta.
  */
 ROOMCAST_EXTERN int rc_broadcast(rc_adapter *a, const char *const *rooms,
                                  size_t nrooms, const rc_message *msg,

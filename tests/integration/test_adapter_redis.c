@@ -55,7 +55,9 @@
 
 /* ---- limits of the fixture ------------------------------------------ */
 
+#ifndef WAIT_MS
 #define WAIT_MS 10000 /* default deadline of one wait */
+#endif
 #define MAX_NODES 3
 #define MAX_LINKS 12
 #define MAX_RECS 24
@@ -91,8 +93,7 @@ struct node {
     size_t nev;
 };
 
-typedef void (*hook_fn)(rec *r, rc_conn *c, rc_frame *f,
-                        const rc_message *m);
+typedef void (*hook_fn)(rec *r, rc_conn *c, rc_frame *f, const rc_message *m);
 
 /* One local connection and what its sink saw. */
 struct rec {
@@ -100,11 +101,12 @@ struct rec {
     node *owner;
     char id[48];
     rc_conn *conn;
-    int removed; /* rc_conn_remove'd: the sink must not run again */
-    int ret;     /* what the sink returns */
-    int count;   /* sink calls, markers excluded */
-    int markers; /* sink calls with event "marker" */
-    char *frame; /* the last frame (non-marker), copied */
+    int removed;     /* rc_conn_remove'd: the sink must not run again */
+    int ret;         /* what the sink returns */
+    int count;       /* sink calls, markers excluded */
+    int markers;     /* sink calls with event "marker" */
+    int last_marker; /* the highest sync_marker number it got */
+    char *frame;     /* the last frame (non-marker), copied */
     size_t frame_len;
     char *data; /* the last msg->data, copied */
     size_t data_len;
@@ -137,8 +139,14 @@ struct world {
     size_t nraw;
     int errors;
     char first_error[512];
+    int marker_seq; /* sync_marker numbers its markers */
     unsigned long long churn_delivered;
     churn *ch;
+    struct acct {
+        long live; /* blocks handed out and not freed */
+        unsigned long long calls;
+        int foreign; /* frees/reallocs of blocks not ours */
+    } acct[MAX_NODES];
 };
 
 /* ---- small utilities ------------------------------------------------ */
@@ -224,9 +232,8 @@ static void loop_idle(world *w)
     evtimer_del(w->guard);
 }
 
-static void run_until_(world *w, int (*pred)(void *), void *arg,
-                       int timeout_ms, const char *what, const char *file,
-                       int line)
+static void run_until_(world *w, int (*pred)(void *), void *arg, int timeout_ms,
+                       const char *what, const char *file, int line)
 {
     long long deadline = now_ms() + timeout_ms;
 
@@ -237,29 +244,29 @@ static void run_until_(world *w, int (*pred)(void *), void *arg,
         if (pred(arg))
             return;
         if (now_ms() >= deadline)
-            fail_msg("%s:%d: timed out after %d ms waiting for %s", file,
-                     line, timeout_ms, what);
+            fail_msg("%s:%d: timed out after %d ms waiting for %s", file, line,
+                     timeout_ms, what);
         loop_idle(w);
     }
 }
 
 /* run_until(w, pred, arg, timeout_ms, what): drive the loop until
  * pred(arg), failing with "timed out ... waiting for <what>". */
-#define run_until(w, pred, arg, ms, what)                                     \
+#define run_until(w, pred, arg, ms, what)                                      \
     run_until_((w), (pred), (arg), (ms), (what), __FILE__, __LINE__)
 
 /* The same for an expression. */
-#define WAIT_FOR_MS(w, cond, ms, what)                                        \
-    do {                                                                      \
-        long long wf_deadline_ = now_ms() + (ms);                             \
-        while (!(cond)) {                                                     \
-            if (now_ms() >= wf_deadline_)                                     \
-                fail_msg("%s:%d: timed out after %d ms waiting for %s",       \
-                         __FILE__, __LINE__, (int)(ms), (what));              \
-            pump(w);                                                          \
-            if (!(cond))                                                      \
-                loop_idle(w);                                                 \
-        }                                                                     \
+#define WAIT_FOR_MS(w, cond, ms, what)                                         \
+    do {                                                                       \
+        long long wf_deadline_ = now_ms() + (ms);                              \
+        while (!(cond)) {                                                      \
+            if (now_ms() >= wf_deadline_)                                      \
+                fail_msg("%s:%d: timed out after %d ms waiting for %s",        \
+                         __FILE__, __LINE__, (int)(ms), (what));               \
+            pump(w);                                                           \
+            if (!(cond))                                                       \
+                loop_idle(w);                                                  \
+        }                                                                      \
     } while (0)
 #define WAIT_FOR(w, cond, what) WAIT_FOR_MS(w, cond, WAIT_MS, what)
 
@@ -388,6 +395,28 @@ static node *node_up(world *w, int i, const char *prefix, const char *id)
     return n;
 }
 
+/* The same through rc_adapter_open with options (prefix and node_id from
+ * opts). */
+static node *node_up_opts(world *w, int i, rc_adapter_options *opts)
+{
+    node *n = &w->nodes[i];
+    int rc;
+
+    assert_null(n->a);
+    memset(n, 0, sizeof *n);
+    n->w = w;
+    snprintf(n->name, sizeof n->name, "%s", opts->node_id);
+    n->pub = connect_link(w, n, 0);
+    n->sub = connect_link(w, n, 1);
+    rc = rc_adapter_open(opts, n->pub->ac, n->sub->ac, &n->a);
+    if (rc != 0)
+        fail_msg("rc_adapter_open: %s", rc_strerror(rc));
+    n->pub->attached = 1;
+    n->sub->attached = 1;
+    rc_adapter_set_room_cb(n->a, on_room_event, n);
+    return n;
+}
+
 static rc_counters ctr(const node *n)
 {
     rc_counters c;
@@ -411,22 +440,43 @@ static int pred_quiet(void *arg)
     return is_quiet(arg);
 }
 
-static void wait_quiet(world *w, node *n)
+/* The helpers that wait take the caller's file and line, so that a time-out
+ * names the line of the test. */
+#define wait_quiet(w, n) wait_quiet_((w), (n), __FILE__, __LINE__)
+#define wait_ready(w, n, room) wait_ready_((w), (n), (room), __FILE__, __LINE__)
+
+static void wait_quiet_(world *w, node *n, const char *file, int line)
 {
     char what[96];
 
-    snprintf(what, sizeof what,
-             "%s: every SUBSCRIBE/UNSUBSCRIBE confirmed", n->name);
-    run_until(w, pred_quiet, n, WAIT_MS, what);
+    snprintf(what, sizeof what, "%s: every SUBSCRIBE/UNSUBSCRIBE confirmed",
+             n->name);
+    run_until_(w, pred_quiet, n, WAIT_MS, what, file, line);
 }
 
-static void wait_ready(world *w, node *n, const char *room)
+struct ready_arg {
+    node *n;
+    const char *room;
+};
+
+static int pred_ready(void *arg)
+{
+    struct ready_arg *r = arg;
+
+    return rc_room_is_ready(r->n->a, r->room) == 1;
+}
+
+static void wait_ready_(world *w, node *n, const char *room, const char *file,
+                        int line)
 {
     char what[160];
+    struct ready_arg r;
 
+    r.n = n;
+    r.room = room;
     snprintf(what, sizeof what, "%s: room \"%s\" ready (SUBSCRIBE confirmed)",
              n->name, room);
-    WAIT_FOR(w, rc_room_is_ready(n->a, room) == 1, what);
+    run_until_(w, pred_ready, &r, WAIT_MS, what, file, line);
 }
 
 /* ---- connections and sinks ------------------------------------------- */
@@ -492,7 +542,18 @@ static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
     }
     check_frame(w, r, f, m);
     if (m->event && strcmp(m->event, "marker") == 0) {
+        static const char head[] = "{\"marker\":";
+        size_t i = sizeof head - 1;
+        int v = 0;
+
         r->markers++;
+        if (m->data_len > i && memcmp(m->data, head, i) == 0) {
+            for (; i < m->data_len && m->data[i] >= '0' && m->data[i] <= '9';
+                 i++)
+                v = v * 10 + (m->data[i] - '0');
+            if (v > r->last_marker)
+                r->last_marker = v;
+        }
         return r->ret;
     }
     r->count++;
@@ -569,8 +630,8 @@ static rc_message msg_of(const char *event, const char *data, const char *id)
     return m;
 }
 
-static int bcast(node *n, const char *room, const char *event,
-                 const char *data, const char *except, unsigned flags)
+static int bcast(node *n, const char *room, const char *event, const char *data,
+                 const char *except, unsigned flags)
 {
     rc_message m = msg_of(event, data, NULL);
 
@@ -579,18 +640,39 @@ static int bcast(node *n, const char *room, const char *event,
 
 /* Send a marker from `from` to room and wait for `to` (a member of room on
  * another node) to get it: whatever `from` published before is in by then.
- */
-static void sync_marker(world *w, node *from, const char *room, rec *to)
-{
-    int before = to->markers;
-    int rc;
-    char what[160];
+ * Markers are numbered, so that an earlier marker arriving late (e.g. one
+ * sent for another member of the room) does not end the wait. */
+#define sync_marker(w, from, room, to)                                         \
+    sync_marker_((w), (from), (room), (to), __FILE__, __LINE__)
 
-    rc = bcast(from, room, "marker", "{\"marker\":true}", NULL, 0);
-    assert_true(rc >= 0);
+struct marker_arg {
+    rec *to;
+    int number;
+};
+
+static int pred_marker(void *arg)
+{
+    struct marker_arg *m = arg;
+
+    return m->to->last_marker >= m->number;
+}
+
+static void sync_marker_(world *w, node *from, const char *room, rec *to,
+                         const char *file, int line)
+{
+    struct marker_arg m;
+    int rc;
+    char what[160], data[32];
+
+    m.to = to;
+    m.number = ++w->marker_seq;
+    snprintf(data, sizeof data, "{\"marker\":%d}", m.number);
+    rc = bcast(from, room, "marker", data, NULL, 0);
+    if (rc < 0)
+        fail_msg("%s:%d: marker broadcast: %s", file, line, rc_strerror(rc));
     snprintf(what, sizeof what, "%s to receive a marker sent by %s to \"%s\"",
              to->id, from->name, room);
-    WAIT_FOR(w, to->markers > before, what);
+    run_until_(w, pred_marker, &m, WAIT_MS, what, file, line);
 }
 
 /* ---- Redis-side helpers -------------------------------------------- */
@@ -600,12 +682,12 @@ static long long numsub(world *w, const char *channel)
     return rh_numsub(&w->rs, channel);
 }
 
-#define WAIT_NUMSUB(w, channel, n)                                            \
-    do {                                                                      \
-        char wn_what_[160];                                                   \
-        snprintf(wn_what_, sizeof wn_what_, "PUBSUB NUMSUB %s == %d",        \
-                 (channel), (int)(n));                                        \
-        WAIT_FOR(w, numsub((w), (channel)) == (n), wn_what_);                 \
+#define WAIT_NUMSUB(w, channel, n)                                             \
+    do {                                                                       \
+        char wn_what_[160];                                                    \
+        snprintf(wn_what_, sizeof wn_what_, "PUBSUB NUMSUB %s == %d",          \
+                 (channel), (int)(n));                                         \
+        WAIT_FOR(w, numsub((w), (channel)) == (n), wn_what_);                  \
     } while (0)
 
 typedef struct strlist {
@@ -811,8 +893,10 @@ static int teardown(void **state)
     churn_free(w->ch);
     if (w->errors > errors0) {
         /* e.g. a sink or room event after rc_adapter_free */
-        fprintf(stderr, "teardown: %d problem(s) seen inside callbacks; "
-                "the first: %s\n", w->errors - errors0,
+        fprintf(stderr,
+                "teardown: %d problem(s) seen inside callbacks; "
+                "the first: %s\n",
+                w->errors - errors0,
                 errors0 ? "(see the test's own failure)" : w->first_error);
         rc = -1;
     }
@@ -937,8 +1021,7 @@ static void t_leave_noop(void **state)
     assert_int_equal(rc_room_leave(rc_conn_find(A->a, "ghost"), "n1"),
                      RC_EINVAL);
     assert_int_equal(rc_room_leave(a1->conn, NULL), RC_EINVAL);
-    assert_int_equal(rc_room_leave_all(rc_conn_find(A->a, "ghost"), NULL,
-                                       NULL),
+    assert_int_equal(rc_room_leave_all(rc_conn_find(A->a, "ghost"), NULL, NULL),
                      RC_EINVAL);
     assert_int_equal(rc_room_join(rc_conn_find(A->a, "ghost"), "n1"),
                      RC_EINVAL);
@@ -1151,10 +1234,10 @@ static void t_no_local_members_still_publishes(void **state)
     join(b1, "e1");
     wait_ready(w, B, "e1");
     assert_int_equal(bcast(A, "e1", "ev", "[1,2,3]", NULL, 0), 0);
-    WAIT_FOR(w, b1->count == 1, "b1 to get A's broadcast to a room A has no "
-                                "members in");
-    WAIT_FOR(w, ctr(A).published == c0.published + 1,
-             "A: PUBLISH confirmed");
+    WAIT_FOR(w, b1->count == 1,
+             "b1 to get A's broadcast to a room A has no "
+             "members in");
+    WAIT_FOR(w, ctr(A).published == c0.published + 1, "A: PUBLISH confirmed");
     assert_int_equal(ctr(A).delivered, c0.delivered);
     assert_int_equal(rc_room_size(A->a, "e1"), 0);
     assert_int_equal(numsub(w, "sse:room:e1"), 1); /* only B */
@@ -1313,13 +1396,16 @@ static void t_two_nodes_no_echo(void **state)
              "B to drop its own envelope (echoes)");
     assert_string_equal(a1->data, "\"B\"");
 
-    /* anything late would come before these markers */
+    /* anything late would come before these markers (each marker orders
+     * the other node's sub connection; the echo of a node's own marker
+     * comes on its own one, so that is waited for) */
     sync_marker(w, A, "e", b1);
     sync_marker(w, B, "e", a1);
+    WAIT_FOR(w,
+             ctr(A).echoes == ca0.echoes + 2 && ctr(B).echoes == cb0.echoes + 2,
+             "both markers to come back to their senders as echoes");
     assert_int_equal(a1->count, 2);
     assert_int_equal(b1->count, 2);
-    assert_int_equal(ctr(A).echoes, ca0.echoes + 2);
-    assert_int_equal(ctr(B).echoes, cb0.echoes + 2);
     assert_clean(w);
 }
 
@@ -1411,8 +1497,7 @@ static void t_custom_prefix(void **state)
     /* receiving side: the default-prefixed channel has nobody, the custom
      * one A, B and the raw subscriber */
     env_len = envelope(env_buf, sizeof env_buf, "raw", "ev", "7");
-    assert_int_equal(rh_publish(&w->rs, "sse:room:a:b:c", env_buf, env_len),
-                     0);
+    assert_int_equal(rh_publish(&w->rs, "sse:room:a:b:c", env_buf, env_len), 0);
     assert_int_equal(rh_publish(&w->rs, "app:x:a:b:c", env_buf, env_len), 3);
     /* a1 had A's own broadcast locally */
     WAIT_FOR(w, a1->count == 2 && b1->count == 2,
@@ -1455,8 +1540,10 @@ static void t_remote_frame_bytes(void **state)
     node *A = node_up(w, 0, NULL, "node-A");
     node *B = node_up(w, 1, NULL, "node-B");
     rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
-    static const char data[] = " \n{\"a\":\n[1,\r\n2],\"s\":\"\\u2603 \xc3\xa9\"}\r\n";
-    static const char trimmed[] = "{\"a\":\n[1,\r\n2],\"s\":\"\\u2603 \xc3\xa9\"}";
+    static const char data[] =
+        " \n{\"a\":\n[1,\r\n2],\"s\":\"\\u2603 \xc3\xa9\"}\r\n";
+    static const char trimmed[] =
+        "{\"a\":\n[1,\r\n2],\"s\":\"\\u2603 \xc3\xa9\"}";
     rc_message m = msg_of("upd\xc3\xa9", data, "id-1");
     rc_message t = m;
     char want[256];
@@ -1491,8 +1578,7 @@ static void t_remote_frame_bytes(void **state)
         char again[256];
         size_t again_len = 0;
 
-        assert_int_equal(rc_sse_format(&t, again, sizeof again, &again_len),
-                         0);
+        assert_int_equal(rc_sse_format(&t, again, sizeof again, &again_len), 0);
         assert_int_equal(again_len, want_len);
         assert_memory_equal(again, want, want_len);
     }
@@ -1678,9 +1764,8 @@ static int apply_ops(world *w, rec *r, const char *room, const char *ops,
 
 /* After the ops, the subscription state must match membership: NUMSUB 1
  * and a broadcast from B arrives, or NUMSUB 0 and nothing arrives. */
-static void check_rejoin_outcome(world *w, node *A, node *B, rec *a1,
-                                 rec *ctl, const char *room, const char *ops,
-                                 int member)
+static void check_rejoin_outcome(world *w, node *A, node *B, rec *a1, rec *ctl,
+                                 const char *room, const char *ops, int member)
 {
     char ch[64], what[200];
     int before = a1->count;
@@ -1689,8 +1774,7 @@ static void check_rejoin_outcome(world *w, node *A, node *B, rec *a1,
     wait_quiet(w, A);
     if (member) {
         snprintf(what, sizeof what,
-                 "room %s ready after \"%s\" (subscription lost?)", room,
-                 ops);
+                 "room %s ready after \"%s\" (subscription lost?)", room, ops);
         WAIT_FOR(w, rc_room_is_ready(A->a, room) == 1, what);
         if (numsub(w, ch) != 1)
             fail_msg("after \"%s\" in %s: PUBSUB NUMSUB %s is %lld, "
@@ -1727,16 +1811,13 @@ static void t_leave_rejoin_before_reply(void **state)
         int ready_first; /* joined and confirmed before the ops */
         const char *ops;
     } v[] = {
-        {"rj1", 1, "LJ"},       /* both calls, no loop turn between */
-        {"rj2", 1, "L.J"},      /* UNSUBSCRIBE written, reply not read */
-        {"rj3", 1, "LJLJ"},
-        {"rj4", 0, "JLJ"},      /* SUBSCRIBE not yet confirmed */
-        {"rj5", 0, "J.L.J"},
-        {"rj6", 1, "L.J.L.J"},
-        {"rj7", 1, "L..J"},
-        {"rj8", 1, "LJL"},      /* ends outside: no stale subscription */
-        {"rj9", 0, "J.L"},
-        {"rj10", 1, "L.J.L"},
+        {"rj1", 1, "LJ"},  /* both calls, no loop turn between */
+        {"rj2", 1, "L.J"}, /* UNSUBSCRIBE written, reply not read */
+        {"rj3", 1, "LJLJ"},  {"rj4", 0, "JLJ"}, /* SUBSCRIBE not yet confirmed
+                                                 */
+        {"rj5", 0, "J.L.J"}, {"rj6", 1, "L.J.L.J"}, {"rj7", 1, "L..J"},
+        {"rj8", 1, "LJL"}, /* ends outside: no stale subscription */
+        {"rj9", 0, "J.L"},   {"rj10", 1, "L.J.L"},
     };
     size_t i;
 
@@ -1803,6 +1884,98 @@ static void t_leave_rejoin_in_sink(void **state)
     assert_clean(w);
 }
 
+/*
+ * The node's only channel is unsubscribed while a SUBSCRIBE for another
+ * room goes out in the same turn: Redis answers the UNSUBSCRIBE with a
+ * count of 0 (the SUBSCRIBE comes after it). hiredis before 1.0 then
+ * leaves subscribed mode although a SUBSCRIBE is pending, and the
+ * "subscribe" reply that follows finds no callback (an assert in
+ * redisProcessCallbacks). Also the other order, and going down to zero
+ * and back up in one turn.
+ */
+static void t_last_channel_dropped_while_subscribing(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1");
+
+    join(a1, "only");
+    wait_ready(w, A, "only");
+    wait_quiet(w, A);
+
+    /* UNSUBSCRIBE only (count 0), then SUBSCRIBE next */
+    leave(a1, "only");
+    join(a1, "next");
+    wait_quiet(w, A);
+    wait_ready(w, A, "next");
+    assert_int_equal(numsub(w, "sse:room:next"), 1);
+    assert_int_equal(numsub(w, "sse:room:only"), 0);
+    assert_int_equal(bcast(B, "next", "ev", "1", NULL, 0), 0);
+    WAIT_FOR(w, a1->count == 1, "a1 to get B's broadcast to \"next\"");
+
+    /* SUBSCRIBE third, then UNSUBSCRIBE next: the count never drops to 0 */
+    join(a1, "third");
+    leave(a1, "next");
+    wait_quiet(w, A);
+    wait_ready(w, A, "third");
+    assert_int_equal(numsub(w, "sse:room:third"), 1);
+    assert_int_equal(numsub(w, "sse:room:next"), 0);
+
+    /* the last channel goes and the same room comes back in one turn */
+    leave(a1, "third");
+    join(a1, "third");
+    wait_quiet(w, A);
+    wait_ready(w, A, "third");
+    assert_int_equal(numsub(w, "sse:room:third"), 1);
+    assert_int_equal(bcast(B, "third", "ev", "2", NULL, 0), 0);
+    WAIT_FOR(w, a1->count == 2, "a1 to get B's broadcast to \"third\"");
+
+    /* and leaving still works afterwards */
+    leave(a1, "third");
+    wait_quiet(w, A);
+    assert_int_equal(numsub(w, "sse:room:third"), 0);
+    assert_clean(w);
+}
+
+/*
+ * A new sub context handed over directly, without NULL first, while the
+ * old one is still connected and subscribed: the rooms are subscribed on
+ * the new one, and a broadcast is delivered once, not once per context.
+ */
+static void t_swap_sub_without_null(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1");
+    rlink *old = A->sub, *fresh;
+
+    join(a1, "sw");
+    wait_ready(w, A, "sw");
+    fresh = connect_link(w, A, 1);
+    old->attached = 0; /* its end is no news to the adapter any more */
+    assert_int_equal(rc_adapter_set_sub(A->a, fresh->ac), 0);
+    fresh->attached = 1;
+    A->sub = fresh;
+    wait_ready(w, A, "sw");
+    wait_quiet(w, A);
+    assert_int_equal(numsub(w, "sse:room:sw"), 2); /* old and new */
+    assert_int_equal(bcast(B, "sw", "ev", "1", NULL, 0), 0);
+    WAIT_FOR(w, a1->count == 1, "a1 to get B's broadcast");
+    sync_marker(w, B, "sw", a1);
+    assert_int_equal(a1->count, 1);
+
+    /* the old context goes; nothing changes for the adapter */
+    redisAsyncFree(old->ac);
+    assert_null(old->ac);
+    WAIT_NUMSUB(w, "sse:room:sw", 1);
+    assert_int_equal(rc_room_is_ready(A->a, "sw"), 1);
+    assert_int_equal(bcast(B, "sw", "ev", "2", NULL, 0), 0);
+    WAIT_FOR(w, a1->count == 2, "a1 to get B's second broadcast");
+    assert_clean(w);
+}
+
 /* ===================================================================== */
 /* Losing and replacing the sub context                                   */
 /* ===================================================================== */
@@ -1827,7 +2000,9 @@ static void kill_client(world *w, rlink *l)
 }
 
 /* how: 0 = the host disconnects (redisAsyncDisconnect), 1 = the server
- * drops the connection (CLIENT KILL). */
+ * drops the connection (CLIENT KILL), 2 = the host calls
+ * rc_adapter_set_sub(NULL) while the old context is still up (and
+ * subscribed), and frees that context later. */
 static void resubscribe_after_loss(world *w, int how)
 {
     node *A = node_up(w, 0, NULL, "node-A");
@@ -1851,10 +2026,29 @@ static void resubscribe_after_loss(world *w, int how)
     wait_quiet(w, A);
     mark = A->nev;
 
-    if (how == 0)
+    if (how == 0) {
         redisAsyncDisconnect(old->ac);
-    else
+    } else if (how == 1) {
         kill_client(w, old);
+    } else {
+        old->attached = 0;
+        assert_int_equal(rc_adapter_set_sub(A->a, NULL), 0);
+        assert_int_equal(old->state, LINK_UP);
+        /* still subscribed on the server, but no longer the adapter's:
+         * a message there now must not be delivered */
+        assert_int_equal(numsub(w, "sse:room:p1"), 1);
+        {
+            unsigned long long p0 = ctr(B).published;
+
+            assert_int_equal(bcast(B, "p1", "ev", "0", NULL, 0), 0);
+            /* answered: Redis has written it to the old context too */
+            WAIT_FOR(w, ctr(B).published == p0 + 1, "B: PUBLISH answered");
+            for (i = 0; i < 3; i++)
+                loop_idle(w); /* let the old context read it */
+        }
+        assert_int_equal(a1->count, 0);
+        redisAsyncFree(old->ac);
+    }
     WAIT_FOR(w, old->state == LINK_DOWN, "the old sub context to go down");
     assert_string_equal(events_since(A, mark, "p1"), "L");
     assert_string_equal(events_since(A, mark, "p2"), "L");
@@ -1909,6 +2103,11 @@ static void t_resubscribe_after_server_kill(void **state)
     resubscribe_after_loss(*state, 1);
 }
 
+static void t_resubscribe_after_set_sub_null(void **state)
+{
+    resubscribe_after_loss(*state, 2);
+}
+
 /* ===================================================================== */
 /* Malformed payloads                                                     */
 /* ===================================================================== */
@@ -1938,11 +2137,11 @@ static void t_malformed_payloads(void **state)
         {"CR/LF in event",
          "{\"v\":1,\"m\":{\"event\":\"a\\r\\nb\",\"data\":1},\"n\":\"raw\"}", 0,
          RC_ECHAR},
-        {"LF in id", "{\"v\":1,\"m\":{\"id\":\"a\\nb\",\"data\":1},\"n\":\"raw\"}",
-         0, RC_ECHAR},
+        {"LF in id",
+         "{\"v\":1,\"m\":{\"id\":\"a\\nb\",\"data\":1},\"n\":\"raw\"}", 0,
+         RC_ECHAR},
         {"invalid UTF-8",
-         "{\"v\":1,\"m\":{\"data\":\"\xff\xfe\"},\"n\":\"raw\"}", 0,
-         RC_EUTF8},
+         "{\"v\":1,\"m\":{\"data\":\"\xff\xfe\"},\"n\":\"raw\"}", 0, RC_EUTF8},
         {"too big", NULL, 0, RC_ETOOBIG},
         {"not an object", "[1,2]", 0, RC_ENOTENV},
     };
@@ -1981,8 +2180,8 @@ static void t_malformed_payloads(void **state)
     memcpy(expect_by, c0.rejected_by, sizeof expect_by);
 
     for (i = 0; i < nbad; i++) {
-        long long n = rh_publish(&w->rs, "sse:room:mal", bad[i].payload,
-                                 bad[i].len);
+        long long n =
+            rh_publish(&w->rs, "sse:room:mal", bad[i].payload, bad[i].len);
 
         if (n != 1) {
             free(big);
@@ -2275,6 +2474,359 @@ static void t_teardown_contexts_first(void **state)
 }
 
 /* ===================================================================== */
+/* De-duplication window, allocator hooks, size limit, nested broadcasts  */
+/* ===================================================================== */
+
+static int bcast_id(node *n, const char *room, const char *id, const char *data)
+{
+    rc_message m = msg_of("ev", data, id);
+
+    return rc_broadcast_to_room(n->a, room, &m, NULL, 0);
+}
+
+/* On the remote path a connection remembers the last dedup_window message
+ * ids (8 by default). Streams of ids repeating with period P, after the
+ * first P, are all duplicates when P <= window and never when P > window;
+ * the streams run through every slot of the memory. An empty id is no id. */
+static void t_remote_dedup_window(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rc_adapter_options o;
+    node *C;
+    rec *b1 = add_conn(B, "b1"), *c1;
+    rc_counters cb0, cc0;
+    static const struct {
+        char tag;
+        int period, rounds;
+    } streams[] = {
+        {'p', 2, 3}, {'q', 3, 3}, {'s', 8, 4}, {'t', 9, 3}, {'u', 7, 3}};
+    int b_want = 0, c_want = 0, b_dup = 0, c_dup = 0;
+    size_t k;
+    int i;
+
+    memset(&o, 0, sizeof o);
+    o.node_id = "node-C";
+    o.dedup_window = 2;
+    C = node_up_opts(w, 2, &o);
+    c1 = add_conn(C, "c1");
+    join(b1, "dw");
+    join(c1, "dw");
+    wait_ready(w, B, "dw");
+    wait_ready(w, C, "dw");
+    cb0 = ctr(B);
+    cc0 = ctr(C);
+
+    for (k = 0; k < sizeof streams / sizeof streams[0]; k++) {
+        int n = streams[k].period * streams[k].rounds;
+
+        for (i = 0; i < n; i++) {
+            char id[16];
+
+            snprintf(id, sizeof id, "%c%d", streams[k].tag,
+                     i % streams[k].period);
+            assert_int_equal(bcast_id(A, "dw", id, "1"), 0);
+        }
+        /* window 8 on B, 2 on C */
+        b_want += streams[k].period <= 8 ? streams[k].period : n;
+        b_dup += streams[k].period <= 8 ? n - streams[k].period : 0;
+        c_want += streams[k].period <= 2 ? streams[k].period : n;
+        c_dup += streams[k].period <= 2 ? n - streams[k].period : 0;
+        sync_marker(w, A, "dw", b1);
+        sync_marker(w, A, "dw", c1);
+        if (b1->count != b_want || c1->count != c_want)
+            fail_msg("after the period-%d stream: b1 (window 8) got %d, "
+                     "expected %d; c1 (window 2) got %d, expected %d",
+                     streams[k].period, b1->count, b_want, c1->count, c_want);
+    }
+    assert_int_equal(ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
+    assert_int_equal(ctr(C).duplicates, cc0.duplicates + (unsigned)c_dup);
+
+    /* an empty id is no id: both delivered */
+    assert_int_equal(bcast_id(A, "dw", "", "7"), 0);
+    assert_int_equal(bcast_id(A, "dw", "", "8"), 0);
+    sync_marker(w, A, "dw", b1);
+    assert_int_equal(b1->count, b_want + 2);
+    assert_int_equal(ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
+    assert_clean(w);
+}
+
+#define ACCT_HDR 16
+static const char acct_magic[8] = {'r', 'c', 't', 'e', 's', 't', 'm', 'm'};
+
+static void *acct_malloc(size_t n, void *user)
+{
+    struct acct *a = user;
+    unsigned char *p = malloc(n + ACCT_HDR);
+
+    if (p == NULL)
+        return NULL;
+    memcpy(p, acct_magic, sizeof acct_magic);
+    a->live++;
+    a->calls++;
+    return p + ACCT_HDR;
+}
+
+static void *acct_realloc(void *ptr, size_t n, void *user)
+{
+    struct acct *a = user;
+    unsigned char *h, *p;
+
+    if (ptr == NULL)
+        return acct_malloc(n, user);
+    h = (unsigned char *)ptr - ACCT_HDR;
+    if (memcmp(h, acct_magic, sizeof acct_magic) != 0) {
+        a->foreign++;
+        return NULL;
+    }
+    p = realloc(h, n + ACCT_HDR);
+    if (p == NULL)
+        return NULL;
+    a->calls++;
+    return p + ACCT_HDR;
+}
+
+static void acct_free(void *ptr, void *user)
+{
+    struct acct *a = user;
+    unsigned char *h;
+
+    if (ptr == NULL)
+        return;
+    h = (unsigned char *)ptr - ACCT_HDR;
+    if (memcmp(h, acct_magic, sizeof acct_magic) != 0) {
+        a->foreign++;
+        return;
+    }
+    memset(h, 0, sizeof acct_magic);
+    a->live--;
+    free(h);
+}
+
+/* Everything an adapter allocates goes through its hooks and is given back
+ * once the adapter and its contexts are gone; a frame kept by a sink is
+ * the last block, freed by its unref. */
+static void t_allocator_hooks(void **state)
+{
+    world *w = *state;
+    rc_alloc hooks[2];
+    rc_adapter_options o;
+    node *n[2];
+    rec *r[2];
+    const char *rooms[2] = {"al1", "al2"};
+    rc_message m = msg_of("ev", "{\"big\":\"0123456789abcdef\"}", "id-al");
+    rc_broadcast_options bo;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        char id[16];
+
+        hooks[i].malloc_fn = acct_malloc;
+        hooks[i].realloc_fn = acct_realloc;
+        hooks[i].free_fn = acct_free;
+        hooks[i].user = &w->acct[i];
+        snprintf(id, sizeof id, "node-%c", 'A' + i);
+        memset(&o, 0, sizeof o);
+        o.node_id = id;
+        o.alloc = &hooks[i];
+        n[i] = node_up_opts(w, i, &o);
+        snprintf(id, sizeof id, "%c1", 'a' + i);
+        r[i] = add_conn(n[i], id);
+        join(r[i], "al1");
+        join(r[i], "al2");
+        wait_ready(w, n[i], "al1");
+        wait_ready(w, n[i], "al2");
+    }
+    r[1]->hook = hook_keep_frame;
+    memset(&bo, 0, sizeof bo);
+    bo.meta = "{\"k\":[1,2,3]}";
+    bo.meta_len = strlen(bo.meta);
+    assert_int_equal(rc_broadcast(n[0]->a, rooms, 2, &m, &bo), 1);
+    WAIT_FOR(w, r[1]->count == 1 && ctr(n[1]).duplicates == 1,
+             "b1 to get the message once (and drop its duplicate)");
+    assert_true(w->acct[0].live > 0);
+    assert_true(w->acct[1].live > 0);
+
+    /* both adapters go, then their contexts */
+    for (i = 0; i < 2; i++) {
+        rc_adapter *a = n[i]->a;
+
+        n[i]->freed = 1;
+        n[i]->a = NULL;
+        rc_adapter_free(a);
+    }
+    for (i = 0; i < 2; i++) {
+        WAIT_FOR(w, w->acct[i].live <= (i == 1 ? 1 : 0),
+                 "the adapter to give back its memory once its replies "
+                 "are in");
+        redisAsyncFree(n[i]->pub->ac);
+        redisAsyncFree(n[i]->sub->ac);
+    }
+    assert_int_equal(w->acct[0].live, 0);
+    assert_int_equal(w->acct[1].live, 1); /* the kept frame */
+    assert_non_null(r[1]->kept);
+    rc_frame_unref(r[1]->kept);
+    r[1]->kept = NULL;
+    assert_int_equal(w->acct[1].live, 0);
+    assert_int_equal(w->acct[0].foreign, 0);
+    assert_int_equal(w->acct[1].foreign, 0);
+    assert_clean(w);
+}
+
+/* Data of exactly RC_DEFAULT_MAX_DATA bytes goes through Redis intact; one
+ * byte more is refused with nothing delivered or published. */
+static void t_data_size_limit(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    size_t n = RC_DEFAULT_MAX_DATA;
+    char *data = malloc(n + 2);
+    rc_message m = RC_MESSAGE_INIT;
+    rc_counters ca0;
+    int rc;
+
+    assert_non_null(data);
+    data[0] = '"';
+    memset(data + 1, 'q', n - 2);
+    data[n - 1] = '"';
+    data[n] = '\0';
+    join(a1, "big");
+    join(b1, "big");
+    wait_ready(w, A, "big");
+    wait_ready(w, B, "big");
+    ca0 = ctr(A);
+
+    m.data = data;
+    m.data_len = n;
+    m.id = "big-1";
+    rc = rc_broadcast_to_room(A->a, "big", &m, NULL, 0);
+    if (rc != 1) {
+        free(data);
+        fail_msg("broadcast of %zu bytes of data: %d", n, rc);
+    }
+    WAIT_FOR(w, b1->count == 1, "b1 to get 1 MiB of data");
+    assert_int_equal(b1->data_len, n);
+    assert_int_equal(memcmp(b1->data, data, n), 0);
+    assert_int_equal(b1->frame_len, a1->frame_len);
+    assert_int_equal(memcmp(b1->frame, a1->frame, a1->frame_len), 0);
+
+    /* one byte more */
+    data[n - 1] = 'q';
+    data[n] = '"';
+    m.data_len = n + 1;
+    m.id = "big-2";
+    rc = rc_broadcast_to_room(A->a, "big", &m, NULL, 0);
+    free(data);
+    assert_int_equal(rc, RC_ETOOBIG);
+    assert_int_equal(a1->count, 1);
+    sync_marker(w, A, "big", b1);
+    assert_int_equal(b1->count, 1);
+    assert_int_equal(ctr(A).published, ca0.published + 2); /* + marker */
+    assert_clean(w);
+}
+
+static void hook_relay(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
+{
+    node *n = r->owner;
+    char data[96];
+    rc_message in;
+    int rc;
+
+    (void)c;
+    (void)f;
+    if (m->event == NULL || strcmp(m->event, "outer") != 0)
+        return;
+    snprintf(data, sizeof data, "{\"relayed_by\":\"%s\"}", r->id);
+    in = msg_of("inner", data, NULL);
+    rc = rc_broadcast_to_room(n->a, r->hook_room, &in, NULL, 0);
+    r->hook_rc[0]++;
+    if (rc < 0)
+        cb_error(r->w, "%s: broadcast from inside a sink: %s", r->id,
+                 rc_strerror(rc));
+}
+
+/* Broadcasts made from inside sinks, also in the middle of a multi-room
+ * broadcast: the outer one still reaches each connection once and
+ * publishes its own envelope for every room; the inner ones are delivered
+ * and published too. */
+static void t_broadcast_from_sink(void **state)
+{
+    world *w = *state;
+    node *A = node_up(w, 0, NULL, "node-A");
+    node *B = node_up(w, 1, NULL, "node-B");
+    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2"),
+        *a3 = add_conn(A, "a3");
+    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    const char *rooms[2] = {"n1", "n2"};
+    rc_message outer = msg_of("outer", "{\"o\":1}", NULL);
+    redisContext *raw;
+    char *ch = NULL, *payload = NULL, scratch[256];
+    size_t len = 0;
+    rc_envelope env;
+    int i, outer_n1 = 0, outer_n2 = 0, inner = 0;
+    unsigned long long p0;
+
+    /* a1 in n1 and n2 relays to n2; a2 in n2; a3 in n3 */
+    join(a1, "n1");
+    join(a1, "n2");
+    join(a2, "n2");
+    join(a3, "n3");
+    join(b1, "n1");
+    join(b2, "n3");
+    wait_ready(w, A, "n1");
+    wait_ready(w, A, "n2");
+    wait_ready(w, A, "n3");
+    wait_ready(w, B, "n1");
+    wait_ready(w, B, "n3");
+    raw = raw_sub(w, "sse:room:n2");
+    a1->hook = hook_relay;
+    a1->hook_room = "n2";
+    b1->hook = hook_relay; /* remote path: relays to n3 */
+    b1->hook_room = "n3";
+
+    /* outer to n1+n2 on A: a1 once (relays inner to n2: a1, a2), a2 once */
+    p0 = ctr(A).published;
+    assert_int_equal(rc_broadcast(A->a, rooms, 2, &outer, NULL), 2);
+    assert_int_equal(a1->hook_rc[0], 1);
+    /* each got outer once and inner once */
+    assert_int_equal(a1->count, 2);
+    assert_int_equal(a2->count, 2);
+
+    /* on the wire, n2 carries the inner and the outer envelope (read once
+     * A's three PUBLISHes are answered: the raw read blocks the loop) */
+    WAIT_FOR(w, ctr(A).published == p0 + 3,
+             "A: outer (n1, n2) and inner (n2) published");
+    for (i = 0; i < 2; i++) {
+        raw_next(raw, &ch, &payload, &len);
+        decode_raw(payload, len, &env, scratch, sizeof scratch);
+        if (env.msg.event && strcmp(env.msg.event, "outer") == 0)
+            outer_n2++;
+        else if (env.msg.event && strcmp(env.msg.event, "inner") == 0)
+            inner++;
+        free(ch);
+        free(payload);
+    }
+    assert_int_equal(outer_n2, 1);
+    assert_int_equal(inner, 1);
+
+    /* B: b1 got outer (n1) and relayed it to n3 from its sink: b2 gets it
+     * locally, a3 remotely */
+    WAIT_FOR(w, b1->count == 1 && b1->hook_rc[0] == 1, "b1 to get outer");
+    outer_n1 = b1->count;
+    assert_int_equal(b2->count, 1);
+    WAIT_FOR(w, a3->count == 1, "a3 to get the message b1 relayed to n3");
+    assert_string_equal(a3->event, "inner");
+    assert_string_equal(a3->data, "{\"relayed_by\":\"b1\"}");
+    sync_marker(w, A, "n1", b1);
+    assert_int_equal(outer_n1, 1);
+    assert_int_equal(b1->count, 1);
+    assert_clean(w);
+}
+
+/* ===================================================================== */
 /* R6: echo and except, 1,000 broadcasts                                   */
 /* ===================================================================== */
 
@@ -2381,8 +2933,7 @@ static void churn_free(churn *ch)
     free(ch);
 }
 
-static int churn_sink(rc_conn *c, rc_frame *f, const rc_message *m,
-                      void *user)
+static int churn_sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
 {
     world *w = user;
 
@@ -2458,8 +3009,8 @@ static void ch_join(churn *ch, int c, int r, long op)
     ch_room_name(name, sizeof name, r);
     rc = rc_room_join(ch->conns[c], name);
     if (rc != expect)
-        fail_msg("churn op %ld: rc_room_join(c%d, %s) = %d, expected %d", op,
-                 c, name, rc, expect);
+        fail_msg("churn op %ld: rc_room_join(c%d, %s) = %d, expected %d", op, c,
+                 name, rc, expect);
     if (expect)
         ch_model_add(ch, c, r);
 }
@@ -2568,8 +3119,8 @@ static void t_r5_churn(void **state)
             if (ch->conn_nrooms[c] == 0) {
                 ch_join(ch, c, (int)rng_below(&rng, CH_ROOMS), op);
             } else {
-                r = ch->conn_rooms[c][rng_below(
-                    &rng, (unsigned)ch->conn_nrooms[c])];
+                r = ch->conn_rooms[c][rng_below(&rng,
+                                                (unsigned)ch->conn_nrooms[c])];
                 ch_leave(ch, c, r, op);
                 ch_join(ch, c, r, op);
                 if (p & 1) {
@@ -2604,7 +3155,7 @@ static void t_r5_churn(void **state)
     }
     t_ops = now_ms();
 
-    WAIT_FOR_MS(w, is_quiet(A), 60000,
+    WAIT_FOR_MS(w, is_quiet(A), 30000,
                 "churn: every SUBSCRIBE/UNSUBSCRIBE confirmed");
     t_quiet = now_ms();
 
@@ -2745,14 +3296,21 @@ int main(void)
         T(t_filter_and_meta),
         T(t_leave_rejoin_before_reply),
         T(t_leave_rejoin_in_sink),
+        T(t_last_channel_dropped_while_subscribing),
+        T(t_swap_sub_without_null),
         T(t_resubscribe_after_host_disconnect),
         T(t_resubscribe_after_server_kill),
+        T(t_resubscribe_after_set_sub_null),
         T(t_malformed_payloads),
         T(t_conn_remove_in_sink),
         T(t_adapter_free_in_remote_sink),
         T(t_adapter_free_in_local_sink),
         T(t_teardown_adapter_first),
         T(t_teardown_contexts_first),
+        T(t_remote_dedup_window),
+        T(t_allocator_hooks),
+        T(t_data_size_limit),
+        T(t_broadcast_from_sink),
         T(t_r6_echo_except_order),
         T(t_r5_churn),
     };
