@@ -23,11 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "roomcast/roomcast.h"
 
-#define MAX_REPS 15
+#define BENCH_NAME "bench_codec"
+#include "bench_util.h"
 
 static const size_t data_sizes[] = {64, 1024, 65536};
 #define N_SIZES (sizeof data_sizes / sizeof data_sizes[0])
@@ -37,10 +37,7 @@ static const char *const op_names[] = {"encode", "decode"};
 
 struct options {
     const char *dump_dir;
-    unsigned time_ms;
-    unsigned warmup_ms;
-    unsigned reps;
-    unsigned long long max_iters;
+    struct bench_timing timing;
     int only_op;      /* -1: both */
     size_t only_size; /* 0: all */
 };
@@ -56,34 +53,6 @@ struct bench_case {
     char *scratch; /* decode scratch, wire_len bytes */
     size_t scratch_size;
 };
-
-/* Whatever the loops compute ends up here, so nothing can be dropped. */
-static volatile uint64_t sink;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, int err)
-{
-    if (err < 0)
-        fprintf(stderr, "bench_codec: %s: %s (%s)\n", what, rc_err_name(err),
-                rc_strerror(err));
-    else
-        fprintf(stderr, "bench_codec: %s\n", what);
-    exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        die("out of memory", 0);
-    return p;
-}
 
 /* ---- test data -------------------------------------------------------- */
 
@@ -260,87 +229,30 @@ static int run_batch(const struct bench_case *c, enum op op, uint64_t n)
     return bad;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-struct result {
-    double median_ns, min_ns, max_ns;
-    uint64_t iters; /* iterations of the run that gave the median */
+/* One op on one case, for bench_measure. */
+struct codec_run {
+    const struct bench_case *c;
+    enum op op;
 };
 
-static struct result measure(const struct bench_case *c, enum op op,
-                             const struct options *o)
+static int codec_batch(void *ctx, uint64_t n)
 {
-    uint64_t batch = 1, t0, t1, warm_end;
-    uint64_t budget = (uint64_t)o->time_ms * 1000000u;
-    double ns[MAX_REPS], sorted[MAX_REPS];
-    uint64_t iters[MAX_REPS];
-    struct result r;
-    unsigned rep, mid;
+    const struct codec_run *run = ctx;
+    return run_batch(run->c, run->op, n);
+}
 
-    /* Grow the batch until one takes >= 100 us, so that reading the clock
-     * costs nothing next to the work between two reads. */
-    for (;;) {
-        t0 = now_ns();
-        if (run_batch(c, op, batch))
-            die("codec call failed during warm-up", 0);
-        t1 = now_ns();
-        if (t1 - t0 >= 100000u || batch >= ((uint64_t)1 << 30))
-            break;
-        batch *= 2;
-    }
-    /* Warm-up: caches, branch predictors, CPU clock. */
-    warm_end = now_ns() + (uint64_t)o->warmup_ms * 1000000u;
-    while (now_ns() < warm_end)
-        if (run_batch(c, op, batch))
-            die("codec call failed during warm-up", 0);
+static struct bench_result measure(const struct bench_case *c, enum op op,
+                                   const struct options *o)
+{
+    struct codec_run run;
 
-    for (rep = 0; rep < o->reps; rep++) {
-        uint64_t n = 0;
-        t0 = now_ns();
-        do {
-            if (run_batch(c, op, batch))
-                die("codec call failed", 0);
-            n += batch;
-            t1 = now_ns();
-        } while (t1 - t0 < budget && n < o->max_iters);
-        ns[rep] = (double)(t1 - t0) / (double)n;
-        iters[rep] = n;
-    }
-
-    memcpy(sorted, ns, o->reps * sizeof ns[0]);
-    qsort(sorted, o->reps, sizeof sorted[0], cmp_double);
-    mid = o->reps / 2;
-    r.median_ns = sorted[mid];
-    r.min_ns = sorted[0];
-    r.max_ns = sorted[o->reps - 1];
-    r.iters = 0;
-    for (rep = 0; rep < o->reps; rep++)
-        if (ns[rep] == r.median_ns) {
-            r.iters = iters[rep];
-            break;
-        }
-    return r;
+    run.c = c;
+    run.op = op;
+    return bench_measure(codec_batch, &run, &o->timing, "codec call failed",
+                         "codec call failed during warm-up");
 }
 
 /* ---- main -------------------------------------------------------------- */
-
-static unsigned long long parse_num(const char *flag, const char *s)
-{
-    char *end;
-    unsigned long long v;
-
-    errno = 0;
-    v = strtoull(s ? s : "", &end, 10);
-    if (!s || !*s || *end || errno || v == 0) {
-        fprintf(stderr, "bench_codec: %s wants a positive integer\n", flag);
-        exit(2);
-    }
-    return v;
-}
 
 static void usage(FILE *f)
 {
@@ -352,7 +264,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    struct options o = {NULL, 500, 200, 5, 20000000ull, -1, 0};
+    struct options o = {NULL, BENCH_TIMING_DEFAULTS, -1, 0};
     struct bench_case cases[N_SIZES];
     size_t s;
     int i;
@@ -362,17 +274,7 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--dump") && v) {
             o.dump_dir = v;
             i++;
-        } else if (!strcmp(a, "--time-ms")) {
-            o.time_ms = (unsigned)parse_num(a, v);
-            i++;
-        } else if (!strcmp(a, "--warmup-ms")) {
-            o.warmup_ms = (unsigned)parse_num(a, v);
-            i++;
-        } else if (!strcmp(a, "--reps")) {
-            o.reps = (unsigned)parse_num(a, v);
-            i++;
-        } else if (!strcmp(a, "--max-iters")) {
-            o.max_iters = parse_num(a, v);
+        } else if (bench_timing_arg(&o.timing, a, v)) {
             i++;
         } else if (!strcmp(a, "--op") && v &&
                    (!strcmp(v, "encode") || !strcmp(v, "decode"))) {
@@ -381,12 +283,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--size")) {
             o.only_size = (size_t)parse_num(a, v);
             i++;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
         } else {
-            usage(stderr);
-            return 2;
+            return bench_help_or_bad_arg(a, usage);
         }
     }
     if (o.only_size) {
@@ -397,10 +295,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (o.reps > MAX_REPS) {
-        fprintf(stderr, "bench_codec: --reps is at most %d\n", MAX_REPS);
+    if (bench_timing_bad(&o.timing))
         return 2;
-    }
 
     if (o.dump_dir && mkdir(o.dump_dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "bench_codec: cannot create %s: %s\n", o.dump_dir,
@@ -419,7 +315,7 @@ int main(int argc, char **argv)
         if (o.only_size && o.only_size != cases[s].size)
             continue;
         for (op = OP_ENCODE; op <= OP_DECODE; op++) {
-            struct result r;
+            struct bench_result r;
             if (o.only_op >= 0 && (int)op != o.only_op)
                 continue;
             r = measure(&cases[s], op, &o);
@@ -427,8 +323,8 @@ int main(int argc, char **argv)
                    "\"ns_per_op\":%.1f,\"iters\":%llu,\"reps\":%u,"
                    "\"min_ns\":%.1f,\"max_ns\":%.1f,\"envelope_bytes\":%zu}\n",
                    op_names[op], cases[s].size, r.median_ns,
-                   (unsigned long long)r.iters, o.reps, r.min_ns, r.max_ns,
-                   cases[s].wire_len);
+                   (unsigned long long)r.iters, o.timing.reps, r.min_ns,
+                   r.max_ns, cases[s].wire_len);
             fflush(stdout);
         }
     }

@@ -46,12 +46,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "roomcast/roomcast.h"
 
-#define MAX_REPS 15
+#define BENCH_NAME "bench_fanout"
+#include "bench_util.h"
+
 #define MAX_ROOMS 64
 
 /* The message: a 100-byte chat JSON text, an event and an id. */
@@ -66,42 +67,11 @@ enum bcase { CASE_ROOM, CASE_MULTI, CASE_MEMORY };
 static const char *const case_names[] = {"room", "multi", "memory"};
 
 struct options {
-    unsigned time_ms;
-    unsigned warmup_ms;
-    unsigned reps;
-    unsigned long long max_iters;
+    struct bench_timing timing;
     int only_case;       /* -1: all */
     size_t only_members; /* 0: the default sizes */
     size_t only_rooms;   /* 0: the default room counts */
 };
-
-/* Whatever the loops compute ends up here, so nothing can be dropped. */
-static volatile uint64_t sink;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, int err)
-{
-    if (err < 0)
-        fprintf(stderr, "bench_fanout: %s: %s (%s)\n", what, rc_err_name(err),
-                rc_strerror(err));
-    else
-        fprintf(stderr, "bench_fanout: %s\n", what);
-    exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        die("out of memory", 0);
-    return p;
-}
 
 /* ---- the counting allocator ------------------------------------------ */
 
@@ -322,6 +292,7 @@ struct fan {
     size_t nconns, nrooms;
     rc_conn **conns;
     uint64_t *counts; /* per connection, the sinks' user pointers */
+    uint64_t sent;    /* broadcasts so far by fan_batch */
     char names[MAX_ROOMS][16];
     const char *rooms[MAX_ROOMS];
     rc_message msg;
@@ -417,73 +388,21 @@ static void check_counts(const struct fan *f, uint64_t total)
     sink += f->counts[0];
 }
 
-static int cmp_double(const void *a, const void *b)
+static int fan_batch(void *ctx, uint64_t n)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    struct fan *f = ctx;
+
+    f->sent += n;
+    return run_batch(f, n);
 }
 
-struct result {
-    double median_ns, min_ns, max_ns; /* per broadcast */
-    uint64_t iters; /* broadcasts of the run that gave the median */
-};
-
-static struct result measure(struct fan *f, const struct options *o)
+static struct bench_result measure(struct fan *f, const struct options *o)
 {
-    uint64_t batch = 1, t0, t1, warm_end, total = 0;
-    uint64_t budget = (uint64_t)o->time_ms * 1000000u;
-    double ns[MAX_REPS], sorted[MAX_REPS];
-    uint64_t iters[MAX_REPS];
-    struct result r;
-    unsigned rep, mid;
+    struct bench_result r;
 
-    /* Grow the batch until one takes >= 100 us, so that reading the clock
-     * costs nothing next to the work between two reads. */
-    for (;;) {
-        t0 = now_ns();
-        if (run_batch(f, batch))
-            die("a broadcast missed members during warm-up", 0);
-        t1 = now_ns();
-        total += batch;
-        if (t1 - t0 >= 100000u || batch >= ((uint64_t)1 << 30))
-            break;
-        batch *= 2;
-    }
-    /* Warm-up: caches, branch predictors, CPU clock. */
-    warm_end = now_ns() + (uint64_t)o->warmup_ms * 1000000u;
-    while (now_ns() < warm_end) {
-        if (run_batch(f, batch))
-            die("a broadcast missed members during warm-up", 0);
-        total += batch;
-    }
-
-    for (rep = 0; rep < o->reps; rep++) {
-        uint64_t n = 0;
-        t0 = now_ns();
-        do {
-            if (run_batch(f, batch))
-                die("a broadcast missed members", 0);
-            n += batch;
-            t1 = now_ns();
-        } while (t1 - t0 < budget && n < o->max_iters);
-        ns[rep] = (double)(t1 - t0) / (double)n;
-        iters[rep] = n;
-        total += n;
-    }
-    check_counts(f, total);
-
-    memcpy(sorted, ns, o->reps * sizeof ns[0]);
-    qsort(sorted, o->reps, sizeof sorted[0], cmp_double);
-    mid = o->reps / 2;
-    r.median_ns = sorted[mid];
-    r.min_ns = sorted[0];
-    r.max_ns = sorted[o->reps - 1];
-    r.iters = 0;
-    for (rep = 0; rep < o->reps; rep++)
-        if (ns[rep] == r.median_ns) {
-            r.iters = iters[rep];
-            break;
-        }
+    r = bench_measure(fan_batch, f, &o->timing, "a broadcast missed members",
+                      "a broadcast missed members during warm-up");
+    check_counts(f, f->sent);
     return r;
 }
 
@@ -528,7 +447,7 @@ static void run_fan_child(const struct job *j)
     size_t nconns = j->nconns, nrooms = j->nrooms, frame_len = j->frame_len;
     const struct options *o = j->o;
     struct fan f;
-    struct result r;
+    struct bench_result r;
     struct traffic t;
     double per_delivery;
 
@@ -549,8 +468,8 @@ static void run_fan_child(const struct job *j)
            kind == CASE_ROOM ? "rc_broadcast_to_room" : "rc_broadcast", nconns,
            nrooms, nconns * nrooms, nconns, r.median_ns, per_delivery,
            r.median_ns / (double)(nconns * nrooms), r.min_ns, r.max_ns,
-           (unsigned long long)r.iters, o->reps, t.calls, t.bytes, t.retained,
-           (size_t)MSG_DATA_LEN, frame_len);
+           (unsigned long long)r.iters, o->timing.reps, t.calls, t.bytes,
+           t.retained, (size_t)MSG_DATA_LEN, frame_len);
     fflush(stdout);
 }
 
@@ -675,20 +594,6 @@ static void memory_child(const struct job *j)
 
 /* ---- main -------------------------------------------------------------- */
 
-static unsigned long long parse_num(const char *flag, const char *s)
-{
-    char *end;
-    unsigned long long v;
-
-    errno = 0;
-    v = strtoull(s ? s : "", &end, 10);
-    if (!s || !*s || *end || errno || v == 0) {
-        fprintf(stderr, "bench_fanout: %s wants a positive integer\n", flag);
-        exit(2);
-    }
-    return v;
-}
-
 static void usage(FILE *f)
 {
     fputs("usage: bench_fanout [--time-ms N] [--warmup-ms N] [--reps N]\n"
@@ -706,23 +611,13 @@ static const size_t memory_cases[][2] = {{10000, 10}, {100000, 1}};
 
 int main(int argc, char **argv)
 {
-    struct options o = {500, 200, 5, 20000000ull, -1, 0, 0};
+    struct options o = {BENCH_TIMING_DEFAULTS, -1, 0, 0};
     size_t i, frame_len;
     enum bcase k;
 
     for (i = 1; i < (size_t)argc; i++) {
         const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--time-ms")) {
-            o.time_ms = (unsigned)parse_num(a, v);
-            i++;
-        } else if (!strcmp(a, "--warmup-ms")) {
-            o.warmup_ms = (unsigned)parse_num(a, v);
-            i++;
-        } else if (!strcmp(a, "--reps")) {
-            o.reps = (unsigned)parse_num(a, v);
-            i++;
-        } else if (!strcmp(a, "--max-iters")) {
-            o.max_iters = parse_num(a, v);
+        if (bench_timing_arg(&o.timing, a, v)) {
             i++;
         } else if (!strcmp(a, "--case") && v) {
             for (o.only_case = 0; o.only_case < (int)COUNT(case_names) &&
@@ -740,18 +635,12 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--rooms")) {
             o.only_rooms = (size_t)parse_num(a, v);
             i++;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
         } else {
-            usage(stderr);
-            return 2;
+            return bench_help_or_bad_arg(a, usage);
         }
     }
-    if (o.reps > MAX_REPS) {
-        fprintf(stderr, "bench_fanout: --reps is at most %d\n", MAX_REPS);
+    if (bench_timing_bad(&o.timing))
         return 2;
-    }
     if (o.only_rooms > MAX_ROOMS) {
         fprintf(stderr, "bench_fanout: --rooms is at most %d\n", MAX_ROOMS);
         return 2;

@@ -15,88 +15,32 @@
 # itself takes about 20 s.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-time_ms=${BENCH_TIME_MS:-500}
-warmup_ms=${BENCH_WARMUP_MS:-200}
-reps=${BENCH_REPS:-5}
-max_iters=${BENCH_MAX_ITERS:-20000000}
-bench_args=(--time-ms "$time_ms" --warmup-ms "$warmup_ms" --reps "$reps"
-            --max-iters "$max_iters")
-
-if [[ $# -gt 1 ]]; then
-    echo "usage: $0 [BUILD_DIR]" >&2
-    exit 2
-fi
-
-if [[ $# -eq 1 ]]; then
-    build=$1
-    if [[ ! -f $build/CMakeCache.txt ]]; then
-        echo "run-fanout.sh: $build is not a configured build tree" >&2
-        exit 2
-    fi
-else
-    build=$root/build-bench
-    timeout 120 cmake -S "$root" -B "$build" \
-        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRC_BUILD_BENCH=ON \
-        -DRC_BUILD_TESTS=OFF -DRC_BUILD_EXAMPLES=OFF -DRC_BUILD_FUZZERS=OFF \
-        >&2
-fi
-build=$(cd "$build" && pwd)
-timeout 300 cmake --build "$build" --target bench_fanout -j "$(nproc)" >&2
-
-bin=$build/bench/bench_fanout
-if [[ ! -x $bin ]]; then
-    bin=$(find "$build" -type f -name bench_fanout -perm -u+x | head -n 1)
-fi
-if [[ -z $bin || ! -x $bin ]]; then
-    echo "run-fanout.sh: bench_fanout not found in $build" >&2
-    exit 1
-fi
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+bench_build bench_fanout "$@"
 
 echo "run-fanout.sh: $bin ..." >&2
 timeout 120 "$bin" "${bench_args[@]}" >"$work/fanout.jsonl"
 
-mkdir -p "$here/results"
-out=$here/results/fanout.json
-
-# Machine info, passed to the report step through the environment.
-RC_BENCH_NPROC=$(nproc)
-RC_BENCH_CPU=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' \
-    /proc/cpuinfo | head -n 1)
-RC_BENCH_GCC=$(gcc --version | head -n 1)
+# Write fanout.json and print the tables (Node, as run-codec.sh does).
 RC_BENCH_GLIBC=$(ldd --version 2>/dev/null | head -n 1 || true)
 RC_BENCH_KERNEL=$(uname -sr)
-RC_BENCH_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-RC_BENCH_BUILD_TYPE=$build_type
-RC_BENCH_PARAMS="$time_ms $warmup_ms $reps $max_iters"
-export RC_BENCH_NPROC RC_BENCH_CPU RC_BENCH_GCC RC_BENCH_GLIBC \
-    RC_BENCH_KERNEL RC_BENCH_DATE RC_BENCH_BUILD_TYPE RC_BENCH_PARAMS
-
-# Write fanout.json and print the tables (Node, as run-codec.sh does).
-node - "$work/fanout.jsonl" "$out" <<'EOF'
-const fs = require('node:fs');
+export RC_BENCH_GLIBC RC_BENCH_KERNEL
+bench_report fanout "$work/fanout.jsonl" <<'EOF'
+const bench = require(process.env.RC_BENCH_REPORT_LIB);
 const [inFile, outFile] = process.argv.slice(2);
-const records = fs.readFileSync(inFile, 'utf8').split('\n')
-  .filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+const records = bench.readJsonLines(inFile);
 const fan = records.filter((r) => r.case === 'room' || r.case === 'multi');
 const mem = records.filter((r) => r.case === 'memory');
 if (fan.length === 0 || mem.length === 0) throw new Error('missing records');
 
-const [timeMs, warmupMs, reps, maxIters] =
-  process.env.RC_BENCH_PARAMS.split(' ').map(Number);
 const report = {
   benchmark: 'fanout',
   method: {
     unit: 'ns per broadcast, median of reps timed runs; ' +
       'ns per delivery = ns per broadcast / recipients',
-    time_ms_per_run: timeMs, warmup_ms: warmupMs, reps,
-    max_iters_per_run: maxIters,
+    ...bench.timingMethod(),
     adapter: 'rc_adapter_new(NULL, NULL, NULL, "bench"): local only, ' +
       'libc allocator; sinks count per connection and return 0',
     message: '100-byte JSON data, event "message", id "1732500000000-42"',
@@ -112,18 +56,11 @@ const report = {
       'realloc calls and bytes per broadcast, counting allocator, after ' +
       '10 warm-up broadcasts',
   },
-  machine: {
-    nproc: Number(process.env.RC_BENCH_NPROC),
-    cpu: process.env.RC_BENCH_CPU,
-    gcc: process.env.RC_BENCH_GCC,
-    glibc: process.env.RC_BENCH_GLIBC,
-    kernel: process.env.RC_BENCH_KERNEL,
-    build_type: process.env.RC_BENCH_BUILD_TYPE,
-    date: process.env.RC_BENCH_DATE,
-  },
+  machine: bench.machine(['nproc', 'cpu', 'gcc', 'glibc', 'kernel',
+    'build_type', 'date']),
   records,
 };
-fs.writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
+bench.writeReport(outFile, report);
 
 const ns = (v) => v >= 100 ? Math.round(v).toLocaleString('en-US')
   : v >= 10 ? v.toFixed(1) : v.toFixed(2);
@@ -154,8 +91,6 @@ for (const r of mem) {
     `| ${r.rss_over_counted.toFixed(2)} | ${r.heap_over_counted.toFixed(2)} |`);
 }
 const m = report.machine;
-console.log(rows.join('\n'));
-console.log(`\n${m.cpu}, ${m.nproc} CPUs; ${m.gcc}, ${m.build_type}; ` +
-  `${m.glibc}; ${m.date}. Data 100 B, frame ${fan[0].frame_bytes} B.`);
-console.log(`Results: ${outFile}`);
+bench.printTables(rows, m,
+  `${m.glibc}; ${m.date}. Data 100 B, frame ${fan[0].frame_bytes} B.`, outFile);
 EOF

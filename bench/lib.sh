@@ -1,0 +1,92 @@
+# shellcheck shell=bash
+# What bench/run-*.sh share. Sourced (after `set -euo pipefail`) by a script
+# in this folder:
+#
+#   bench_build TARGET "$@"   # build TARGET; sets build, bin, build_type, work
+#   ... run "$bin" "${bench_args[@]}" into files in "$work" ...
+#   bench_report NAME FILE... <<'EOF'   # Node script: write and print
+#
+# Everything named here is a global of the sourcing script, here (this
+# folder) and root (the source tree) included.
+# shellcheck disable=SC2034 # the variables are for the sourcing script
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+bench_prog=${0##*/}
+
+# Tunables (environment), as the benchmark's and bench_codec.mjs's options.
+time_ms=${BENCH_TIME_MS:-500}
+warmup_ms=${BENCH_WARMUP_MS:-200}
+reps=${BENCH_REPS:-5}
+max_iters=${BENCH_MAX_ITERS:-20000000}
+bench_args=(--time-ms "$time_ms" --warmup-ms "$warmup_ms" --reps "$reps"
+            --max-iters "$max_iters")
+
+# bench_build TARGET [BUILD_DIR]: the script's own arguments after TARGET.
+# Without BUILD_DIR, configures build-bench/ at the top of the source tree
+# (RelWithDebInfo); with it, uses that configured build tree. Builds only
+# TARGET, then sets build (absolute), bin (TARGET's executable), build_type
+# (from CMakeCache.txt) and work (a temporary directory, removed on exit).
+bench_build() {
+    local target=$1
+    shift
+    if [[ $# -gt 1 ]]; then
+        echo "usage: $0 [BUILD_DIR]" >&2
+        exit 2
+    fi
+
+    if [[ $# -eq 1 ]]; then
+        build=$1
+        if [[ ! -f $build/CMakeCache.txt ]]; then
+            echo "$bench_prog: $build is not a configured build tree" >&2
+            exit 2
+        fi
+    else
+        build=$root/build-bench
+        timeout 120 cmake -S "$root" -B "$build" \
+            -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRC_BUILD_BENCH=ON \
+            -DRC_BUILD_TESTS=OFF -DRC_BUILD_EXAMPLES=OFF \
+            -DRC_BUILD_FUZZERS=OFF >&2
+    fi
+    build=$(cd "$build" && pwd)
+    timeout 300 cmake --build "$build" --target "$target" -j "$(nproc)" >&2
+
+    bin=$build/bench/$target
+    if [[ ! -x $bin ]]; then
+        bin=$(find "$build" -type f -name "$target" -perm -u+x | head -n 1)
+    fi
+    if [[ -z $bin || ! -x $bin ]]; then
+        echo "$bench_prog: $target not found in $build" >&2
+        exit 1
+    fi
+    build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' \
+        "$build/CMakeCache.txt")
+
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+}
+
+# bench_report NAME FILE...: runs the Node script on stdin with the
+# arguments FILE... and bench/results/NAME.json, which it writes before it
+# prints the Markdown table(s). The script gets bench/report.cjs's path in
+# RC_BENCH_REPORT_LIB, and the machine info in RC_BENCH_NPROC, _CPU, _GCC,
+# _DATE, _BUILD_TYPE and _PARAMS (the tunables); anything else (RC_BENCH_NODE,
+# ...) the caller exports first.
+bench_report() {
+    local name=$1
+    shift
+    mkdir -p "$here/results"
+
+    RC_BENCH_NPROC=$(nproc)
+    RC_BENCH_CPU=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' \
+        /proc/cpuinfo | head -n 1)
+    RC_BENCH_GCC=$(gcc --version | head -n 1)
+    RC_BENCH_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    RC_BENCH_BUILD_TYPE=$build_type
+    RC_BENCH_PARAMS="$time_ms $warmup_ms $reps $max_iters"
+    RC_BENCH_REPORT_LIB=$here/report.cjs
+    export RC_BENCH_NPROC RC_BENCH_CPU RC_BENCH_GCC RC_BENCH_DATE \
+        RC_BENCH_BUILD_TYPE RC_BENCH_PARAMS RC_BENCH_REPORT_LIB
+
+    node - "$@" "$here/results/$name.json"
+}
