@@ -488,6 +488,38 @@ int rc_room_leave(rc_conn *conn, const char *room)
     return 1;
 }
 
+/* Join or leave each room of a list: the arguments are checked first, so
+ * that a bad list changes nothing. */
+static int each_room(rc_conn *conn, const char *const *rooms, size_t n,
+                     int (*op)(rc_conn *conn, const char *room))
+{
+    size_t i;
+    int rv, done = 0;
+
+    if (conn == NULL || (rooms == NULL && n > 0))
+        return RC_EINVAL;
+    for (i = 0; i < n; i++)
+        if (rooms[i] == NULL)
+            return RC_EINVAL;
+    for (i = 0; i < n; i++) {
+        rv = op(conn, rooms[i]);
+        if (rv < 0)
+            return rv;
+        done += rv;
+    }
+    return done;
+}
+
+int rc_room_join_list(rc_conn *conn, const char *const *rooms, size_t n)
+{
+    return each_room(conn, rooms, n, rc_room_join);
+}
+
+int rc_room_leave_list(rc_conn *conn, const char *const *rooms, size_t n)
+{
+    return each_room(conn, rooms, n, rc_room_leave);
+}
+
 typedef struct leave_ctx {
     rc_adapter *a;
     void (*cb)(const char *room, void *user);

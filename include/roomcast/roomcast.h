@@ -419,6 +419,17 @@ ROOMCAST_EXTERN int rc_room_join(rc_conn *conn, const char *room);
 ROOMCAST_EXTERN int rc_room_leave(rc_conn *conn, const char *room);
 
 /**
+ * Join, or leave, n rooms at once (a name may repeat). Returns how many
+ * rooms were joined (left) by the call, or RC_EINVAL (conn NULL, rooms NULL
+ * with n > 0, a NULL name; nothing changes then) or RC_ENOMEM: the rooms
+ * before the failing one stay joined (rc_conn_rooms tells which).
+ */
+ROOMCAST_EXTERN int rc_room_join_list(rc_conn *conn, const char *const *rooms,
+                                      size_t n);
+ROOMCAST_EXTERN int rc_room_leave_list(rc_conn *conn, const char *const *rooms,
+                                       size_t n);
+
+/**
  * Leave every room, in join order; cb (may be NULL) is called with each
  * room's name, valid for the call. Returns how many rooms, or RC_EINVAL.
  */

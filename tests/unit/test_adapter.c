@@ -142,6 +142,18 @@ static void rooms_and_queries(void **state)
     assert_int_equal(rc_room_members(a, "nowhere", members, 4), 0);
     assert_int_equal(rc_room_size(a, "z"), 1);
 
+    {
+        const char *some[] = {"x", "lobby", "y", "x"}, *bad[] = {"q", NULL};
+        const char *gone[] = {"x", "y", "x", "nowhere"};
+
+        assert_int_equal(rc_room_join_list(c2, some, 4), 2); /* x, y */
+        assert_int_equal(rc_room_join_list(c2, bad, 2), RC_EINVAL);
+        assert_false(rc_room_has(c2, "q"));
+        assert_int_equal(rc_room_leave_list(c2, gone, 4), 2);
+        assert_int_equal(rc_room_size(a, "x"), 0);
+        assert_int_equal(rc_room_join_list(c2, NULL, 0), 0);
+        assert_int_equal(rc_room_join_list(NULL, some, 1), RC_EINVAL);
+    }
     assert_int_equal(rc_room_leave_all(c1, collect_room, buf), 3);
     assert_string_equal(buf, "lobby a:b z ");
     assert_int_equal(rc_adapter_rooms(a, names, 4), 1);
