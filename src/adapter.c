@@ -256,10 +256,15 @@ void rc__on_subscribed(rc_adapter *a, const char *chan, size_t len)
         return;
     room->state = RC__SUBSCRIBED;
     a->c.subscribes_confirmed++;
+    /* The host may leave, remove or even drop the link in its callback:
+     * hold frees, and look at the room again afterwards. */
+    rc__registry_hold(&a->reg);
     a->depth++;
     room_event(a, room, RC_ROOM_READY);
     a->depth--;
-    reconcile(a, room);
+    if (!room->base.removed)
+        reconcile(a, room);
+    rc__registry_release(&a->reg);
 }
 
 void rc__on_unsubscribed(rc_adapter *a, const char *chan, size_t len)
@@ -876,6 +881,12 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
     a->c.received++;
     if (a->closing)
         return;
+    /* Refuse oversize input before sizing scratch for it. */
+    if (len > RC_ENVELOPE_SLACK &&
+        len - RC_ENVELOPE_SLACK > a->limits.max_data) {
+        reject(a, RC_ETOOBIG);
+        return;
+    }
     if (rc__reserve(&a->mem, &a->scratch, &a->scratch_cap, len + 1) != 0) {
         reject(a, RC_ENOMEM);
         return;
