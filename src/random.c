@@ -9,15 +9,22 @@
 
 #include "internal.h"
 
-int rc__random(void *buf, size_t n)
-{
-    unsigned char *p = buf;
-    ssize_t got;
-    int fd;
-
 #if defined(__linux__) && defined(SYS_getrandom)
+static ssize_t from_getrandom(int fd, void *buf, size_t n)
+{
+    (void)fd;
+    return syscall(SYS_getrandom, buf, n, 0);
+}
+#endif
+
+/* Read until n bytes came, an error, or the end; returns what is left. */
+static size_t fill(unsigned char *p, size_t n,
+                   ssize_t (*get)(int fd, void *buf, size_t n), int fd)
+{
+    ssize_t got;
+
     while (n > 0) {
-        got = syscall(SYS_getrandom, p, n, 0);
+        got = get(fd, p, n);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
@@ -25,23 +32,25 @@ int rc__random(void *buf, size_t n)
         p += got;
         n -= (size_t)got;
     }
-    if (n == 0)
+    return n;
+}
+
+int rc__random(void *buf, size_t n)
+{
+    size_t left = n;
+    int fd;
+
+#if defined(__linux__) && defined(SYS_getrandom)
+    left = fill(buf, n, from_getrandom, -1);
+    if (left == 0)
         return 0;
 #endif
     fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return RC_EINVAL;
-    while (n > 0) {
-        got = read(fd, p, n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        p += got;
-        n -= (size_t)got;
-    }
+    left = fill((unsigned char *)buf + (n - left), left, read, fd);
     close(fd);
-    return n == 0 ? 0 : RC_EINVAL;
+    return left == 0 ? 0 : RC_EINVAL;
 }
 
 int rc__uuid4(char out[37])
