@@ -8,6 +8,9 @@ foreach(dir INCLUDEDIR LIBDIR)
         set(CMAKE_INSTALL_FULL_${dir} "${CMAKE_INSTALL_PREFIX}/${RC_${dir}}")
     endif()
 endforeach()
-configure_file("${RC_PC_IN}" "${RC_PC_OUT}" @ONLY)
-file(INSTALL "${RC_PC_OUT}"
-     DESTINATION "${CMAKE_INSTALL_PREFIX}/${RC_LIBDIR}/pkgconfig")
+foreach(name IN LISTS RC_PC_NAMES)
+    configure_file("${RC_PC_DIR}/${name}.pc.in" "${RC_PC_OUT}/${name}.pc"
+                   @ONLY)
+    file(INSTALL "${RC_PC_OUT}/${name}.pc"
+         DESTINATION "${CMAKE_INSTALL_PREFIX}/${RC_LIBDIR}/pkgconfig")
+endforeach()

@@ -342,8 +342,7 @@ int rc_adapter_set_pub(rc_adapter *a, struct redisAsyncContext *pub)
     if (a == NULL)
         return RC_EINVAL;
     a->pub = pub;
-    if (pub != NULL)
-        a->local_only = 0;
+    a->local_only = 0; /* linked from now on, even while the link is down */
     return 0;
 }
 
@@ -364,6 +363,7 @@ int rc_adapter_set_sub(rc_adapter *a, struct redisAsyncContext *sub)
 
     if (a == NULL)
         return RC_EINVAL;
+    a->local_only = 0; /* linked from now on, even while the link is down */
     if (sub == a->sub)
         return 0;
     /* Entries on an old context stay counted in refs until it answers
@@ -373,7 +373,6 @@ int rc_adapter_set_sub(rc_adapter *a, struct redisAsyncContext *sub)
     a->sub = sub;
     if (sub == NULL || a->closing)
         return 0;
-    a->local_only = 0;
     c.n = 0;
     c.rooms = rc__malloc(&a->mem, (a->reg.rooms.count + 1) * sizeof *c.rooms);
     if (c.rooms == NULL)

@@ -61,7 +61,8 @@ ROOMCAST_EXTERN const char *rc_version_string(void);
     X(ETYPE, -13, "field missing or of the wrong type")                        \
     X(ERETRY, -14, "retry is not a non-negative integer")                      \
     X(ECHAR, -15, "CR, LF or NUL in event, id, node or except")                \
-    X(EEXIST, -16, "connection id already in use")
+    X(EEXIST, -16, "connection id already in use")                             \
+    X(EURL, -17, "invalid Redis URL")
 
 enum rc_errno {
 #define RC_ERRNO_ENUM_(name, value, text) RC_##name = value,
@@ -350,7 +351,10 @@ ROOMCAST_EXTERN void rc_adapter_free(rc_adapter *a);
  * Give the adapter a (new) publishing context, or NULL when the current
  * one is gone: call it with NULL from the context's disconnect callback,
  * and with the fresh context once it is connected. The adapter registers
- * no connect/disconnect callback and never frees a context.
+ * no connect/disconnect callback and never frees a context. Calling
+ * rc_adapter_set_pub or rc_adapter_set_sub at all, even with NULL, makes a
+ * local-only adapter a linked one: from then on its rooms are ready only
+ * once subscribed, and broadcasts count publishes that cannot be sent.
  * Returns 0, or RC_EINVAL if a is NULL.
  */
 ROOMCAST_EXTERN int rc_adapter_set_pub(rc_adapter *a,

@@ -29,10 +29,17 @@ cc -std=c99 -Wall -Wextra -Werror -o "$work/consumer-pc-static" \
 "$work/consumer-pc-static"
 ! ldd "$work/consumer-pc-static" | grep -q librc.so
 
+echo "== pkg-config roomcast-libevent"
+# shellcheck disable=SC2046
+cc -std=c99 -Wall -Wextra -Werror -o "$work/consumer-link-pc" \
+    "$here/consumer_link.c" $(pkg-config --cflags --libs roomcast-libevent)
+"$work/consumer-link-pc"
+
 echo "== cmake find_package(roomcast)"
 cmake -S "$here/cmake" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >/dev/null
 cmake --build "$work/cmake" >/dev/null
 "$work/cmake/consumer_shared"
 "$work/cmake/consumer_static"
+"$work/cmake/consumer_link"
 echo "downstream: ok"

@@ -1,0 +1,118 @@
+/*
+ * roomcast on libevent: Redis links for an adapter, from a URL.
+ *
+ * An rc_link owns the two hiredis contexts an adapter needs (one that
+ * publishes, one that subscribes), attaches them to an event_base,
+ * authenticates, selects the database, names the connections, and keeps
+ * them up: each reconnects on its own with exponential backoff and jitter,
+ * and the adapter is handed every fresh context (it then resubscribes its
+ * rooms). A silently dead link is found by a probe: the pub side publishes
+ * on a per-node control channel that the sub side listens to, and a probe
+ * that does not come back within two intervals restarts both links.
+ *
+ * While Redis is away, local broadcasts keep delivering; publishes fail
+ * fast and are counted (rc_counters.publish_errors); nothing queues up.
+ *
+ * Link with roomcast-libevent (pkg-config) or roomcast::libevent (CMake).
+ * Threads: a link is used from the thread running its event_base.
+ */
+#ifndef ROOMCAST_LIBEVENT_H
+#define ROOMCAST_LIBEVENT_H
+
+#include "roomcast.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+
+typedef struct rc_link rc_link;
+
+/** Link states, for rc_link_state() and the state callback. */
+enum rc_link_state {
+    RC_LINK_DOWN = 0, /* connecting, or waiting to reconnect */
+    RC_LINK_UP = 1    /* both sides connected, ready and handed over */
+};
+
+/**
+ * Called on every change of state. reason says why a link went down
+ * ("connection refused", "WRONGPASS invalid username-password pair",
+ * "probe lost", ...), or "up"; valid for the call.
+ */
+typedef void (*rc_link_state_cb)(rc_link *link, int state, const char *reason,
+                                 void *user);
+
+/** Options for rc_link_open(). Zero fields mean the defaults. */
+typedef struct rc_link_options {
+    /* redis://[[user]:password@]host[:port][/db] or
+     * unix:///path/to/socket[?db=N] (password via redis:// only). */
+    const char *url;
+    unsigned connect_timeout_ms; /* 0: 2000; also bounds the handshake */
+    unsigned backoff_min_ms;     /* 0: 100: first retry delay */
+    unsigned backoff_max_ms;     /* 0: 5000: the delay doubles up to this */
+    unsigned probe_interval_ms;  /* 0: 1000 */
+    rc_link_state_cb state_cb;   /* may be NULL */
+    void *user;
+} rc_link_options;
+
+/** A parsed Redis URL (rc_redis_url_parse). */
+typedef struct rc_redis_url {
+    char host[256];     /* TCP host, or "" for a Unix socket */
+    int port;           /* TCP port (default 6379) */
+    char path[108];     /* Unix socket path, or "" */
+    char user[128];     /* ACL user, or "" */
+    char password[256]; /* or "" */
+    int db;             /* database number (default 0) */
+} rc_redis_url;
+
+/**
+ * Parse a Redis URL (forms as in rc_link_options.url). Percent-escapes in
+ * the user and password are decoded. Returns 0, or RC_EINVAL (NULL
+ * arguments) or RC_EURL (malformed, unknown scheme, port or db out of
+ * range, a component too long).
+ */
+ROOMCAST_EXTERN int rc_redis_url_parse(const char *url, rc_redis_url *out);
+
+/**
+ * Start linking adapter a to Redis on base. Returns 0 at once, whether or
+ * not Redis is reachable: the link keeps trying, and reports through the
+ * state callback. Until the first connection the adapter works locally.
+ * The options and the URL are copied.
+ *
+ * The link registers hiredis' connect and disconnect callbacks and owns
+ * the contexts: do not give a (other) context to the adapter yourself.
+ * Close the link before freeing the adapter.
+ *
+ * Errors: RC_EINVAL (NULL arguments, or a timing option out of range),
+ * RC_EURL, RC_ENOMEM. On error nothing was started.
+ */
+ROOMCAST_EXTERN int rc_link_open(rc_adapter *a, struct event_base *base,
+                                 const rc_link_options *opts, rc_link **out);
+
+/**
+ * Orderly shutdown: the adapter is told the contexts are gone, both
+ * connections are closed (the server drops their subscriptions), timers are
+ * removed, and everything is freed. NULL is allowed. Call it from an
+ * ordinary event callback (a signal event included), not from inside a
+ * roomcast or hiredis callback.
+ */
+ROOMCAST_EXTERN void rc_link_close(rc_link *link);
+
+/** RC_LINK_UP or RC_LINK_DOWN. */
+ROOMCAST_EXTERN int rc_link_state(const rc_link *link);
+
+/** Why the link last went down ("" if it never did). Valid until the next
+ *  change of state. */
+ROOMCAST_EXTERN const char *rc_link_reason(const rc_link *link);
+
+/** How many times the link has (re)connected both sides, and how many
+ *  connection attempts failed. */
+ROOMCAST_EXTERN unsigned long rc_link_connects(const rc_link *link);
+ROOMCAST_EXTERN unsigned long rc_link_failures(const rc_link *link);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ROOMCAST_LIBEVENT_H */

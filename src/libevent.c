@@ -1,0 +1,432 @@
+/*
+ * Redis links on libevent (see roomcast/libevent.h).
+ *
+ * Each side (pub, sub) runs the same cycle: connect, handshake (AUTH,
+ * SELECT, CLIENT SETNAME), ready (handed to the adapter; the sub side first
+ * subscribes the node's control channel), and on any failure back to a
+ * retry after a backoff with jitter. One timer per side bounds the connect
+ * plus handshake (hiredis 0.14 has no connect timeout) or waits out the
+ * backoff. hiredis frees a context itself after its disconnect callback,
+ * so a context is never freed there; the link frees a context only from
+ * its own timers and rc_link_close, never from inside a hiredis callback.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "roomcast/libevent.h"
+
+typedef struct side {
+    struct rc_link *link;
+    int is_sub;
+    redisAsyncContext *ac;
+    int up;      /* handed over to the adapter */
+    int pending; /* handshake replies still to come */
+    int failed;  /* the handshake failed: error says why */
+    char error[256];
+    unsigned attempt; /* failures in a row, for the backoff */
+    struct event *timer;
+    char name[160]; /* CLIENT SETNAME */
+} side;
+
+struct rc_link {
+    rc_adapter *a;
+    struct event_base *base;
+    rc_redis_url url;
+    rc_link_options o;
+    side pub, sub;
+    struct event *probe;
+    unsigned long probes_sent, probes_seen;
+    char ctl[200]; /* the node's control channel */
+    int state;
+    char reason[256];
+    unsigned long connects, failures;
+    unsigned long long rng;
+};
+
+static void side_connect(side *s);
+
+static void set_state(rc_link *l, int state, const char *reason)
+{
+    int changed = state != l->state || strcmp(reason, l->reason) != 0;
+
+    l->state = state;
+    if (reason != l->reason)
+        snprintf(l->reason, sizeof l->reason, "%s", reason);
+    if (changed && l->o.state_cb != NULL)
+        l->o.state_cb(l, state, l->reason, l->o.user);
+}
+
+/* The next retry delay: doubling from backoff_min up to backoff_max, then
+ * a random point in its upper half, so that nodes do not retry in step. */
+static unsigned backoff_ms(rc_link *l, unsigned attempt)
+{
+    unsigned long d = l->o.backoff_min_ms;
+
+    while (attempt-- > 0 && d < l->o.backoff_max_ms)
+        d *= 2;
+    if (d > l->o.backoff_max_ms)
+        d = l->o.backoff_max_ms;
+    l->rng ^= l->rng << 13;
+    l->rng ^= l->rng >> 7;
+    l->rng ^= l->rng << 17;
+    return (unsigned)(d / 2 + l->rng % (d / 2 + 1));
+}
+
+static void arm(side *s, unsigned ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (long)(ms % 1000) * 1000;
+    evtimer_add(s->timer, &tv);
+}
+
+/* Tell the adapter this side's context is gone. */
+static void hand_back(side *s)
+{
+    if (!s->up)
+        return;
+    s->up = 0;
+    if (s->is_sub)
+        rc_adapter_set_sub(s->link->a, NULL);
+    else
+        rc_adapter_set_pub(s->link->a, NULL);
+}
+
+/* This side is down (its context already gone): report, retry later. */
+static void side_failed(side *s, const char *reason)
+{
+    rc_link *l = s->link;
+
+    hand_back(s);
+    s->ac = NULL;
+    l->failures++;
+    event_del(l->probe);
+    set_state(l, RC_LINK_DOWN, reason);
+    arm(s, backoff_ms(l, s->attempt++));
+}
+
+/* Drop this side's context ourselves (from a timer, never from inside a
+ * hiredis callback) and retry later. */
+static void side_kill(side *s, const char *reason)
+{
+    redisAsyncContext *ac = s->ac;
+
+    hand_back(s);
+    s->ac = NULL; /* callbacks run by the free below see a stale context */
+    if (ac != NULL)
+        redisAsyncFree(ac);
+    side_failed(s, reason);
+}
+
+static void check_up(rc_link *l)
+{
+    struct timeval tv;
+
+    if (!l->pub.up || !l->sub.up)
+        return;
+    l->connects++;
+    l->probes_sent = l->probes_seen = 0;
+    tv.tv_sec = l->o.probe_interval_ms / 1000;
+    tv.tv_usec = (long)(l->o.probe_interval_ms % 1000) * 1000;
+    event_add(l->probe, &tv);
+    set_state(l, RC_LINK_UP, "up");
+}
+
+static void side_ready(side *s)
+{
+    rc_link *l = s->link;
+
+    evtimer_del(s->timer);
+    s->attempt = 0;
+    s->up = 1;
+    if (s->is_sub)
+        rc_adapter_set_sub(l->a, s->ac);
+    else
+        rc_adapter_set_pub(l->a, s->ac);
+    check_up(l);
+}
+
+/* The control channel: its confirmation readies the sub side; its
+ * messages are the probes the pub side sent. */
+static void on_ctl(redisAsyncContext *ac, void *r, void *privdata)
+{
+    rc_link *l = privdata;
+    redisReply *reply = r;
+    unsigned long seq;
+
+    if (reply == NULL || ac != l->sub.ac || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(reply->element[0]->str, "subscribe") == 0 && !l->sub.up) {
+        side_ready(&l->sub);
+    } else if (strcmp(reply->element[0]->str, "message") == 0 &&
+               reply->element[2]->type == REDIS_REPLY_STRING) {
+        seq = strtoul(reply->element[2]->str, NULL, 10);
+        if (seq > l->probes_seen)
+            l->probes_seen = seq;
+    }
+}
+
+static void on_handshake(redisAsyncContext *ac, void *r, void *privdata)
+{
+    side *s = privdata;
+    redisReply *reply = r;
+
+    if (reply == NULL || ac != s->ac || s->failed)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* The disconnect callback reports it and schedules the retry. */
+        s->failed = 1;
+        snprintf(s->error, sizeof s->error, "%s", reply->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (--s->pending > 0)
+        return;
+    if (s->is_sub)
+        redisAsyncCommand(ac, on_ctl, s->link, "SUBSCRIBE %s", s->link->ctl);
+    else
+        side_ready(s);
+}
+
+static void on_connect(const redisAsyncContext *c, int status)
+{
+    side *s = c->data;
+    redisAsyncContext *ac = (redisAsyncContext *)c;
+    const rc_redis_url *u = &s->link->url;
+
+    if (ac != s->ac)
+        return;
+    if (status != REDIS_OK) { /* hiredis frees the context after this */
+        evtimer_del(s->timer);
+        side_failed(s, c->errstr[0] ? c->errstr : "cannot connect");
+        return;
+    }
+    s->pending = 0;
+    s->failed = 0;
+    if (u->password[0] != '\0') {
+        if (u->user[0] != '\0')
+            redisAsyncCommand(ac, on_handshake, s, "AUTH %s %s", u->user,
+                              u->password);
+        else
+            redisAsyncCommand(ac, on_handshake, s, "AUTH %s", u->password);
+        s->pending++;
+    }
+    if (u->db != 0) {
+        redisAsyncCommand(ac, on_handshake, s, "SELECT %d", u->db);
+        s->pending++;
+    }
+    redisAsyncCommand(ac, on_handshake, s, "CLIENT SETNAME %s", s->name);
+    s->pending++;
+}
+
+static void on_disconnect(const redisAsyncContext *c, int status)
+{
+    side *s = c->data;
+    char reason[256];
+
+    if (c != s->ac) /* one the link dropped itself */
+        return;
+    evtimer_del(s->timer);
+    if (s->failed)
+        snprintf(reason, sizeof reason, "%s", s->error);
+    else
+        snprintf(reason, sizeof reason, "%s",
+                 status != REDIS_OK && c->errstr[0] ? c->errstr
+                                                    : "connection closed");
+    side_failed(s, reason);
+}
+
+/* The side's timer: the connect/handshake deadline, or the retry. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    side *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->ac != NULL)
+        side_kill(s, "connect timeout");
+    else
+        side_connect(s);
+}
+
+static void side_connect(side *s)
+{
+    rc_link *l = s->link;
+    redisAsyncContext *ac;
+
+    ac = l->url.path[0] != '\0' ? redisAsyncConnectUnix(l->url.path)
+                                : redisAsyncConnect(l->url.host, l->url.port);
+    if (ac == NULL || ac->err) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "%s",
+                 ac ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        side_failed(s, reason);
+        return;
+    }
+    ac->data = s;
+    s->ac = ac;
+    s->up = 0;
+    s->failed = 0;
+    if (redisLibeventAttach(ac, l->base) != REDIS_OK ||
+        redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
+        redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {
+        side_kill(s, "cannot attach to the event loop");
+        return;
+    }
+    arm(s, l->o.connect_timeout_ms);
+}
+
+/* Every interval: the previous probe must have come back through the sub
+ * side, or the links are dead though no error says so (half-open TCP). */
+static void on_probe(evutil_socket_t fd, short what, void *arg)
+{
+    rc_link *l = arg;
+
+    (void)fd;
+    (void)what;
+    if (!l->pub.up || !l->sub.up)
+        return;
+    if (l->probes_seen < l->probes_sent) {
+        side_kill(&l->pub, "probe lost");
+        side_kill(&l->sub, "probe lost");
+        return;
+    }
+    l->probes_sent++;
+    redisAsyncCommand(l->pub.ac, NULL, NULL, "PUBLISH %s %lu", l->ctl,
+                      l->probes_sent);
+}
+
+/* CLIENT SETNAME takes no spaces or control characters. */
+static void client_name(char *out, size_t cap, const char *node,
+                        const char *role)
+{
+    size_t i;
+
+    snprintf(out, cap, "roomcast:%s:%s", node, role);
+    for (i = 0; out[i] != '\0'; i++)
+        if ((unsigned char)out[i] <= ' ' || (unsigned char)out[i] == 0x7f)
+            out[i] = '_';
+}
+
+static int options(rc_link_options *o, const rc_link_options *in)
+{
+    *o = *in;
+    if (o->connect_timeout_ms == 0)
+        o->connect_timeout_ms = 2000;
+    if (o->backoff_min_ms == 0)
+        o->backoff_min_ms = 100;
+    if (o->backoff_max_ms == 0)
+        o->backoff_max_ms = 5000;
+    if (o->probe_interval_ms == 0)
+        o->probe_interval_ms = 1000;
+    o->url = NULL; /* parsed, not kept */
+    return o->backoff_max_ms < o->backoff_min_ms ||
+                   o->backoff_max_ms > 3600000u ||
+                   o->connect_timeout_ms > 3600000u ||
+                   o->probe_interval_ms > 3600000u
+               ? RC_EINVAL
+               : 0;
+}
+
+int rc_link_open(rc_adapter *a, struct event_base *base,
+                 const rc_link_options *opts, rc_link **out)
+{
+    rc_link *l;
+    int rv;
+
+    if (a == NULL || base == NULL || opts == NULL || out == NULL)
+        return RC_EINVAL;
+    l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return RC_ENOMEM;
+    rv = rc_redis_url_parse(opts->url, &l->url);
+    if (rv == 0)
+        rv = options(&l->o, opts);
+    if (rv != 0) {
+        free(l);
+        return rv;
+    }
+    l->a = a;
+    l->base = base;
+    l->rng = (unsigned long long)time(NULL) ^ (unsigned long long)getpid() ^
+             (unsigned long long)(size_t)l;
+    l->rng |= 1;
+    snprintf(l->ctl, sizeof l->ctl, "roomcast:ctl:%s", rc_adapter_node_id(a));
+    l->pub.link = l->sub.link = l;
+    l->sub.is_sub = 1;
+    client_name(l->pub.name, sizeof l->pub.name, rc_adapter_node_id(a), "pub");
+    client_name(l->sub.name, sizeof l->sub.name, rc_adapter_node_id(a), "sub");
+    l->pub.timer = evtimer_new(base, on_timer, &l->pub);
+    l->sub.timer = evtimer_new(base, on_timer, &l->sub);
+    l->probe = event_new(base, -1, EV_PERSIST, on_probe, l);
+    if (l->pub.timer == NULL || l->sub.timer == NULL || l->probe == NULL) {
+        rc_link_close(l);
+        return RC_ENOMEM;
+    }
+    /* Linked from now on: until Redis answers, rooms are not ready and
+     * publishes are counted as failed. */
+    rc_adapter_set_pub(a, NULL);
+    rc_adapter_set_sub(a, NULL);
+    side_connect(&l->pub);
+    side_connect(&l->sub);
+    *out = l;
+    return 0;
+}
+
+static void side_close(side *s)
+{
+    redisAsyncContext *ac = s->ac;
+
+    if (s->timer != NULL)
+        event_free(s->timer);
+    s->timer = NULL;
+    hand_back(s);
+    s->ac = NULL;
+    if (ac != NULL)
+        redisAsyncFree(ac);
+}
+
+void rc_link_close(rc_link *l)
+{
+    if (l == NULL)
+        return;
+    l->o.state_cb = NULL; /* no callbacks from here on */
+    if (l->probe != NULL)
+        event_free(l->probe);
+    l->probe = NULL;
+    side_close(&l->sub);
+    side_close(&l->pub);
+    free(l);
+}
+
+int rc_link_state(const rc_link *l)
+{
+    return l->state;
+}
+
+const char *rc_link_reason(const rc_link *l)
+{
+    return l->reason;
+}
+
+unsigned long rc_link_connects(const rc_link *l)
+{
+    return l->connects;
+}
+
+unsigned long rc_link_failures(const rc_link *l)
+{
+    return l->failures;
+}
