@@ -33,7 +33,7 @@ typedef struct side {
     char error[256];
     unsigned attempt; /* failures in a row, for the backoff */
     struct event *timer;
-    char name[160]; /* CLIENT SETNAME */
+    char *name; /* CLIENT SETNAME */
 } side;
 
 struct rc_link {
@@ -44,7 +44,7 @@ struct rc_link {
     side pub, sub;
     struct event *probe;
     unsigned long probes_sent, probes_seen;
-    char ctl[200]; /* the node's control channel */
+    char *ctl; /* this link's control channel */
     int state;
     char reason[256];
     unsigned long connects, failures;
@@ -308,16 +308,20 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
                       l->probes_sent);
 }
 
-/* CLIENT SETNAME takes no spaces or control characters. */
-static void client_name(char *out, size_t cap, const char *node,
-                        const char *role)
+/* A malloc'd "roomcast:<a>:<b>[:<c>]". Client names take no spaces or
+ * control characters, so those become '_'. */
+static char *name_of(const char *a, const char *b, const char *c)
 {
-    size_t i;
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 16, i;
+    char *s = malloc(n);
 
-    snprintf(out, cap, "roomcast:%s:%s", node, role);
-    for (i = 0; out[i] != '\0'; i++)
-        if ((unsigned char)out[i] <= ' ' || (unsigned char)out[i] == 0x7f)
-            out[i] = '_';
+    if (s == NULL)
+        return NULL;
+    snprintf(s, n, "roomcast:%s:%s%s%s", a, b, *c ? ":" : "", c);
+    for (i = 0; s[i] != '\0'; i++)
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] == 0x7f)
+            s[i] = '_';
+    return s;
 }
 
 static int options(rc_link_options *o, const rc_link_options *in)
@@ -343,6 +347,7 @@ static int options(rc_link_options *o, const rc_link_options *in)
 int rc_link_open(rc_adapter *a, struct event_base *base,
                  const rc_link_options *opts, rc_link **out)
 {
+    char token[32];
     rc_link *l;
     int rv;
 
@@ -363,15 +368,19 @@ int rc_link_open(rc_adapter *a, struct event_base *base,
     l->rng = (unsigned long long)time(NULL) ^ (unsigned long long)getpid() ^
              (unsigned long long)(size_t)l;
     l->rng |= 1;
-    snprintf(l->ctl, sizeof l->ctl, "roomcast:ctl:%s", rc_adapter_node_id(a));
+    /* The control channel carries a random token, so that two links never
+     * share it, not even two processes given the same node id. */
+    snprintf(token, sizeof token, "%016llx", l->rng);
+    l->ctl = name_of("ctl", rc_adapter_node_id(a), token);
     l->pub.link = l->sub.link = l;
     l->sub.is_sub = 1;
-    client_name(l->pub.name, sizeof l->pub.name, rc_adapter_node_id(a), "pub");
-    client_name(l->sub.name, sizeof l->sub.name, rc_adapter_node_id(a), "sub");
+    l->pub.name = name_of(rc_adapter_node_id(a), "pub", "");
+    l->sub.name = name_of(rc_adapter_node_id(a), "sub", "");
     l->pub.timer = evtimer_new(base, on_timer, &l->pub);
     l->sub.timer = evtimer_new(base, on_timer, &l->sub);
     l->probe = event_new(base, -1, EV_PERSIST, on_probe, l);
-    if (l->pub.timer == NULL || l->sub.timer == NULL || l->probe == NULL) {
+    if (l->pub.timer == NULL || l->sub.timer == NULL || l->probe == NULL ||
+        l->ctl == NULL || l->pub.name == NULL || l->sub.name == NULL) {
         rc_link_close(l);
         return RC_ENOMEM;
     }
@@ -408,6 +417,9 @@ void rc_link_close(rc_link *l)
     l->probe = NULL;
     side_close(&l->sub);
     side_close(&l->pub);
+    free(l->sub.name);
+    free(l->pub.name);
+    free(l->ctl);
     free(l);
 }
 

@@ -36,9 +36,11 @@ enum rc_link_state {
 };
 
 /**
- * Called on every change of state. reason says why a link went down
- * ("connection refused", "WRONGPASS invalid username-password pair",
- * "probe lost", ...), or "up"; valid for the call.
+ * Called on every change of state, and while the link is down whenever the
+ * reason changes (e.g. "Connection refused", then "WRONGPASS ..." once
+ * Redis is up but the password is wrong). reason says why the link went
+ * down ("probe lost", "connect timeout", the server's or the socket's
+ * error), or "up"; valid for the call.
  */
 typedef void (*rc_link_state_cb)(rc_link *link, int state, const char *reason,
                                  void *user);
@@ -49,10 +51,13 @@ typedef struct rc_link_options {
      * unix:///path/to/socket[?db=N] (password via redis:// only). */
     const char *url;
     unsigned connect_timeout_ms; /* 0: 2000; also bounds the handshake */
-    unsigned backoff_min_ms;     /* 0: 100: first retry delay */
-    unsigned backoff_max_ms;     /* 0: 5000: the delay doubles up to this */
-    unsigned probe_interval_ms;  /* 0: 1000 */
-    rc_link_state_cb state_cb;   /* may be NULL */
+    /* Retry delays double from backoff_min_ms (0: 100) up to
+     * backoff_max_ms (0: 5000); each actual delay is a random point in
+     * the upper half of that, so that nodes do not retry in step. */
+    unsigned backoff_min_ms;
+    unsigned backoff_max_ms;
+    unsigned probe_interval_ms; /* 0: 1000 */
+    rc_link_state_cb state_cb;  /* may be NULL */
     void *user;
 } rc_link_options;
 
@@ -106,8 +111,8 @@ ROOMCAST_EXTERN int rc_link_state(const rc_link *link);
  *  change of state. */
 ROOMCAST_EXTERN const char *rc_link_reason(const rc_link *link);
 
-/** How many times the link has (re)connected both sides, and how many
- *  connection attempts failed. */
+/** How many times the link came up (both sides ready), and how many times
+ *  a side (pub or sub, counted apart) failed to connect or went down. */
 ROOMCAST_EXTERN unsigned long rc_link_connects(const rc_link *link);
 ROOMCAST_EXTERN unsigned long rc_link_failures(const rc_link *link);
 
