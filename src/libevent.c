@@ -134,7 +134,9 @@ static void check_up(rc_link *l)
     if (!l->pub.up || !l->sub.up)
         return;
     l->connects++;
-    l->probes_sent = l->probes_seen = 0;
+    /* Probe numbers go on across sessions: a late probe from before is
+     * never mistaken for a new one. */
+    l->probes_seen = l->probes_sent;
     tv.tv_sec = l->o.probe_interval_ms / 1000;
     tv.tv_usec = (long)(l->o.probe_interval_ms % 1000) * 1000;
     event_add(l->probe, &tv);

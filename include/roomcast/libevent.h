@@ -6,9 +6,11 @@
  * authenticates, selects the database, names the connections, and keeps
  * them up: each reconnects on its own with exponential backoff and jitter,
  * and the adapter is handed every fresh context (it then resubscribes its
- * rooms). A silently dead link is found by a probe: the pub side publishes
- * on a per-node control channel that the sub side listens to, and a probe
- * that does not come back within two intervals restarts both links.
+ * rooms). A silently dead link is found by a probe: every interval the pub
+ * side publishes on a control channel of its own that the sub side listens
+ * to, and a probe that has not come back when the next one is due restarts
+ * both links. So a dead link is found within two intervals, and a stall
+ * longer than one interval counts as dead.
  *
  * While Redis is away, local broadcasts keep delivering; publishes fail
  * fast and are counted (rc_counters.publish_errors); nothing queues up.
