@@ -20,8 +20,8 @@
  * too.
  *
  * No assertion runs inside a callback (a longjmp out of libevent and
- * hiredis would wreck the teardown): callbacks record, cb_error() notes
- * problems, and every test ends with assert_clean().
+ * hiredis would wreck the teardown): callbacks record, ts_note(&() notes
+ * problems)->problems, and every test ends with assert_clean().
  *
  * hiredis: only redisAsyncConnect, redisAsyncSetConnectCallback,
  * redisAsyncSetDisconnectCallback, redisLibeventAttach, redisAsyncDisconnect
@@ -36,6 +36,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "test_support.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -137,8 +139,7 @@ struct world {
     size_t nrecs;
     redisContext *raw[MAX_RAW];
     size_t nraw;
-    int errors;
-    char first_error[512];
+    ts_problems problems;
     int marker_seq; /* sync_marker numbers its markers */
     unsigned long long churn_delivered;
     churn *ch;
@@ -150,14 +151,6 @@ struct world {
 };
 
 /* ---- small utilities ------------------------------------------------ */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -176,25 +169,6 @@ static unsigned rng_below(uint64_t *s, unsigned n)
     return (unsigned)((rng_next(s) >> 11) % n);
 }
 
-static void cb_error(world *w, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (w->errors++ == 0) {
-        va_start(ap, fmt);
-        vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
-        va_end(ap);
-    }
-}
-
-/* Problems callbacks noted; called at the end of every test. */
-static void assert_clean(world *w)
-{
-    if (w->errors)
-        fail_msg("%d problem(s) seen inside callbacks; the first: %s",
-                 w->errors, w->first_error);
-}
-
 static char *dupmem(const void *p, size_t n)
 {
     char *d = malloc(n + 1);
@@ -209,65 +183,17 @@ static char *dupmem(const void *p, size_t n)
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static void guard_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* One non-blocking turn of the loop. */
-static void pump(world *w)
-{
-    event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-}
-
-/* One turn that may block for at most 1 ms when nothing is ready. */
-static void loop_idle(world *w)
-{
-    struct timeval tv = {0, 1000};
-
-    evtimer_add(w->guard, &tv);
-    event_base_loop(w->base, EVLOOP_ONCE);
-    evtimer_del(w->guard);
-}
-
-static void run_until_(world *w, int (*pred)(void *), void *arg, int timeout_ms,
-                       const char *what, const char *file, int line)
-{
-    long long deadline = now_ms() + timeout_ms;
-
-    for (;;) {
-        if (pred(arg))
-            return;
-        pump(w);
-        if (pred(arg))
-            return;
-        if (now_ms() >= deadline)
-            fail_msg("%s:%d: timed out after %d ms waiting for %s", file, line,
-                     timeout_ms, what);
-        loop_idle(w);
-    }
-}
-
 /* run_until(w, pred, arg, timeout_ms, what): drive the loop until
  * pred(arg), failing with "timed out ... waiting for <what>". */
+#define run_until_(w, pred, arg, ms, what, file, line)                         \
+    ts_run_until((w)->base, (w)->guard, (pred), (arg), (ms), (what), (file),   \
+                 (line), NULL, NULL)
 #define run_until(w, pred, arg, ms, what)                                      \
     run_until_((w), (pred), (arg), (ms), (what), __FILE__, __LINE__)
 
 /* The same for an expression. */
 #define WAIT_FOR_MS(w, cond, ms, what)                                         \
-    do {                                                                       \
-        long long wf_deadline_ = now_ms() + (ms);                              \
-        while (!(cond)) {                                                      \
-            if (now_ms() >= wf_deadline_)                                      \
-                fail_msg("%s:%d: timed out after %d ms waiting for %s",        \
-                         __FILE__, __LINE__, (int)(ms), (what));               \
-            pump(w);                                                           \
-            if (!(cond))                                                       \
-                loop_idle(w);                                                  \
-        }                                                                      \
-    } while (0)
+    TS_WAIT_FOR((w)->base, (w)->guard, cond, ms, what, (void)0)
 #define WAIT_FOR(w, cond, what) WAIT_FOR_MS(w, cond, WAIT_MS, what)
 
 /* ---- hiredis contexts -------------------------------------------------- */
@@ -344,12 +270,14 @@ static void on_room_event(rc_adapter *a, const char *room, int event,
     node *n = user;
 
     if (n->freed)
-        cb_error(n->w, "%s: room event %d for %s after rc_adapter_free",
-                 n->name, event, room);
+        ts_note(&(n->w)->problems,
+                "%s: room event %d for %s after rc_adapter_free", n->name,
+                event, room);
     else if (a != n->a)
-        cb_error(n->w, "%s: room event with a foreign adapter", n->name);
+        ts_note(&(n->w)->problems, "%s: room event with a foreign adapter",
+                n->name);
     if (event != RC_ROOM_READY && event != RC_ROOM_LOST)
-        cb_error(n->w, "%s: unknown room event %d", n->name, event);
+        ts_note(&(n->w)->problems, "%s: unknown room event %d", n->name, event);
     if (n->nev < MAX_EV) {
         snprintf(n->ev[n->nev].room, sizeof n->ev[n->nev].room, "%s", room);
         n->ev[n->nev].event = event;
@@ -489,20 +417,21 @@ static void check_frame(world *w, rec *r, rc_frame *f, const rc_message *m)
 
     rc = rc_sse_format(m, NULL, 0, &need);
     if (rc != RC_ENOBUFS && rc != 0) {
-        cb_error(w, "%s: rc_sse_format of the delivered message: %s", r->id,
-                 rc_strerror(rc));
+        ts_note(&(w)->problems,
+                "%s: rc_sse_format of the delivered message: %s", r->id,
+                rc_strerror(rc));
         return;
     }
     buf = malloc(need ? need : 1);
     if (buf == NULL) {
-        cb_error(w, "out of memory");
+        ts_note(&(w)->problems, "out of memory");
         return;
     }
     rc = rc_sse_format(m, buf, need, &need);
     if (rc != 0 || rc_frame_data(f) == NULL || need != rc_frame_size(f) ||
         memcmp(buf, rc_frame_data(f), need) != 0)
-        cb_error(w, "%s: the frame is not rc_sse_format() of the message",
-                 r->id);
+        ts_note(&(w)->problems,
+                "%s: the frame is not rc_sse_format() of the message", r->id);
     free(buf);
 }
 
@@ -526,18 +455,20 @@ static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
     int seq;
 
     if (r->removed) {
-        cb_error(w, "%s: sink called after rc_conn_remove", r->id);
+        ts_note(&(w)->problems, "%s: sink called after rc_conn_remove", r->id);
         return 0;
     }
     if (r->owner->freed) {
-        cb_error(w, "%s: sink called after rc_adapter_free", r->id);
+        ts_note(&(w)->problems, "%s: sink called after rc_adapter_free", r->id);
         return 0;
     }
     if (c != r->conn || rc_conn_user(c) != r ||
         rc_conn_adapter(c) != r->owner->a || strcmp(rc_conn_id(c), r->id))
-        cb_error(w, "%s: sink called with a wrong connection", r->id);
+        ts_note(&(w)->problems, "%s: sink called with a wrong connection",
+                r->id);
     if (f == NULL || m == NULL || m->data == NULL) {
-        cb_error(w, "%s: sink called without frame or message", r->id);
+        ts_note(&(w)->problems, "%s: sink called without frame or message",
+                r->id);
         return 0;
     }
     check_frame(w, r, f, m);
@@ -829,7 +760,7 @@ static int setup(void **state)
     w->base = event_base_new();
     if (w->base == NULL)
         return -1;
-    w->guard = evtimer_new(w->base, guard_cb, NULL);
+    w->guard = ts_guard_new(w->base);
     return w->guard ? 0 : -1;
 }
 
@@ -848,7 +779,7 @@ static int teardown(void **state)
 
     if (w == NULL)
         return 0;
-    errors0 = w->errors;
+    errors0 = w->problems.count;
     for (i = 0; i < MAX_NODES; i++) {
         node *n = &w->nodes[i];
 
@@ -871,9 +802,9 @@ static int teardown(void **state)
         }
     }
     if (w->base) {
-        deadline = now_ms() + 3000;
+        deadline = ts_now_ms() + 3000;
         while (event_base_loop(w->base, EVLOOP_NONBLOCK) == 0) {
-            if (now_ms() > deadline) {
+            if (ts_now_ms() > deadline) {
                 fprintf(stderr, "teardown: the loop did not go quiet\n");
                 rc = -1;
                 break;
@@ -891,13 +822,13 @@ static int teardown(void **state)
         rc_frame_unref(w->recs[i].kept);
     }
     churn_free(w->ch);
-    if (w->errors > errors0) {
+    if (w->problems.count > errors0) {
         /* e.g. a sink or room event after rc_adapter_free */
         fprintf(stderr,
                 "teardown: %d problem(s) seen inside callbacks; "
                 "the first: %s\n",
-                w->errors - errors0,
-                errors0 ? "(see the test's own failure)" : w->first_error);
+                w->problems.count - errors0,
+                errors0 ? "(see the test's own failure)" : w->problems.first);
         rc = -1;
     }
     if (rh_stop(&w->rs) != 0)
@@ -954,7 +885,7 @@ static void t_first_member_subscribes_once(void **state)
     assert_int_equal(c.rooms, 1);
     assert_int_equal(c.memberships, 2);
     assert_int_equal(c.connections, 2);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* The last member leaving unsubscribes; while others remain it does not. */
@@ -998,7 +929,7 @@ static void t_last_member_unsubscribes(void **state)
     assert_int_equal(c.unsubscribes_confirmed, c0.unsubscribes_confirmed + 1);
     assert_int_equal(numsub(w, "sse:room:l1"), 0);
     assert_int_equal(rc_room_leave(a2->conn, "l1"), 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* Leaving a room one is not in, or through an unknown connection, changes
@@ -1026,8 +957,8 @@ static void t_leave_noop(void **state)
     assert_int_equal(rc_room_join(rc_conn_find(A->a, "ghost"), "n1"),
                      RC_EINVAL);
     rc_conn_remove(rc_conn_find(A->a, "ghost")); /* NULL is allowed */
-    pump(w);
-    pump(w);
+    ts_pump((w)->base);
+    ts_pump((w)->base);
 
     c = ctr(A);
     assert_int_equal(c.subscribes_sent, c0.subscribes_sent);
@@ -1040,7 +971,7 @@ static void t_leave_noop(void **state)
     assert_int_equal(rc_room_is_ready(A->a, "n1"), 1);
     assert_int_equal(numsub(w, "sse:room:n1"), 1);
     assert_int_equal(numsub(w, "sse:room:other"), 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 struct names_seen {
@@ -1094,7 +1025,7 @@ static void t_leave_all_join_order(void **state)
     assert_int_equal(rc_adapter_rooms(A->a, rooms, 8), 1);
     assert_string_equal(rooms[0], "a");
     assert_int_equal(rc_room_is_ready(A->a, "a"), 1);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* Queries about unknown rooms and connections are empty, 0 or false. */
@@ -1135,7 +1066,7 @@ static void t_unknown_queries(void **state)
     assert_int_equal(c.memberships, 0);
     assert_int_equal(c.connections, 1);
     assert_int_equal(numsub(w, "sse:room:gone"), 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* An adapter without contexts is local only: rooms are ready at once. */
@@ -1165,7 +1096,7 @@ static void t_local_only_adapter(void **state)
     assert_int_equal(c.published, 0);
     assert_int_equal(c.subscribes_sent, 0);
     assert_int_equal(c.delivered, 1);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */
@@ -1219,7 +1150,7 @@ static void t_local_only_flag(void **state)
     assert_string_equal(env.node, "node-A");
     free(ch);
     free(payload);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* A room without local members delivers 0 and still publishes. */
@@ -1241,7 +1172,7 @@ static void t_no_local_members_still_publishes(void **state)
     assert_int_equal(ctr(A).delivered, c0.delivered);
     assert_int_equal(rc_room_size(A->a, "e1"), 0);
     assert_int_equal(numsub(w, "sse:room:e1"), 1); /* only B */
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* `delivered` (result and counter) counts only sinks that returned 0. */
@@ -1289,7 +1220,7 @@ static void t_delivered_counts_accepting_sinks(void **state)
     sync_marker(w, A, "d1", b2);
     assert_int_equal(b2->count, 1);
     assert_int_equal(b1->count, 1);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* A node receives nothing for rooms it has not subscribed, nor after it
@@ -1336,7 +1267,7 @@ static void t_no_delivery_without_subscription(void **state)
     wait_quiet(w, B);
     assert_int_equal(b2->count, 0);
     assert_int_equal(b1->count, 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* Ten publishes in a row, without running the loop in between, arrive
@@ -1361,7 +1292,7 @@ static void t_rapid_publishes_in_order(void **state)
     assert_int_equal(b1->nseq, 10);
     for (i = 0; i < 10; i++)
         assert_int_equal(b1->seqs[i], i);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* Two nodes in one room: each gets the other's broadcasts once and never
@@ -1406,7 +1337,7 @@ static void t_two_nodes_no_echo(void **state)
              "both markers to come back to their senders as echoes");
     assert_int_equal(a1->count, 2);
     assert_int_equal(b1->count, 2);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* except: the named connection never gets it, on either node. */
@@ -1442,7 +1373,7 @@ static void t_except(void **state)
     assert_int_equal(b1->count, 1);
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 2);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* A custom prefix replaces "sse:room:" both ways; ':' in rooms is fine; an
@@ -1520,7 +1451,7 @@ static void t_custom_prefix(void **state)
     assert_int_equal(rh_publish(&w->rs, "bare", env_buf, env_len), 1);
     WAIT_FOR(w, c1->markers == 1, "c1 to get the raw marker on \"bare\"");
     assert_int_equal(c1->count, 1);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 static void hook_keep_frame(rec *r, rc_conn *c, rc_frame *f,
@@ -1592,7 +1523,7 @@ static void t_remote_frame_bytes(void **state)
     assert_memory_equal(rc_frame_data(b1->kept), want, want_len);
     rc_frame_unref(b1->kept);
     b1->kept = NULL;
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* rc_broadcast to several rooms: locally once per connection; remotely
@@ -1659,7 +1590,7 @@ static void t_multi_room_broadcast(void **state)
     o.meta_len = 4;
     assert_int_equal(rc_broadcast(A->a, rooms, 2, &no_id, &o), RC_EJSON);
     assert_int_equal(a1->count, 2);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 struct filter_seen {
@@ -1730,7 +1661,7 @@ static void t_filter_and_meta(void **state)
     assert_int_equal(fa.had_meta, 0);
     WAIT_FOR(w, b1->count == 2 && b2->count == 1,
              "b1 and b2 to get the broadcast without meta");
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */
@@ -1756,7 +1687,7 @@ static int apply_ops(world *w, rec *r, const char *room, const char *ops,
             leave(r, room);
             member = 0;
         } else if (*p == '.') {
-            pump(w);
+            ts_pump((w)->base);
         }
     }
     return member;
@@ -1835,7 +1766,7 @@ static void t_leave_rejoin_before_reply(void **state)
         member = apply_ops(w, a1, v[i].room, v[i].ops, member);
         check_rejoin_outcome(w, A, B, a1, ctl, v[i].room, v[i].ops, member);
     }
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 static void hook_flip(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
@@ -1881,7 +1812,7 @@ static void t_leave_rejoin_in_sink(void **state)
     a1->hook = NULL;
     check_rejoin_outcome(w, A, B, a1, ctl, "rjs", "leave+join in a local sink",
                          1);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /*
@@ -1935,7 +1866,7 @@ static void t_last_channel_dropped_while_subscribing(void **state)
     leave(a1, "third");
     wait_quiet(w, A);
     assert_int_equal(numsub(w, "sse:room:third"), 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /*
@@ -1973,7 +1904,7 @@ static void t_swap_sub_without_null(void **state)
     assert_int_equal(rc_room_is_ready(A->a, "sw"), 1);
     assert_int_equal(bcast(B, "sw", "ev", "2", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 2, "a1 to get B's second broadcast");
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */
@@ -2044,7 +1975,8 @@ static void resubscribe_after_loss(world *w, int how)
             /* answered: Redis has written it to the old context too */
             WAIT_FOR(w, ctr(B).published == p0 + 1, "B: PUBLISH answered");
             for (i = 0; i < 3; i++)
-                loop_idle(w); /* let the old context read it */
+                ts_idle((w)->base,
+                        (w)->guard); /* let the old context read it */
         }
         assert_int_equal(a1->count, 0);
         redisAsyncFree(old->ac);
@@ -2090,7 +2022,7 @@ static void resubscribe_after_loss(world *w, int how)
              "broadcasts from B to arrive on the new sub context");
     assert_int_equal(bcast(B, "p2", "ev", "3", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 2, "a1 to get B's broadcast to p2");
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 static void t_resubscribe_after_host_disconnect(void **state)
@@ -2205,7 +2137,7 @@ static void t_malformed_payloads(void **state)
             fail_msg("rejected_by[%zu] (%s) = %llu, expected %llu", i,
                      rc_err_name(-(int)i), c.rejected_by[i], expect_by[i]);
     }
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */
@@ -2290,7 +2222,7 @@ static void t_conn_remove_in_sink(void **state)
 
     remove_in_sink(w, A, B, 0, "rml");
     remove_in_sink(w, A, B, 1, "rmr");
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 static void hook_free_adapter(rec *r, rc_conn *c, rc_frame *f,
@@ -2341,7 +2273,7 @@ static void t_adapter_free_in_remote_sink(void **state)
     sync_marker(w, B, "ctl", b1);
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* rc_adapter_free from a sink on the local path. */
@@ -2360,7 +2292,7 @@ static void t_adapter_free_in_local_sink(void **state)
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 0);
     WAIT_NUMSUB(w, "sse:room:fl", 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */
@@ -2430,7 +2362,7 @@ static void t_teardown_adapter_first(void **state)
     WAIT_NUMSUB(w, "sse:room:ta-pending", 0);
     redisAsyncFree(B->pub->ac);
     redisAsyncFree(B->sub->ac);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* The contexts first (their disconnect callbacks hand the adapter NULL),
@@ -2463,14 +2395,14 @@ static void t_teardown_contexts_first(void **state)
     assert_int_equal(a1->count, 2);
     join(a1, "tc-new");
     leave(a1, "tc2");
-    pump(w);
+    ts_pump((w)->base);
 
     a = A->a;
     A->freed = 1;
     A->a = NULL;
     rc_adapter_free(a);
     WAIT_NUMSUB(w, "sse:room:tc0", 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */
@@ -2549,7 +2481,7 @@ static void t_remote_dedup_window(void **state)
     sync_marker(w, A, "dw", b1);
     assert_int_equal(b1->count, b_want + 2);
     assert_int_equal(ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 #define ACCT_HDR 16
@@ -2671,7 +2603,7 @@ static void t_allocator_hooks(void **state)
     assert_int_equal(w->acct[1].live, 0);
     assert_int_equal(w->acct[0].foreign, 0);
     assert_int_equal(w->acct[1].foreign, 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* Data of exactly RC_DEFAULT_MAX_DATA bytes goes through Redis intact; one
@@ -2725,7 +2657,7 @@ static void t_data_size_limit(void **state)
     sync_marker(w, A, "big", b1);
     assert_int_equal(b1->count, 1);
     assert_int_equal(ctr(A).published, ca0.published + 2); /* + marker */
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 static void hook_relay(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
@@ -2744,8 +2676,8 @@ static void hook_relay(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
     rc = rc_broadcast_to_room(n->a, r->hook_room, &in, NULL, 0);
     r->hook_rc[0]++;
     if (rc < 0)
-        cb_error(r->w, "%s: broadcast from inside a sink: %s", r->id,
-                 rc_strerror(rc));
+        ts_note(&(r->w)->problems, "%s: broadcast from inside a sink: %s",
+                r->id, rc_strerror(rc));
 }
 
 /* Broadcasts made from inside sinks, also in the middle of a multi-room
@@ -2823,7 +2755,7 @@ static void t_broadcast_from_sink(void **state)
     sync_marker(w, A, "n1", b1);
     assert_int_equal(outer_n1, 1);
     assert_int_equal(b1->count, 1);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */
@@ -2840,7 +2772,7 @@ static void t_r6_echo_except_order(void **state)
     size_t nexp[3] = {0, 0, 0};
     uint64_t rng = UINT64_C(0x9e3779b97f4a7c15);
     rc_counters ca0, cb0, c;
-    long long t0 = now_ms();
+    long long t0 = ts_now_ms();
     int i, k;
     char data[32];
 
@@ -2867,7 +2799,7 @@ static void t_r6_echo_except_order(void **state)
             if (k != ex)
                 expect[k][nexp[k]++] = i;
         if (i % 50 == 49)
-            pump(w);
+            ts_pump((w)->base);
     }
     WAIT_FOR(w, rs[2]->nseq >= nexp[2], "b1 to get all its messages");
     WAIT_FOR(w, ctr(A).echoes >= ca0.echoes + 1000,
@@ -2895,8 +2827,8 @@ static void t_r6_echo_except_order(void **state)
     assert_int_equal(c.delivered, cb0.delivered + nexp[2] + 1);
     assert_int_equal(c.echoes, cb0.echoes);
     print_message("R6: 1000 broadcasts, %zu/%zu/%zu deliveries, %lld ms\n",
-                  nexp[0], nexp[1], nexp[2], now_ms() - t0);
-    assert_clean(w);
+                  nexp[0], nexp[1], nexp[2], ts_now_ms() - t0);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */
@@ -3068,7 +3000,7 @@ static void t_r5_churn(void **state)
     uint64_t rng = UINT64_C(0x2545f4914f6cdd1d);
     long op;
     int c, r, i;
-    long long t0 = now_ms(), t_ops, t_quiet;
+    long long t0 = ts_now_ms(), t_ops, t_quiet;
     rc_counters cnt;
     const char **names;
     size_t nnames;
@@ -3150,14 +3082,14 @@ static void t_r5_churn(void **state)
         }
         if (op % 1000 == 999) {
             for (i = 0; i < 4; i++)
-                pump(w);
+                ts_pump((w)->base);
         }
     }
-    t_ops = now_ms();
+    t_ops = ts_now_ms();
 
     WAIT_FOR_MS(w, is_quiet(A), 30000,
                 "churn: every SUBSCRIBE/UNSUBSCRIBE confirmed");
-    t_quiet = now_ms();
+    t_quiet = ts_now_ms();
 
     /* the adapter's view equals the model */
     cnt = ctr(A);
@@ -3267,7 +3199,7 @@ static void t_r5_churn(void **state)
                   "UNSUBSCRIBE sent\n",
                   CH_OPS, t_ops - t0, t_quiet - t_ops, ch->occupied,
                   ch->memberships, cnt.subscribes_sent, cnt.unsubscribes_sent);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* ===================================================================== */

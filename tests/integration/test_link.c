@@ -15,8 +15,8 @@
  * on a guard timer (the style of test_adapter_redis.c). Conditions that
  * need a PUBSUB answer from the server are polled at most every 20 ms.
  *
- * No assertion runs inside a callback: callbacks record, cb_error() notes
- * problems, and every test ends with assert_clean().
+ * No assertion runs inside a callback: callbacks record, ts_note(&() notes
+ * problems)->problems, and every test ends with assert_clean().
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -25,6 +25,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "test_support.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,110 +89,38 @@ struct world {
     struct event_base *base;
     struct event *guard;
     node nodes[MAX_NODES];
-    int errors;
-    char first_error[512];
+    ts_problems problems;
 };
 
 /* ---- small utilities ------------------------------------------------ */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void cb_error(world *w, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (w->errors++ == 0) {
-        va_start(ap, fmt);
-        vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
-        va_end(ap);
-    }
-}
-
-static void assert_clean(world *w)
-{
-    if (w->errors)
-        fail_msg("%d problem(s) seen inside callbacks; the first: %s",
-                 w->errors, w->first_error);
-}
-
 /* ---- the loop ---------------------------------------------------------- */
-
-static void guard_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-static void pump(world *w)
-{
-    event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-}
-
-static void loop_idle(world *w)
-{
-    struct timeval tv = {0, 1000};
-
-    evtimer_add(w->guard, &tv);
-    event_base_loop(w->base, EVLOOP_ONCE);
-    evtimer_del(w->guard);
-}
 
 static void dump(const world *w);
 
-static void run_until_(world *w, int (*pred)(void *), void *arg, int timeout_ms,
-                       const char *what, const char *file, int line)
+static void dump_any(const void *w)
 {
-    long long deadline = now_ms() + timeout_ms;
-
-    for (;;) {
-        if (pred(arg))
-            return;
-        pump(w);
-        if (pred(arg))
-            return;
-        if (now_ms() >= deadline) {
-            dump(w);
-            fail_msg("%s:%d: timed out after %d ms waiting for %s", file, line,
-                     timeout_ms, what);
-        }
-        loop_idle(w);
-    }
+    dump(w);
 }
+#define run_until_(w, pred, arg, ms, what, file, line)                         \
+    ts_run_until((w)->base, (w)->guard, (pred), (arg), (ms), (what), (file),   \
+                 (line), dump_any, (w))
 #define run_until(w, pred, arg, ms, what)                                      \
     run_until_((w), (pred), (arg), (ms), (what), __FILE__, __LINE__)
 
 #define WAIT_FOR_MS(w, cond, ms, what)                                         \
-    do {                                                                       \
-        long long wf_deadline_ = now_ms() + (ms);                              \
-        while (!(cond)) {                                                      \
-            if (now_ms() >= wf_deadline_) {                                    \
-                dump(w);                                                       \
-                fail_msg("%s:%d: timed out after %d ms waiting for %s",        \
-                         __FILE__, __LINE__, (int)(ms), (what));               \
-            }                                                                  \
-            pump(w);                                                           \
-            if (!(cond))                                                       \
-                loop_idle(w);                                                  \
-        }                                                                      \
-    } while (0)
+    TS_WAIT_FOR((w)->base, (w)->guard, cond, ms, what, dump(w))
 #define WAIT_FOR(w, cond, what) WAIT_FOR_MS(w, cond, WAIT_MS, what)
 
 /* Run the loop for ms milliseconds (a measurement window, not a wait for
  * something to happen). */
 static void run_for(world *w, int ms)
 {
-    long long end = now_ms() + ms;
+    long long end = ts_now_ms() + ms;
 
-    while (now_ms() < end) {
-        pump(w);
-        loop_idle(w);
+    while (ts_now_ms() < end) {
+        ts_pump((w)->base);
+        ts_idle((w)->base, (w)->guard);
     }
 }
 
@@ -206,21 +136,25 @@ static void on_state(rc_link *link, int state, const char *reason, void *user)
         return;
     }
     if (link != n->link && n->link != NULL)
-        cb_error(w, "%s: state callback with a foreign link", n->id);
+        ts_note(&(w)->problems, "%s: state callback with a foreign link",
+                n->id);
     if (state != RC_LINK_UP && state != RC_LINK_DOWN)
-        cb_error(w, "%s: state callback with state %d", n->id, state);
+        ts_note(&(w)->problems, "%s: state callback with state %d", n->id,
+                state);
     if (reason == NULL)
-        cb_error(w, "%s: state callback with a NULL reason", n->id);
+        ts_note(&(w)->problems, "%s: state callback with a NULL reason", n->id);
     /* DOWN again with a new reason is reported (the implementation calls
      * on a change of reason too); the same state and reason twice is not */
     if (n->last_state == state &&
         (state == RC_LINK_UP ||
          (reason && strcmp(reason, n->last_down_reason) == 0)))
-        cb_error(w, "%s: state callback repeated state %d (reason %s)", n->id,
-                 state, reason ? reason : "(null)");
+        ts_note(&(w)->problems,
+                "%s: state callback repeated state %d (reason %s)", n->id,
+                state, reason ? reason : "(null)");
     if (n->link != NULL && rc_link_state(link) != state)
-        cb_error(w, "%s: state callback says %d, rc_link_state says %d", n->id,
-                 state, rc_link_state(link));
+        ts_note(&(w)->problems,
+                "%s: state callback says %d, rc_link_state says %d", n->id,
+                state, rc_link_state(link));
     if (n->calls < MAX_LOG) {
         n->log[n->calls].state = state;
         snprintf(n->log[n->calls].reason, sizeof n->log[n->calls].reason, "%s",
@@ -235,7 +169,7 @@ static void on_state(rc_link *link, int state, const char *reason, void *user)
         snprintf(n->last_down_reason, sizeof n->last_down_reason, "%s",
                  reason ? reason : "(null)");
         if (reason && reason[0] == '\0')
-            cb_error(w, "%s: DOWN with an empty reason", n->id);
+            ts_note(&(w)->problems, "%s: DOWN with an empty reason", n->id);
     }
 }
 
@@ -246,13 +180,14 @@ static void on_room_event(rc_adapter *a, const char *room, int event,
 
     (void)room;
     if (a != n->a)
-        cb_error(n->w, "%s: room event with a foreign adapter", n->id);
+        ts_note(&(n->w)->problems, "%s: room event with a foreign adapter",
+                n->id);
     if (event == RC_ROOM_READY)
         n->ready_events++;
     else if (event == RC_ROOM_LOST)
         n->lost_events++;
     else
-        cb_error(n->w, "%s: unknown room event %d", n->id, event);
+        ts_note(&(n->w)->problems, "%s: unknown room event %d", n->id, event);
 }
 
 static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
@@ -263,7 +198,8 @@ static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
 
     (void)f;
     if (c != r->conn)
-        cb_error(r->owner->w, "%s: sink for the wrong connection", r->id);
+        ts_note(&(r->owner->w)->problems, "%s: sink for the wrong connection",
+                r->id);
     memcpy(r->data, m->data, n);
     r->data[n] = '\0';
     r->count++;
@@ -420,9 +356,9 @@ static int pred_subscribed(void *arg)
                 !rc_room_is_ready(s->nodes[i]->a, s->rooms[j]))
                 return 0;
     }
-    if (now_ms() < s->next_poll)
+    if (ts_now_ms() < s->next_poll)
         return 0;
-    s->next_poll = now_ms() + 20;
+    s->next_poll = ts_now_ms() + 20;
     for (j = 0; j < s->nrooms; j++)
         if (numsub(s->w, s->rooms[j]) != s->want)
             return 0;
@@ -435,22 +371,22 @@ static int pred_subscribed(void *arg)
 static void deliver_(world *w, node *from, const char *room, rec *r,
                      const char *data, const char *file, int line)
 {
-    long long deadline = now_ms() + WAIT_MS, resend = 0;
+    long long deadline = ts_now_ms() + WAIT_MS, resend = 0;
     int before = r->count;
 
     for (;;) {
         if (r->count > before && strcmp(r->data, data) == 0)
             return;
-        if (now_ms() >= deadline)
+        if (ts_now_ms() >= deadline)
             fail_msg("%s:%d: %s never got %s on %s from %s (got %d)", file,
                      line, r->id, data, room, from->id, r->count - before);
-        if (now_ms() >= resend) {
+        if (ts_now_ms() >= resend) {
             if (bcast(from, room, data) < 0)
                 fail_msg("%s:%d: broadcast failed", file, line);
-            resend = now_ms() + 100;
+            resend = ts_now_ms() + 100;
         }
-        pump(w);
-        loop_idle(w);
+        ts_pump((w)->base);
+        ts_idle((w)->base, (w)->guard);
     }
 }
 #define deliver(w, from, room, r, data)                                        \
@@ -480,9 +416,9 @@ static void dump(const world *w)
                     n->log[k].state == RC_LINK_UP ? "UP" : "DOWN",
                     n->log[k].reason);
     }
-    if (w->errors)
-        fprintf(stderr, "# %d callback problem(s), first: %s\n", w->errors,
-                w->first_error);
+    if (w->problems.count)
+        fprintf(stderr, "# %d callback problem(s), first: %s\n",
+                w->problems.count, w->problems.first);
 }
 
 /* ---- fixture -------------------------------------------------------- */
@@ -501,7 +437,7 @@ static int world_new(void **state, const char *const *args, int start)
     w->base = event_base_new();
     if (w->base == NULL)
         return -1;
-    w->guard = evtimer_new(w->base, guard_cb, NULL);
+    w->guard = ts_guard_new(w->base);
     return w->guard ? 0 : -1;
 }
 
@@ -532,7 +468,7 @@ static int teardown(void **state)
 
     if (w == NULL)
         return 0;
-    errors0 = w->errors;
+    errors0 = w->problems.count;
     for (i = 0; i < MAX_NODES; i++)
         node_close(&w->nodes[i]);
     if (w->base) {
@@ -540,9 +476,9 @@ static int teardown(void **state)
             event_free(w->guard);
             w->guard = NULL;
         }
-        deadline = now_ms() + 3000;
+        deadline = ts_now_ms() + 3000;
         while (event_base_loop(w->base, EVLOOP_NONBLOCK) == 0) {
-            if (now_ms() > deadline) {
+            if (ts_now_ms() > deadline) {
                 fprintf(stderr, "teardown: the loop did not go quiet after "
                                 "rc_link_close\n");
                 rc = -1;
@@ -551,9 +487,9 @@ static int teardown(void **state)
         }
         event_base_free(w->base);
     }
-    if (w->errors > errors0) {
+    if (w->problems.count > errors0) {
         fprintf(stderr, "teardown: %d problem(s) in callbacks; first: %s\n",
-                w->errors - errors0, w->first_error);
+                w->problems.count - errors0, w->problems.first);
         rc = -1;
     }
     if (rh_stop(&w->rs) != 0)
@@ -620,7 +556,7 @@ static void t_basic(void **state)
     WAIT_FOR(w, rb->count == 1, "B's member to get A's broadcast");
     assert_string_equal(rb->data, "{\"hello\":1}");
     assert_int_equal(ctr(a).publish_errors, 0);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 #define NROOMS 5
@@ -691,13 +627,13 @@ static void t_kill9_restart(void **state)
                 "B's room r0 to be not ready during the outage");
 
     assert_int_equal(rh_restart(&w->rs), 0);
-    t0 = now_ms();
+    t0 = ts_now_ms();
     sc.next_poll = 0;
     run_until(w, pred_subscribed, &sc, 2000,
               "every room subscribed again (NUMSUB 2) within 2 s of the "
               "restart");
     fprintf(stderr, "# resubscribed %lld ms after the restart\n",
-            now_ms() - t0);
+            ts_now_ms() - t0);
     assert_true(a->ups > a_ups);
     assert_true(b->ups > b_ups);
     /* the callback saw DOWN, then UP */
@@ -706,7 +642,7 @@ static void t_kill9_restart(void **state)
 
     snprintf(what, sizeof what, "{\"after\":\"restart\"}");
     deliver(w, a, "r3", rb, what);
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* c) the links are opened before Redis runs. */
@@ -756,7 +692,7 @@ static void t_start_without_redis(void **state)
               "links UP and the room subscribed after Redis started");
     assert_true(rc_link_connects(a->link) >= 1);
     deliver(w, a, "early", rb, "{\"n\":1}");
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 static int contains_auth_error(const char *s)
@@ -786,11 +722,11 @@ static void t_auth(void **state)
 
     /* a wrong one: DOWN with the server's words, and backing off */
     url_of(w, url, sizeof url, ":wrong");
-    t0 = now_ms();
+    t0 = ts_now_ms();
     b = node_open(w, 1, "B", url);
     WAIT_FOR_MS(w, contains_auth_error(rc_link_reason(b->link)), 3000,
                 "the link's reason to quote the server's auth error");
-    run_for(w, (int)(2000 - (now_ms() - t0)));
+    run_for(w, (int)(2000 - (ts_now_ms() - t0)));
     f = rc_link_failures(b->link);
     fprintf(stderr, "# wrong password: %lu failures in ~2 s, reason \"%s\"\n",
             f, rc_link_reason(b->link));
@@ -826,7 +762,7 @@ static void t_auth(void **state)
     run_until(w, pred_subscribed, &sc, WAIT_MS, "C (ACL user) subscribed");
     deliver(w, a, "auth", rc1, "{\"acl\":1}");
     assert_true(client_list_has(w, "roomcast:C:sub"));
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* e) CLIENT KILL TYPE pubsub: the sub side comes back and resubscribes. */
@@ -871,7 +807,7 @@ static void t_client_kill_pubsub(void **state)
               "e1 subscribed again (NUMSUB 1) after CLIENT KILL");
     assert_true(client_list_has(w, "roomcast:B:sub"));
     deliver(w, a, "e1", rb, "{\"after\":1}");
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 static int pred_server_clean(void *arg)
@@ -933,7 +869,7 @@ static void t_probe_lost(void **state)
     run_until(w, pred_subscribed, &sc, 6000,
               "links UP and g1 subscribed after the pause");
     deliver(w, a, "g1", rb, "{\"probe\":1}");
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* f) 50 reconnect cycles, then a clean shutdown (under ASan/LSan in CI). */
@@ -1009,12 +945,12 @@ static void t_fifty_cycles(void **state)
     node_close(a);
     node_close(b);
     {
-        long long deadline = now_ms() + 3000;
+        long long deadline = ts_now_ms() + 3000;
 
         event_free(w->guard);
         w->guard = NULL;
         while (event_base_loop(w->base, EVLOOP_NONBLOCK) == 0)
-            if (now_ms() > deadline)
+            if (ts_now_ms() > deadline)
                 fail_msg("the loop did not go quiet after rc_link_close");
     }
     event_base_free(w->base);
@@ -1023,7 +959,7 @@ static void t_fifty_cycles(void **state)
     if (rh_wait_until(pred_server_clean, w, 2000,
                       "no roomcast client and no f1 subscriber left") != 0)
         fail_msg("the server still has the nodes' connections");
-    assert_clean(w);
+    ts_assert_clean(&(w)->problems);
 }
 
 /* Opening with bad arguments starts nothing. */

@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_support.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -90,7 +92,7 @@ typedef struct loop {
 } loop;
 
 typedef struct transition {
-    long long t; /* now_ms() */
+    long long t; /* ts_now_ms() */
     int state;
     char reason[128];
 } transition;
@@ -113,7 +115,7 @@ typedef struct member {
     unsigned long count;   /* non-marker messages */
     unsigned long markers; /* messages with event "marker" */
     unsigned long long bytes;
-    long long first_t; /* now_ms() of the first non-marker message */
+    long long first_t; /* ts_now_ms() of the first non-marker message */
     int seqs[MAX_SEQ]; /* {"seq":N} in arrival order */
     size_t nseq;       /* may exceed MAX_SEQ */
 } member;
@@ -133,37 +135,10 @@ struct fx {
     size_t nmembers;
     struct event *tick; /* outage_accounting's broadcaster */
     void *scratch;      /* freed by teardown */
-    int errors;
-    char first_error[512];
+    ts_problems problems;
 };
 
 /* ---- small utilities ------------------------------------------------ */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void cb_error(fx *f, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (f->errors++ == 0) {
-        va_start(ap, fmt);
-        vsnprintf(f->first_error, sizeof f->first_error, fmt, ap);
-        va_end(ap);
-    }
-}
-
-static void assert_clean(fx *f)
-{
-    if (f->errors)
-        fail_msg("%d problem(s) seen inside callbacks; the first: %s",
-                 f->errors, f->first_error);
-}
 
 /* Resident set size of this process, in bytes (/proc/self/statm). */
 static long long rss_bytes(void)
@@ -183,59 +158,27 @@ static long long rss_bytes(void)
 
 /* ---- the loop --------------------------------------------------------- */
 
-static void guard_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
 static void loop_init(loop *lp)
 {
     lp->base = event_base_new();
     assert_non_null(lp->base);
-    lp->guard = evtimer_new(lp->base, guard_cb, NULL);
+    lp->guard = ts_guard_new(lp->base);
     assert_non_null(lp->guard);
-}
-
-static void pump(loop *lp)
-{
-    event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-}
-
-/* One turn that blocks for at most 1 ms when nothing is ready. */
-static void loop_idle(loop *lp)
-{
-    struct timeval tv = {0, 1000};
-
-    evtimer_add(lp->guard, &tv);
-    event_base_loop(lp->base, EVLOOP_ONCE);
-    evtimer_del(lp->guard);
 }
 
 /* Drive the loop for ms milliseconds (the loop's own timers do the work). */
 static void run_for(loop *lp, int ms)
 {
-    long long deadline = now_ms() + ms;
+    long long deadline = ts_now_ms() + ms;
 
-    while (now_ms() < deadline) {
-        pump(lp);
-        loop_idle(lp);
+    while (ts_now_ms() < deadline) {
+        ts_pump((lp)->base);
+        ts_idle((lp)->base, (lp)->guard);
     }
 }
 
 #define WAIT_FOR_MS(lp, cond, ms, what)                                        \
-    do {                                                                       \
-        long long wf_deadline_ = now_ms() + (ms);                              \
-        while (!(cond)) {                                                      \
-            if (now_ms() >= wf_deadline_)                                      \
-                fail_msg("%s:%d: timed out after %d ms waiting for %s",        \
-                         __FILE__, __LINE__, (int)(ms), (what));               \
-            pump(lp);                                                          \
-            if (!(cond))                                                       \
-                loop_idle(lp);                                                 \
-        }                                                                      \
-    } while (0)
+    TS_WAIT_FOR((lp)->base, (lp)->guard, cond, ms, what, (void)0)
 #define WAIT_FOR(lp, cond, what) WAIT_FOR_MS(lp, cond, WAIT_MS, what)
 
 /* ---- envelopes ---------------------------------------------------------- */
@@ -274,17 +217,19 @@ static void on_state(rc_link *link, int state, const char *reason, void *user)
     lnode *n = user;
 
     if (n->link != NULL && link != n->link)
-        cb_error(n->f, "%s: state callback with a foreign link", n->id);
+        ts_note(&(n->f)->problems, "%s: state callback with a foreign link",
+                n->id);
     if (state != RC_LINK_UP && state != RC_LINK_DOWN)
-        cb_error(n->f, "%s: unknown link state %d", n->id, state);
+        ts_note(&(n->f)->problems, "%s: unknown link state %d", n->id, state);
     if (reason == NULL) {
-        cb_error(n->f, "%s: state callback with a NULL reason", n->id);
+        ts_note(&(n->f)->problems, "%s: state callback with a NULL reason",
+                n->id);
         reason = "(null)";
     }
     if (n->ntr < MAX_TR) {
         transition *t = &n->tr[n->ntr];
 
-        t->t = now_ms();
+        t->t = ts_now_ms();
         t->state = state;
         snprintf(t->reason, sizeof t->reason, "%s", reason);
     }
@@ -340,7 +285,8 @@ static int sink(rc_conn *c, rc_frame *fr, const rc_message *m, void *user)
     int v = 0;
 
     if (c != mb->conn || fr == NULL || m == NULL || m->data == NULL) {
-        cb_error(mb->f, "%s: sink called with a wrong argument", mb->id);
+        ts_note(&(mb->f)->problems, "%s: sink called with a wrong argument",
+                mb->id);
         return 0;
     }
     if (m->event != NULL && strcmp(m->event, "marker") == 0) {
@@ -348,7 +294,7 @@ static int sink(rc_conn *c, rc_frame *fr, const rc_message *m, void *user)
         return 0;
     }
     if (mb->count++ == 0)
-        mb->first_t = now_ms();
+        mb->first_t = ts_now_ms();
     mb->bytes += m->data_len;
     if (m->data_len > i && memcmp(m->data, head, i) == 0) {
         for (; i < m->data_len && m->data[i] >= '0' && m->data[i] <= '9'; i++)
@@ -721,7 +667,7 @@ static void test_half_open(void **state)
 
     /* Freeze the proxy: TCP stays up (the kernel ACKs), nothing answers. */
     mark = A->ntr;
-    t0 = now_ms();
+    t0 = ts_now_ms();
     assert_int_equal(kill(-f->px.pid, SIGSTOP), 0);
     f->px.stopped = 1;
     WAIT_FOR_MS(lp, first_since(A, mark, RC_LINK_DOWN) >= 0,
@@ -753,23 +699,23 @@ static void test_half_open(void **state)
                   rc_link_failures(A->link), rc_link_reason(A->link));
 
     /* Thaw: the link comes back by itself. */
-    t_cont = now_ms();
+    t_cont = ts_now_ms();
     assert_int_equal(kill(-f->px.pid, SIGCONT), 0);
     f->px.stopped = 0;
     WAIT_FOR_MS(lp, link_up(A) && rc_room_is_ready(A->a, "r1") == 1, 15000,
                 "nodeA: link UP again and room r1 ready after SIGCONT");
-    t_up = now_ms();
+    t_up = ts_now_ms();
 
     /* The stale connections (through the thawed socat children) close;
      * keep the loop running meanwhile, so that the link stays healthy. */
     g.rs = &f->rs;
     g.ids = old;
     g.n = 2;
-    ch_deadline = now_ms() + 10000;
+    ch_deadline = ts_now_ms() + 10000;
     for (;;) {
         if (pred_clients_gone(&g))
             break;
-        if (now_ms() >= ch_deadline)
+        if (ts_now_ms() >= ch_deadline)
             fail_msg("the connections from before the freeze (ids %llu, "
                      "%llu) are still open 10 s after SIGCONT",
                      old[0], old[1]);
@@ -778,18 +724,18 @@ static void test_half_open(void **state)
     print_message("link UP again %lld ms after SIGCONT (%lld ms after it "
                   "went down); the stale connections were gone %lld ms "
                   "later\n",
-                  t_up - t_cont, t_up - A->tr[down].t, now_ms() - t_up);
+                  t_up - t_cont, t_up - A->tr[down].t, ts_now_ms() - t_up);
 
     /* Attempts that timed out in the frozen proxy's accept queue are
      * relayed after the thaw (a CLIENT SETNAME, then their close): wait
      * for them to go too. None of them ever got to SUBSCRIBE. */
-    ch_deadline = now_ms() + 10000;
+    ch_deadline = ts_now_ms() + 10000;
     for (;;) {
         nsub = clients_named(&f->rs, "roomcast:nodeA:sub", ids, 4);
         npub = clients_named(&f->rs, "roomcast:nodeA:pub", ids, 4);
         if (nsub == 1 && npub == 1)
             break;
-        if (now_ms() >= ch_deadline)
+        if (ts_now_ms() >= ch_deadline)
             fail_msg("10 s after SIGCONT Redis has %d sub and %d pub "
                      "connections of nodeA, expected 1 and 1",
                      nsub, npub);
@@ -808,7 +754,7 @@ static void test_half_open(void **state)
     free(env);
     WAIT_FOR(lp, m->markers >= 1, "a1: the marker after it");
     assert_int_equal(m->count, 1);
-    assert_clean(f);
+    ts_assert_clean(&(f)->problems);
 }
 
 /* ---- b) slow subscriber dropped by Redis (R4) ------------------------- */
@@ -896,7 +842,7 @@ static void test_slow_subscriber(void **state)
     assert_int_equal(clients_named(&f->rs, "roomcast:nodeB:sub", ids, 4), 0);
 
     /* Run B again: it must see the close, reconnect, resubscribe. */
-    t_res = now_ms();
+    t_res = ts_now_ms();
     WAIT_FOR_MS(lp, first_since(B, mark, RC_LINK_DOWN) >= 0, 5000,
                 "nodeB: link DOWN once its loop runs again");
     down = first_since(B, mark, RC_LINK_DOWN);
@@ -925,7 +871,7 @@ static void test_slow_subscriber(void **state)
         fail_msg("RSS grew by %lld KiB (limit %lld KiB)", (rss1 - rss0) / 1024,
                  RSS_GROWTH_LIMIT / 1024);
     assert_int_equal(other->count, 1);
-    assert_clean(f);
+    ts_assert_clean(&(f)->problems);
 }
 
 /* ---- c) outage accounting (R2) ---------------------------------------- */
@@ -989,7 +935,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     account(o);
     o->seq++;
-    o->t_send[o->seq] = now_ms();
+    o->t_send[o->seq] = ts_now_ms();
     o->ready_at_send[o->seq] =
         (unsigned char)(rc_room_is_ready(o->B->a, "seq") == 1);
     snprintf(data, sizeof data, "{\"seq\":%d}", o->seq);
@@ -1004,12 +950,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 /* Run the loop for ms, accounting after every turn. */
 static void run_accounting(loop *lp, outage *o, int ms)
 {
-    long long deadline = now_ms() + ms;
+    long long deadline = ts_now_ms() + ms;
 
-    while (now_ms() < deadline) {
-        pump(lp);
+    while (ts_now_ms() < deadline) {
+        ts_pump((lp)->base);
         account(o);
-        loop_idle(lp);
+        ts_idle((lp)->base, (lp)->guard);
         account(o);
     }
 }
@@ -1057,32 +1003,32 @@ static void test_outage_accounting(void **state)
     assert_int_equal(event_add(f->tick, &tv), 0);
 
     run_accounting(lp, o, 500);
-    t_kill = now_ms();
+    t_kill = ts_now_ms();
     if (rh_kill9(&f->rs) != 0)
         fail_msg("rh_kill9: %s", f->rs.error);
     run_accounting(lp, o, 2000);
     for (i = 0; i < mb->nseq && i < MAX_SEQ; i++)
         if (mb->seqs[i] > max_before_restart)
             max_before_restart = mb->seqs[i];
-    t_restart = now_ms();
+    t_restart = ts_now_ms();
     if (rh_restart(&f->rs) != 0)
         fail_msg("rh_restart: %s", f->rs.error);
-    deadline = now_ms() + 10000;
+    deadline = ts_now_ms() + 10000;
     while (!(link_up(o->A) && link_up(o->B) &&
              rc_room_is_ready(o->B->a, "seq") == 1)) {
-        if (now_ms() >= deadline)
+        if (ts_now_ms() >= deadline)
             fail_msg("links not UP again 10 s after the restart");
         run_accounting(lp, o, 5);
     }
-    t_back = now_ms();
+    t_back = ts_now_ms();
     run_accounting(lp, o, 1000);
     o->stop = 1;
     event_del(f->tick);
 
     /* Every publish has an outcome... */
-    deadline = now_ms() + 5000;
+    deadline = ts_now_ms() + 5000;
     while (o->resolved < o->seq) {
-        if (now_ms() >= deadline)
+        if (ts_now_ms() >= deadline)
             fail_msg("only %d of %d publishes resolved 5 s after the end",
                      o->resolved, o->seq);
         run_accounting(lp, o, 5);
@@ -1090,11 +1036,11 @@ static void test_outage_accounting(void **state)
     /* ...and whatever reached B's connection has been read: a marker
      * published after the last seq comes back (same publisher, same
      * subscriber connection: in order). */
-    deadline = now_ms() + 5000;
+    deadline = ts_now_ms() + 5000;
     while (mb->markers == 0) {
         rc_message m = RC_MESSAGE_INIT;
 
-        if (now_ms() >= deadline)
+        if (ts_now_ms() >= deadline)
             fail_msg("no marker from A reached B within 5 s");
         m.event = "marker";
         m.data = "0";
@@ -1189,7 +1135,7 @@ static void test_outage_accounting(void **state)
         fail_msg("%d acknowledged message(s) sent while B was subscribed "
                  "never reached B (first: seq %d)",
                  violations, first_violation);
-    assert_clean(f);
+    ts_assert_clean(&(f)->problems);
 }
 
 int main(void)

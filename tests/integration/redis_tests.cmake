@@ -1,0 +1,45 @@
+# The C integration tests against a real redis-server (started by the
+# harness), driving hiredis on libevent: the adapter (test_adapter_redis),
+# the links (test_link) and the links under faults (test_link_faults: its
+# half-open case needs socat at run time and is skipped without it).
+# include()d from tests/integration/CMakeLists.txt after harness.cmake.
+# Without redis-server, libevent or cmocka they are skipped with a message.
+
+if(NOT RC_HAVE_REDIS_HARNESS OR NOT TARGET rc_redis_harness)
+    message(STATUS "redis-server not found: Redis integration tests skipped")
+    return()
+endif()
+find_package(PkgConfig REQUIRED)
+# Imported targets are directory-scoped: look them up here if need be.
+if(NOT TARGET PkgConfig::LIBEVENT)
+    pkg_check_modules(LIBEVENT QUIET IMPORTED_TARGET libevent)
+endif()
+if(NOT TARGET PkgConfig::CMOCKA)
+    pkg_check_modules(CMOCKA QUIET IMPORTED_TARGET cmocka)
+endif()
+if(NOT TARGET PkgConfig::LIBEVENT OR NOT TARGET PkgConfig::CMOCKA)
+    message(STATUS "libevent or cmocka not found: Redis integration tests "
+                   "skipped")
+    return()
+endif()
+
+# rc_redis_test(name [libraries...]): name.c plus the shared support.
+function(rc_redis_test name)
+    add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/test_support.c)
+    target_link_libraries(${name} PRIVATE ${ARGN} roomcast_static
+        rc_redis_harness ${RC_HIREDIS_TARGET} PkgConfig::LIBEVENT
+        PkgConfig::CMOCKA)
+    add_test(NAME ${name} COMMAND ${name})
+    set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT 300)
+endfunction()
+
+rc_redis_test(test_adapter_redis)
+if(TARGET roomcast_libevent_static)
+    rc_redis_test(test_link roomcast_libevent_static)
+    rc_redis_test(test_link_faults roomcast_libevent_static)
+    find_program(RC_SOCAT socat)
+    if(NOT RC_SOCAT)
+        message(STATUS "socat not found: the half-open link test will skip")
+    endif()
+endif()
