@@ -13,12 +13,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sseFrame } from './node_ref/sse-frame.mjs';
+import { bounded, freePort, waitForRedis } from './node_ref/test-util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const NODE_REF_DIR = path.join(HERE, 'node_ref');
@@ -42,50 +42,6 @@ const skip = !haveModules
 
 // ioredis comes from node_ref's own node_modules (no dependency here).
 const { Redis } = haveModules ? createRequire(path.join(NODE_REF_DIR, 'package.json'))('ioredis') : {};
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function bounded(promise, ms, what) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-function pingRedis(port) {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
-    sock.setTimeout(500);
-    sock.on('connect', () => sock.write('PING\r\n'));
-    sock.on('data', (d) => {
-      sock.destroy();
-      resolve(d.toString().startsWith('+PONG'));
-    });
-    sock.on('error', () => resolve(false));
-    sock.on('timeout', () => {
-      sock.destroy();
-      resolve(false);
-    });
-  });
-}
-
-async function waitForRedis(port) {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await pingRedis(port))) {
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} not answering PING within ${WAIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const children = new Set();
 process.on('exit', () => {
@@ -231,7 +187,7 @@ describe('roomcast C nodes and the reference node on one Redis', { skip }, () =>
     children.add(redis);
     await bounded(
       Promise.race([
-        waitForRedis(port),
+        waitForRedis(port, WAIT_MS),
         new Promise((_, reject) => redis.on('exit', (c) => reject(new Error(`redis-server exited early (${c})`)))),
       ]),
       WAIT_MS + 1000,

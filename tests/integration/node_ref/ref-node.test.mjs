@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { sseFrame } from './sse-frame.mjs';
+import { bounded, freePort, waitForRedis } from './test-util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REF_NODE = path.join(HERE, 'ref-node.mjs');
@@ -19,48 +19,6 @@ const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
 const WAIT_MS = 5000;
 
 const haveRedis = spawnSync(REDIS_SERVER, ['--version'], { stdio: 'ignore' }).status === 0;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-async function waitForRedis(port) {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const sock = net.connect(port, '127.0.0.1');
-      sock.setTimeout(500);
-      sock.on('connect', () => sock.write('PING\r\n'));
-      sock.on('data', (d) => {
-        sock.destroy();
-        resolve(d.toString().startsWith('+PONG'));
-      });
-      sock.on('error', () => resolve(false));
-      sock.on('timeout', () => {
-        sock.destroy();
-        resolve(false);
-      });
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} not answering PING within ${WAIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 // A ref-node child with its stdout parsed into a list of JSON lines.
 class RefNode {
@@ -110,7 +68,7 @@ class RefNode {
       };
       this.waiters.push(waiter);
     });
-    return withTimeout(p, WAIT_MS, `${this.name}: ${what} (stderr: ${this.stderr.trim() || 'empty'})`).finally(() => {
+    return bounded(p, WAIT_MS, `${this.name}: ${what} (stderr: ${this.stderr.trim() || 'empty'})`).finally(() => {
       this.waiters = this.waiters.filter((w) => w !== waiter);
     });
   }
@@ -175,9 +133,9 @@ describe('ref-node against a real redis-server', { skip: haveRedis ? false : `${
     redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
       stdio: 'ignore',
     });
-    await withTimeout(
+    await bounded(
       Promise.race([
-        waitForRedis(port),
+        waitForRedis(port, WAIT_MS),
         new Promise((_, reject) => redis.on('exit', (c) => reject(new Error(`redis-server exited early (${c})`)))),
       ]),
       WAIT_MS + 1000,
@@ -191,7 +149,7 @@ describe('ref-node against a real redis-server', { skip: haveRedis ? false : `${
     if (raw) raw.disconnect();
     if (redis && redis.exitCode === null) {
       redis.kill('SIGKILL');
-      await withTimeout(new Promise((r) => redis.on('exit', r)), WAIT_MS, 'redis-server to exit').catch(() => {});
+      await bounded(new Promise((r) => redis.on('exit', r)), WAIT_MS, 'redis-server to exit').catch(() => {});
     }
   });
 
@@ -295,13 +253,13 @@ describe('ref-node against a real redis-server', { skip: haveRedis ? false : `${
   test('quit disconnects and exits 0, with stdin still open', async () => {
     A.send({ op: 'quit' });
     await A.waitFor((l) => l.ok === 'quit', 'quit answer');
-    const { code } = await withTimeout(A.exited, WAIT_MS, 'A to exit after quit');
+    const { code } = await bounded(A.exited, WAIT_MS, 'A to exit after quit');
     assert.equal(code, 0);
   });
 
   test('end of stdin is treated as quit', async () => {
     B.child.stdin.end();
-    const { code } = await withTimeout(B.exited, WAIT_MS, 'B to exit after stdin EOF');
+    const { code } = await bounded(B.exited, WAIT_MS, 'B to exit after stdin EOF');
     assert.equal(code, 0);
   });
 
@@ -309,7 +267,7 @@ describe('ref-node against a real redis-server', { skip: haveRedis ? false : `${
     const deadPort = await freePort();
     const n = new RefNode('dead', ['--redis', `redis://127.0.0.1:${deadPort}`, '--node-id', 'dead']);
     nodes.push(n);
-    const { code } = await withTimeout(n.exited, WAIT_MS + 3000, 'ref-node to give up on dead Redis');
+    const { code } = await bounded(n.exited, WAIT_MS + 3000, 'ref-node to give up on dead Redis');
     assert.notEqual(code, 0);
     assert.match(n.stderr, /cannot reach Redis/);
     assert.equal(n.lines.length, 0, 'no ready line expected');
