@@ -444,3 +444,8 @@ unsigned long rc_link_failures(const rc_link *l)
 {
     return l->failures;
 }
+
+redisAsyncContext *rc_link_pub(const rc_link *l)
+{
+    return l != NULL && l->pub.up ? l->pub.ac : NULL;
+}

@@ -113,6 +113,15 @@ ROOMCAST_EXTERN int rc_link_state(const rc_link *link);
  *  change of state. */
 ROOMCAST_EXTERN const char *rc_link_reason(const rc_link *link);
 
+/**
+ * The publishing context while that side is connected and handed to the
+ * adapter, else NULL. The host may send its own ordinary commands on it
+ * (HSET, GET...) with redisAsyncCommand; their callbacks get a NULL reply
+ * if the connection goes away first. Do not free, disconnect or subscribe
+ * it, and do not keep it past the next state callback reporting down.
+ */
+ROOMCAST_EXTERN struct redisAsyncContext *rc_link_pub(const rc_link *link);
+
 /** How many times the link came up (both sides ready), and how many times
  *  a side (pub or sub, counted apart) failed to connect or went down. */
 ROOMCAST_EXTERN unsigned long rc_link_connects(const rc_link *link);
