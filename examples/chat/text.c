@@ -1,0 +1,315 @@
+/* rc-chat's pure text helpers (see text.h). */
+#include "text.h"
+
+#include <string.h>
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long chat_pct_decode(const char *src, size_t n, char *dst, int plus_is_space)
+{
+    size_t i, o = 0;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+
+        if (c == '%') {
+            int hi, lo;
+
+            if (n - i < 3)
+                return -1;
+            hi = hexval((unsigned char)src[i + 1]);
+            lo = hexval((unsigned char)src[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            dst[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            dst[o++] = ' ';
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+    return (long)o;
+}
+
+int chat_name_ok(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned c = s[i], cp, need, k;
+
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i <= need)
+            return 0;
+        for (k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+size_t chat_json_quote(const char *str, size_t n, char *dst, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    char tmp[6];
+    size_t i, o = 0, need = 2;
+
+    for (i = 0; i < n; i++) { /* first pass: the length */
+        unsigned char c = s[i];
+
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' ||
+            c == '\r' || c == '\t')
+            need += 2;
+        else if (c < 0x20)
+            need += 6;
+        else
+            need += 1;
+    }
+    if (need > size)
+        return need;
+    dst[o++] = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        const char *esc = NULL;
+
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (c < 0x20) {
+                memcpy(tmp, "\\u00", 4);
+                tmp[4] = hex[c >> 4];
+                tmp[5] = hex[c & 15];
+                memcpy(dst + o, tmp, 6);
+                o += 6;
+            } else {
+                dst[o++] = (char)c;
+            }
+        }
+        if (esc != NULL) {
+            memcpy(dst + o, esc, 2);
+            o += 2;
+        }
+    }
+    dst[o++] = '"';
+    return o;
+}
+
+/* The walkers below run over text already known to be valid JSON. */
+
+static size_t skip_ws(const char *p, size_t i, size_t n)
+{
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
+                     p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* p[i] is '"': the index just past the closing quote. */
+static size_t skip_string(const char *p, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        if (p[i] == '\\')
+            i++;
+        else if (p[i] == '"')
+            return i + 1;
+    }
+    return n;
+}
+
+static size_t skip_value(const char *p, size_t i, size_t n)
+{
+    size_t depth = 0;
+
+    if (i < n && p[i] == '"')
+        return skip_string(p, i, n);
+    while (i < n) {
+        char c = p[i];
+
+        if (c == '"') {
+            i = skip_string(p, i, n);
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* the end of a scalar inside a container */
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' ||
+                                  c == '\n' || c == '\r')) {
+            return i;
+        }
+        i++;
+    }
+    return n;
+}
+
+int chat_body_parse(const char *body, size_t n, chat_body *out)
+{
+    size_t i = skip_ws(body, 0, n);
+
+    memset(out, 0, sizeof *out);
+    if (i >= n || body[i] != '{')
+        return -1;
+    i = skip_ws(body, i + 1, n);
+    while (i < n && body[i] == '"') {
+        size_t kb = i, ke = skip_string(body, i, n), vb, ve;
+        char key[8];
+        long klen = -1;
+        chat_span *slot = NULL;
+
+        if (ke - kb <= 2 * sizeof key) /* "\u0065vent" fits; longer keys
+                                          are none of ours */
+        {
+            char tmp[2 * sizeof key];
+
+            klen = chat_json_unquote(body + kb, ke - kb, tmp);
+            if (klen > 0 && (size_t)klen < sizeof key)
+                memcpy(key, tmp, (size_t)klen + 1);
+            else
+                klen = -1;
+        }
+        i = skip_ws(body, ke, n);
+        i = skip_ws(body, i + 1, n); /* past ':' */
+        vb = i;
+        ve = skip_value(body, vb, n);
+        if (klen > 0) {
+            if (strcmp(key, "event") == 0)
+                slot = &out->event;
+            else if (strcmp(key, "data") == 0)
+                slot = &out->data;
+            else if (strcmp(key, "id") == 0)
+                slot = &out->id;
+            else if (strcmp(key, "except") == 0)
+                slot = &out->except;
+        }
+        if (slot != NULL) {
+            slot->p = body + vb;
+            slot->n = ve - vb;
+        }
+        i = skip_ws(body, ve, n);
+        if (i < n && body[i] == ',')
+            i = skip_ws(body, i + 1, n);
+    }
+    return 0;
+}
+
+static size_t put_utf8(char *dst, unsigned cp)
+{
+    if (cp < 0x80) {
+        dst[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        dst[0] = (char)(0xc0 | cp >> 6);
+        dst[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        dst[0] = (char)(0xe0 | cp >> 12);
+        dst[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        dst[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    dst[0] = (char)(0xf0 | cp >> 18);
+    dst[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    dst[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    dst[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+static unsigned hex4(const char *p)
+{
+    return (unsigned)(hexval((unsigned char)p[0]) << 12 |
+                      hexval((unsigned char)p[1]) << 8 |
+                      hexval((unsigned char)p[2]) << 4 |
+                      hexval((unsigned char)p[3]));
+}
+
+long chat_json_unquote(const char *p, size_t n, char *dst)
+{
+    size_t i, o = 0;
+
+    if (n < 2 || p[0] != '"' || p[n - 1] != '"')
+        return -1;
+    for (i = 1; i + 1 < n; i++) {
+        unsigned cp;
+
+        if (p[i] != '\\') {
+            dst[o++] = p[i];
+            continue;
+        }
+        i++;
+        switch (p[i]) {
+        case 'b': dst[o++] = '\b'; break;
+        case 'f': dst[o++] = '\f'; break;
+        case 'n': dst[o++] = '\n'; break;
+        case 'r': dst[o++] = '\r'; break;
+        case 't': dst[o++] = '\t'; break;
+        case 'u':
+            if (n - 1 - i < 5)
+                return -1;
+            cp = hex4(p + i + 1);
+            i += 4;
+            /* A high surrogate followed by a low one: one code point. */
+            if (cp >= 0xd800 && cp <= 0xdbff && n - 1 - i >= 7 &&
+                p[i + 1] == '\\' && p[i + 2] == 'u') {
+                unsigned lo = hex4(p + i + 3);
+
+                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    i += 6;
+                }
+            }
+            /* 6 escaped bytes always give at most 4 (or 12 give 4). */
+            o += put_utf8(dst + o, cp);
+            break;
+        default: dst[o++] = p[i]; /* \" \\ \/ */
+        }
+    }
+    dst[o] = '\0';
+    return (long)o;
+}
