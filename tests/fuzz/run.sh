@@ -28,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/rc-fuzz.XXXXXX")
 status=0
 
-for name in decode sse; do
+for name in decode sse chat_body; do
     bin=$build/tests/fuzz/fuzz_$name
     if [ ! -x "$bin" ]; then
         echo "$0: $bin not found (configure with -DRC_BUILD_FUZZERS=ON)" >&2
@@ -40,7 +40,7 @@ for name in decode sse; do
     mkdir -p "$corpus" "$artifacts"
     cp "$here/corpus/$name/"* "$corpus/"
     dict=()
-    if [ "$name" = decode ]; then
+    if [ "$name" != sse ]; then
         dict=(-dict="$here/dict/json.dict")
     fi
 

@@ -1,0 +1,111 @@
+/* rc-chat's text helpers: percent-decoding, name checks, JSON quoting and
+ * the POST body walker. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <roomcast/roomcast.h>
+
+#include "text.h"
+
+static void pct_decode(void **state)
+{
+    char out[64];
+
+    (void)state;
+    assert_int_equal(chat_pct_decode("caf%C3%A9%2Fa%20b", 17, out, 0), 9);
+    assert_string_equal(out, "caf\xc3\xa9/a b");
+    assert_int_equal(chat_pct_decode("a+b", 3, out, 0), 3);
+    assert_string_equal(out, "a+b");
+    assert_int_equal(chat_pct_decode("a+b", 3, out, 1), 3);
+    assert_string_equal(out, "a b");
+    assert_int_equal(chat_pct_decode("%00x", 4, out, 0), 2);
+    assert_int_equal(out[0], 0);
+    assert_int_equal(chat_pct_decode("%", 1, out, 0), -1);
+    assert_int_equal(chat_pct_decode("%4", 2, out, 0), -1);
+    assert_int_equal(chat_pct_decode("%ZZ", 3, out, 0), -1);
+    assert_int_equal(chat_pct_decode("", 0, out, 0), 0);
+}
+
+static void name_ok(void **state)
+{
+    (void)state;
+    assert_true(chat_name_ok("lobby", 5));
+    assert_true(chat_name_ok("caf\xc3\xa9 \xf0\x9f\x98\x80:/", 12));
+    assert_true(chat_name_ok("", 0));
+    assert_false(chat_name_ok("a\nb", 3));
+    assert_false(chat_name_ok("a\tb", 3));
+    assert_false(chat_name_ok("a\x7f", 2));
+    assert_false(chat_name_ok("a\0b", 3));
+    assert_false(chat_name_ok("\xff", 1));
+    assert_false(chat_name_ok("\xc3", 1));         /* truncated */
+    assert_false(chat_name_ok("\xc0\xaf", 2));     /* overlong */
+    assert_false(chat_name_ok("\xe0\x80\xaf", 3)); /* overlong */
+    assert_false(chat_name_ok("\xed\xa0\x80", 3)); /* surrogate */
+    assert_false(chat_name_ok("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+}
+
+static void json_quote(void **state)
+{
+    const char *in = "a\"b\\c\n\x01/\xc3\xa9";
+    char out[64];
+    size_t n = chat_json_quote(in, strlen(in), NULL, 0);
+
+    (void)state;
+    assert_int_equal(n, strlen("\"a\\\"b\\\\c\\n\\u0001/\xc3\xa9\""));
+    assert_int_equal(chat_json_quote(in, strlen(in), out, n - 1), n);
+    assert_int_equal(chat_json_quote(in, strlen(in), out, sizeof out), n);
+    assert_memory_equal(out, "\"a\\\"b\\\\c\\n\\u0001/\xc3\xa9\"", n);
+}
+
+static void body_fields(void **state)
+{
+    const char *b = " {\"x\":[1,{\"data\":2}],\"\\u0065vent\":\"chat\",\"data\""
+                    " : {\"t\":\"}\"} , \"id\":7,\"except\":\"c1\",\"data\":[true]}";
+    chat_body f;
+
+    (void)state;
+    assert_int_equal(chat_body_parse(b, strlen(b), &f), 0);
+    assert_memory_equal(f.event.p, "\"chat\"", f.event.n);
+    assert_int_equal(f.data.n, 6); /* the last "data" wins */
+    assert_memory_equal(f.data.p, "[true]", 6);
+    assert_memory_equal(f.id.p, "7", f.id.n);
+    assert_memory_equal(f.except.p, "\"c1\"", f.except.n);
+    assert_int_equal(chat_body_parse("[1]", 3, &f), -1);
+    assert_int_equal(chat_body_parse("\"x\"", 3, &f), -1);
+    assert_int_equal(chat_body_parse("{}", 2, &f), 0);
+    assert_null(f.data.p);
+    assert_int_equal(chat_body_parse("{\"data\":-1.5e3}", 15, &f), 0);
+    assert_memory_equal(f.data.p, "-1.5e3", f.data.n);
+}
+
+static void unquote(void **state)
+{
+    char out[64];
+    const char *in = "\"a\\n\\u00e9\\ud83d\\ude00\\/\"";
+
+    (void)state;
+    assert_int_equal(chat_json_unquote(in, strlen(in), out), 1 + 1 + 2 + 4 + 1);
+    assert_string_equal(out, "a\n\xc3\xa9\xf0\x9f\x98\x80/");
+    /* a lone surrogate: its 3-byte form, which UTF-8 checks refuse */
+    assert_int_equal(chat_json_unquote("\"\\ud800\"", 8, out), 3);
+    assert_false(chat_name_ok(out, 3));
+    assert_int_equal(chat_json_unquote("7", 1, out), -1);
+    assert_int_equal(chat_json_unquote("{}", 2, out), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pct_decode),  cmocka_unit_test(name_ok),
+        cmocka_unit_test(json_quote),  cmocka_unit_test(body_fields),
+        cmocka_unit_test(unquote),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
