@@ -179,6 +179,14 @@ static void reply(chat *c, struct evhttp_request *req, int code,
     evhttp_add_header(h, "Content-Type", type);
     evhttp_add_header(h, "Cache-Control", "no-store");
     count_code(c, code);
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        char len[32]; /* the GET's length, and no body */
+
+        snprintf(len, sizeof len, "%lu",
+                 (unsigned long)(body != NULL ? evbuffer_get_length(body) : 0));
+        evhttp_add_header(h, "Content-Length", len);
+        body = NULL;
+    }
     evhttp_send_reply(req, code, NULL, body);
 }
 
@@ -235,12 +243,16 @@ static int stream_send(stream *s, const char *data, size_t n, rc_frame *frame)
 {
     chat *c = s->c;
     struct bufferevent *bev;
+    size_t queued;
 
     if (s->dead != NULL || s->req == NULL)
         return -1;
+    /* Too slow: the client has not taken what is buffered, and this frame
+     * would pass the cap. A frame into an empty buffer always goes, so
+     * that the largest message reaches a reading client. */
     bev = evhttp_connection_get_bufferevent(s->evcon);
-    if (evbuffer_get_length(bufferevent_get_output(bev)) + n >
-        c->o.max_buffer) {
+    queued = evbuffer_get_length(bufferevent_get_output(bev));
+    if (queued > 0 && queued + n > c->o.max_buffer) {
         stream_kill(s, CLOSE_SLOW);
         return -1;
     }
@@ -530,7 +542,7 @@ static void members_reply(chat *c, struct evhttp_request *req,
     struct evbuffer *b = evbuffer_new();
     long long now = now_ms();
     int first = 1;
-    size_t i, n;
+    size_t i;
     stream *s;
 
     evbuffer_add_printf(b, "{\"room\":");
@@ -563,7 +575,6 @@ static void members_reply(chat *c, struct evhttp_request *req,
                        strlen(user + 1));
         }
     }
-    n = 0;
     for (s = c->streams; s != NULL; s = s->next) {
         const char *id;
 
@@ -574,7 +585,6 @@ static void members_reply(chat *c, struct evhttp_request *req,
             continue;
         add_member(b, &first, id, strlen(id), rc_adapter_node_id(c->a),
                    strlen(rc_adapter_node_id(c->a)), s->user, strlen(s->user));
-        n++;
     }
     evbuffer_add(b, "]}", 2);
     reply_json(c, req, 200, b);
@@ -682,14 +692,13 @@ static void get_metrics(chat *c, struct evhttp_request *req)
     evbuffer_add_printf(b, "# HELP rc_chat_requests_total HTTP requests "
                            "answered, by status.\n"
                            "# TYPE rc_chat_requests_total counter\n");
-    count_code(c, 200); /* this one */
-    for (i = 0; i < N_CODES; i++)
+    for (i = 0; i < N_CODES; i++) /* this answer included */
         evbuffer_add_printf(b, "rc_chat_requests_total{code=\"%d\"} %llu\n",
-                            status_codes[i], c->requests[i]);
+                            status_codes[i],
+                            c->requests[i] + (status_codes[i] == 200));
     metric(b, "rc_chat_accept_errors_total", "counter",
            "accept() failures (the listener pauses on each).",
            c->accept_errors);
-    c->requests[0]--; /* reply() counts it again */
     reply(c, req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
 }
@@ -737,16 +746,18 @@ static long query_param(const char *query, const char *name, char *out,
 
             if (vn >= size) /* too long, encoded or not */
                 return -2;
-            return chat_pct_decode(v, vn, out, 1) < 0 ? -2 : (long)strlen(out);
+            long len = chat_pct_decode(v, vn, out, 1);
+
+            return len < 0 ? -2 : len;
         }
         p = end != NULL ? end + 1 : NULL;
     }
     return -1;
 }
 
-static void open_stream(chat *c, struct evhttp_request *req, const char *room)
+static void open_stream(chat *c, struct evhttp_request *req, const char *room,
+                        const char *query)
 {
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     const char *last =
         evhttp_find_header(evhttp_request_get_input_headers(req),
                            "Last-Event-ID");
@@ -857,9 +868,15 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
         return reply_error(c, req, 400, "\"data\" is required");
 #define STRING_FIELD(field, var)                                               \
     if (f.field.p != NULL) {                                                   \
+        long len_;                                                             \
         var = xmalloc(f.field.n);                                              \
-        if (chat_json_unquote(f.field.p, f.field.n, var) < 0) {                \
+        len_ = chat_json_unquote(f.field.p, f.field.n, var);                   \
+        if (len_ < 0) {                                                        \
             reply_error(c, req, 400, "\"" #field "\" must be a string");       \
+            goto out;                                                          \
+        }                                                                      \
+        if (strlen(var) != (size_t)len_) {                                     \
+            reply_error(c, req, 400, "NUL in \"" #field "\"");                 \
             goto out;                                                          \
         }                                                                      \
     }
@@ -920,41 +937,56 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
     chat *c = arg;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    char room[CHAT_ROOM_MAX * 3 + 1];
-    const char *what;
+    int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    const char *uri = evhttp_request_get_uri(req), *query, *what;
+    char room[CHAT_ROOM_MAX * 3 + 1], *path;
+    size_t n;
     int rc;
 
-    if (path == NULL || *path == '\0')
-        path = "/";
     if (c->stopping)
         return reply_error(c, req, 503, "shutting down");
+    /* The request target as sent (evhttp would read "//x" as a host). */
+    if (uri == NULL || uri[0] != '/')
+        return reply_error(c, req, 404, "not found");
+    n = strcspn(uri, "?#");
+    query = uri[n] == '?' ? uri + n + 1 : NULL;
+    path = xmalloc(n + 1);
+    memcpy(path, uri, n);
+    path[n] = '\0';
     if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
         strcmp(path, "/metrics") == 0) {
-        if (cmd != EVHTTP_REQ_GET)
-            return reply_method(c, req, "GET");
-        if (path[1] == '\0')
-            return get_page(c, req);
-        return path[1] == 'h' ? get_health(c, req) : get_metrics(c, req);
+        if (!get)
+            reply_method(c, req, "GET, HEAD");
+        else if (path[1] == '\0')
+            get_page(c, req);
+        else if (path[1] == 'h')
+            get_health(c, req);
+        else
+            get_metrics(c, req);
+        goto out;
     }
     rc = room_path(path, room, &what);
     if (rc == -1)
-        return reply_error(c, req, 404, "not found");
-    if (strcmp(what, "messages") == 0 ? cmd != EVHTTP_REQ_POST
-                                      : cmd != EVHTTP_REQ_GET)
-        return reply_method(c, req,
-                            strcmp(what, "messages") == 0 ? "POST" : "GET");
-    if (rc == -2)
-        return reply_error(c, req, 400,
-                           "bad room name: 1 to %d bytes of UTF-8 without "
-                           "control characters, percent-encoded",
-                           CHAT_ROOM_MAX);
-    if (*what == '\0')
+        reply_error(c, req, 404, "not found");
+    else if (strcmp(what, "messages") == 0 && cmd != EVHTTP_REQ_POST)
+        reply_method(c, req, "POST");
+    else if (strcmp(what, "events") == 0 && cmd != EVHTTP_REQ_GET)
+        reply_method(c, req, "GET");
+    else if (*what == '\0' && !get)
+        reply_method(c, req, "GET, HEAD");
+    else if (rc == -2)
+        reply_error(c, req, 400,
+                    "bad room name: 1 to %d bytes of UTF-8 without control "
+                    "characters, percent-encoded",
+                    CHAT_ROOM_MAX);
+    else if (*what == '\0')
         get_room(c, req, room);
     else if (what[0] == 'e')
-        open_stream(c, req, room);
+        open_stream(c, req, room, query);
     else
         post_message(c, req, room);
+out:
+    free(path);
 }
 
 /* ---- timers, listener, signals ---------------------------------------- */
@@ -979,7 +1011,8 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    evconnlistener_enable(evhttp_bound_socket_get_listener(c->bound));
+    if (c->bound != NULL)
+        evconnlistener_enable(evhttp_bound_socket_get_listener(c->bound));
 }
 
 /* accept() failed (EMFILE...): pause the listener instead of spinning. */
@@ -1051,6 +1084,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     c->stopping = 1;
     evhttp_del_accept_socket(c->http, c->bound);
     c->bound = NULL;
+    evtimer_del(c->resume);
     evtimer_add(c->drain, &tv);
     c->pending = 1; /* held until the loop below is done */
     while (c->streams != NULL) {
