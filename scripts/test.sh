@@ -35,7 +35,7 @@ stage() {
 install_packages() {
     local want=(cmake pkg-config gcc make clang libclang-rt-14-dev valgrind
                 libhiredis-dev libevent-dev libcmocka-dev
-                redis-server redis-tools socat)
+                redis-server redis-tools socat chromium)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -52,9 +52,11 @@ install_packages() {
             --no-install-recommends "${missing[@]}" >/dev/null
     fi
     # The Node parts of the integration tests, pinned by their locks: an
-    # independent SSE parser, and a real reference node.
+    # independent SSE parser, a real reference node, and the chat tests'
+    # clients (the npm eventsource client, playwright-core for Chromium).
     local d
-    for d in tests/integration/sse_parser tests/integration/node_ref; do
+    for d in tests/integration/sse_parser tests/integration/node_ref \
+        tests/integration/chat; do
         (cd "$d" && npm ci --no-audit --no-fund --silent) || return 1
     done
 }

@@ -45,6 +45,7 @@ extern const size_t chat_page_len;
 #define STREAM_READ_MAX 16384
 #define FD_RESERVE 64
 #define ACCEPT_PAUSE_MS 250
+#define LISTEN_BACKLOG 1024
 #define DRAIN_MS 2000
 #define PRESENCE_KEY "rc-chat:members:"
 
@@ -1015,13 +1016,18 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(evhttp_bound_socket_get_listener(c->bound));
 }
 
+/* The listener's error callback gets the argument evhttp gave the
+ * listener (its struct evhttp), so the one chat is found here. */
+static chat *listener_chat;
+
 /* accept() failed (EMFILE...): pause the listener instead of spinning. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    chat *c = arg;
+    chat *c = listener_chat;
     struct timeval tv = ms_tv(ACCEPT_PAUSE_MS);
     int err = EVUTIL_SOCKET_ERROR();
 
+    (void)arg;
     if (c->accept_errors++ % 1000 == 0)
         logf_("accept: %s (%llu so far); pausing %d ms",
               evutil_socket_error_to_string(err), c->accept_errors,
@@ -1234,6 +1240,9 @@ static void fd_limits(options *o)
 static int setup(chat *c)
 {
     struct evconnlistener *l;
+    struct sockaddr_storage ss;
+    int ssl = (int)sizeof ss;
+    char spec[300];
     rc_adapter_options ao;
     int rc;
 
@@ -1273,17 +1282,31 @@ static int setup(chat *c)
                                             EVHTTP_REQ_OPTIONS |
                                             EVHTTP_REQ_PATCH);
     evhttp_set_gencb(c->http, on_request, c);
-    c->bound = evhttp_bind_socket_with_handle(c->http, c->o.bind,
-                                              (ev_uint16_t)c->o.port);
-    if (c->bound == NULL) {
+    /* Our own listener: a long listen queue (evhttp's is 128), and an
+     * error callback. */
+    snprintf(spec, sizeof spec, strchr(c->o.bind, ':') ? "[%s]" : "%s",
+             c->o.bind);
+    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &ssl) < 0) {
+        logf_("--bind %s: not an IPv4 or IPv6 address", c->o.bind);
+        return -1;
+    }
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)c->o.port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)c->o.port);
+    l = evconnlistener_new_bind(c->base, NULL, NULL,
+                                LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+                                    LEV_OPT_CLOSE_ON_EXEC,
+                                LISTEN_BACKLOG, (struct sockaddr *)&ss, ssl);
+    if (l == NULL) {
         logf_("cannot listen on %s port %u: %s", c->o.bind, c->o.port,
               strerror(errno));
         return -1;
     }
-    l = evhttp_bound_socket_get_listener(c->bound);
+    c->bound = evhttp_bind_listener(c->http, l);
+    listener_chat = c;
     evconnlistener_set_error_cb(l, on_accept_error);
     if (c->o.port == 0) { /* say which port we got */
-        struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
 
         if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss,

@@ -1,0 +1,37 @@
+# The rc-chat example server, end to end (tests/integration/chat/, node
+# --test): the HTTP contract with two nodes on a real redis-server
+# (chat_http), the SSE/HTTP reliability catalogue S2-S8 (chat_reliability)
+# and a real headless Chromium on two nodes (chat_browser). Each test starts
+# its own redis-server and rc-chat processes on free loopback ports.
+# Reported as skipped (exit 77) without chat/node_modules (npm ci there) or
+# without redis-server; chat_browser skips itself without chromium.
+# include()d from tests/integration/CMakeLists.txt.
+
+find_program(RC_NODE node)
+if(NOT TARGET rc-chat OR NOT RC_NODE)
+    message(STATUS "rc-chat or node missing: the chat tests are not run")
+    return()
+endif()
+
+foreach(name http reliability browser)
+    add_test(NAME chat_${name}
+             COMMAND sh -c [=[
+test -d node_modules || { echo "chat: no chat/node_modules (npm ci there)"; exit 77; }
+command -v "${REDIS_SERVER:-redis-server}" >/dev/null 2>&1 || { echo "chat: no redis-server"; exit 77; }
+exec "$0" --test --test-concurrency=1 "$1"]=]
+                     ${RC_NODE} ${name}.test.mjs
+             WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/chat)
+    set_tests_properties(chat_${name} PROPERTIES
+        ENVIRONMENT "RC_CHAT=$<TARGET_FILE:rc-chat>"
+        SKIP_RETURN_CODE 77
+        TIMEOUT 600
+        LABELS integration)
+endforeach()
+# Timing and memory are measured there (heartbeat spacing, RSS, CPU): alone.
+# Under ASan, freed memory is held in quarantine (256 MiB), which the RSS
+# bounds would count: that one test runs without it.
+set_tests_properties(chat_reliability PROPERTIES RUN_SERIAL TRUE)
+if(RC_SANITIZE)
+    set_tests_properties(chat_reliability PROPERTIES ENVIRONMENT
+        "RC_CHAT=$<TARGET_FILE:rc-chat>;ASAN_OPTIONS=quarantine_size_mb=0")
+endif()

@@ -1,0 +1,167 @@
+// The chat page in a real headless Chromium: two pages on two rc-chat
+// nodes sharing one redis-server talk to each other, see each other in the
+// member list, and are saved as screenshots (artifacts/browser-a.png,
+// browser-b.png, and both side by side in artifacts/two-nodes.png; also
+// copied to $RC_SCREENSHOT_OUT when set).
+//
+//   RC_CHAT=/abs/path/rc-chat node --test browser.test.mjs
+//
+// Chromium: $CHROMIUM or /usr/bin/chromium; without it the test is skipped.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { RC_CHAT, REDIS_SERVER, startNode, startRedis } from './harness.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = path.join(HERE, 'artifacts');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT_MS = 15000; // member lists refresh every 3 s
+
+const haveRedis = spawnSync(REDIS_SERVER, ['--version'], { stdio: 'ignore' }).status === 0;
+const skip = !RC_CHAT
+  ? 'RC_CHAT is not set'
+  : !existsSync(RC_CHAT)
+    ? `RC_CHAT=${RC_CHAT} does not exist`
+    : !haveRedis
+      ? `${REDIS_SERVER} not found`
+      : false;
+
+const procs = [];
+let browser;
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  await Promise.all(procs.map((p) => (p.kill ?? p.stop)().catch(() => {})));
+});
+
+// Page state for failure messages.
+const pageState = (page) =>
+  page
+    .evaluate(() => ({
+      state: document.querySelector('#state')?.textContent,
+      node: document.querySelector('#node')?.textContent,
+      error: document.querySelector('#error')?.textContent,
+      members: [...document.querySelectorAll('#members li .name')].map((e) => e.textContent),
+      messages: [...document.querySelectorAll('#messages .msg')].map((m) => [m.querySelector('.user')?.textContent, m.querySelector('.text')?.textContent]),
+    }))
+    .then(JSON.stringify)
+    .catch((err) => `(page state unavailable: ${err.message})`);
+
+// Resolves when fn(arg) is truthy in the page; else fails naming `what`.
+async function until(page, name, fn, arg, what) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 100 });
+  } catch (err) {
+    throw new Error(`page ${name}: timed out after ${WAIT_MS} ms waiting for ${what}; page: ${await pageState(page)} (${err.message.split('\n')[0]})`);
+  }
+}
+
+const connected = (page, name) => until(page, name, () => document.querySelector('#state')?.textContent === 'connected', null, '#state "connected"');
+
+const hasMessage = (page, name, user, text) =>
+  until(
+    page,
+    name,
+    ([u, t]) => [...document.querySelectorAll('#messages .msg')].some((m) => m.querySelector('.user')?.textContent === u && m.querySelector('.text')?.textContent === t),
+    [user, text],
+    `a message from ${user}: ${JSON.stringify(text)}`,
+  );
+
+const hasMembers = (page, name, users) =>
+  until(
+    page,
+    name,
+    (us) => {
+      const names = [...document.querySelectorAll('#members li .name')].map((e) => e.textContent).sort();
+      return JSON.stringify(names) === JSON.stringify(us);
+    },
+    [...users].sort(),
+    `exactly the members ${users.join(', ')} (the random name of the first join gone)`,
+  );
+
+test('two browsers on two nodes chat through Redis', { skip, timeout: 90000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.skip(`chromium not installed (${CHROMIUM}; set CHROMIUM)`);
+    return;
+  }
+  const redis = await startRedis();
+  procs.push(redis);
+  const n1 = await startNode({ redisPort: redis.port, nodeId: 'node-1' });
+  procs.push(n1);
+  const n2 = await startNode({ redisPort: redis.port, nodeId: 'node-2' });
+  procs.push(n2);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
+  });
+  const room = `lobby-${Math.random().toString(36).slice(2, 8)}`;
+  const pageErrors = [];
+  const open = async (name, node, user) => {
+    const context = await browser.newContext({ viewport: { width: 800, height: 520 } });
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
+    await page.goto(`${node.url}/#room=${encodeURIComponent(room)}`);
+    await connected(page, name); // auto-joined from the hash, random user
+    assert.equal(await page.inputValue('#room'), room, `page ${name} did not take the room from the URL hash`);
+    await page.fill('#user', user);
+    await page.click('#join');
+    await connected(page, name);
+    await until(page, name, (u) => document.querySelector('#members li.me .name')?.textContent === u, user, `itself (${user}) in the member list`);
+    assert.equal(await page.textContent('#node'), node.nodeId, `page ${name} shows the wrong node`);
+    return page;
+  };
+  const a = await open('A', n1, 'ada');
+  const b = await open('B', n2, 'bob');
+
+  const hi = `hello from ada ${Date.now()}`;
+  await a.fill('#text', hi);
+  await a.press('#text', 'Enter');
+  await hasMessage(b, 'B', 'ada', hi);
+  await hasMessage(a, 'A', 'ada', hi);
+  assert.equal(await a.inputValue('#text'), '', 'the input is cleared after sending');
+
+  const back = `hi ada, bob here <b>not bold</b> ${Date.now()}`;
+  await b.fill('#text', back);
+  await b.click('#send');
+  await hasMessage(a, 'A', 'bob', back);
+  await hasMessage(b, 'B', 'bob', back);
+  // Shown as text, never as markup.
+  assert.equal(await a.locator('#messages .msg b').count(), 0, 'a message was rendered as HTML');
+
+  await hasMembers(a, 'A', ['ada', 'bob']);
+  await hasMembers(b, 'B', ['ada', 'bob']);
+  for (const [page, name] of [
+    [a, 'A'],
+    [b, 'B'],
+  ]) {
+    assert.equal(await page.textContent('#state'), 'connected', `page ${name}: ${await pageState(page)}`);
+    assert.equal(await page.textContent('#error'), '', `page ${name} shows an error`);
+    // Each message once.
+    const texts = await page.$$eval('#messages .msg .text', (els) => els.map((e) => e.textContent));
+    assert.deepEqual(texts.filter((x) => x === hi || x === back), [hi, back], `page ${name}: messages ${JSON.stringify(texts)}`);
+  }
+  assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
+
+  // Screenshots: each page, then both side by side.
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const shotA = path.join(ARTIFACTS, 'browser-a.png');
+  const shotB = path.join(ARTIFACTS, 'browser-b.png');
+  await a.screenshot({ path: shotA });
+  await b.screenshot({ path: shotB });
+  const dataUrl = (f) => `data:image/png;base64,${readFileSync(f).toString('base64')}`;
+  const combo = await (await browser.newContext({ viewport: { width: 1660, height: 600 } })).newPage();
+  await combo.setContent(`<!DOCTYPE html><html><body style="margin:0;padding:12px;background:#c9ced6;font:14px system-ui,sans-serif;display:flex;gap:12px">
+    <figure style="margin:0"><img src="${dataUrl(shotA)}" style="display:block;border:1px solid #8a919c" width="800"><figcaption style="padding-top:4px">node 1 (port ${n1.port})</figcaption></figure>
+    <figure style="margin:0"><img src="${dataUrl(shotB)}" style="display:block;border:1px solid #8a919c" width="800"><figcaption style="padding-top:4px">node 2 (port ${n2.port})</figcaption></figure>
+  </body></html>`);
+  await combo.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 5000 });
+  const both = path.join(ARTIFACTS, 'two-nodes.png');
+  await combo.screenshot({ path: both, fullPage: true });
+  if (process.env.RC_SCREENSHOT_OUT) copyFileSync(both, process.env.RC_SCREENSHOT_OUT);
+  t.diagnostic(`screenshots: ${shotA}, ${shotB}, ${both}${process.env.RC_SCREENSHOT_OUT ? ` (copied to ${process.env.RC_SCREENSHOT_OUT})` : ''}`);
+});
