@@ -35,6 +35,7 @@
 #include <roomcast/libevent.h>
 #include <roomcast/roomcast.h>
 
+#include "chat.h"
 #include "text.h"
 
 extern const char chat_page[];
@@ -42,70 +43,19 @@ extern const size_t chat_page_len;
 
 #define BODY_MAX (RC_DEFAULT_MAX_DATA + RC_ENVELOPE_SLACK)
 #define HEADERS_MAX 8192
-#define STREAM_READ_MAX 16384
 #define FD_RESERVE 64
 #define ACCEPT_PAUSE_MS 250
 #define LISTEN_BACKLOG 1024
 #define DRAIN_MS 2000
 #define PRESENCE_KEY "rc-chat:members:"
 
-typedef struct options {
-    const char *bind;
-    unsigned port;
-    const char *redis;
-    const char *node_id;
-    const char *prefix;
-    unsigned long max_streams; /* 0: from the open-file limit */
-    unsigned long max_buffer;
-    unsigned long heartbeat_ms;
-    unsigned long timeout_ms;
-} options;
-
-typedef struct chat chat;
-
-typedef struct stream {
-    chat *c;
-    struct evhttp_request *req; /* NULL once evhttp has let go of it */
-    struct evhttp_connection *evcon;
-    rc_conn *conn; /* NULL once removed */
-    char *room;
-    char *user;
-    int hello;             /* rc:hello sent */
-    const char *dead;      /* closing, and why; on the reap list */
-    struct stream *prev, *next; /* live streams */
-    struct stream *reap_next;
-} stream;
-
-enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_N };
-static const char *const close_names[CLOSE_N] = {"client", "slow", "shutdown"};
-
-static const int status_codes[] = {200, 202, 400, 404, 405, 413, 500, 503};
-#define N_CODES (sizeof status_codes / sizeof status_codes[0])
-
-struct chat {
-    options o;
-    struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
-    struct event *heartbeat, *reaper, *resume, *drain, *sig[2];
-    struct evbuffer *scratch;
-    rc_adapter *a;
-    rc_link *link;
-    stream *streams; /* live streams, newest first */
-    stream *reap;    /* streams to free */
-    unsigned long nstreams;
-    unsigned long pending; /* shutdown: streams and HDELs still draining */
-    int stopping;
-    struct timeval timeout;
-    /* counters for /metrics */
-    unsigned long long opened, refused, accept_errors;
-    unsigned long long closed[CLOSE_N];
-    unsigned long long requests[N_CODES];
-};
+const char *const chat_close_names[CLOSE_N] = {"client", "slow", "shutdown"};
+const int chat_status_codes[CHAT_N_CODES] = {200, 202, 400, 404,
+                                             405, 413, 500, 503};
 
 /* ---- small things ----------------------------------------------------- */
 
-static void logf_(const char *fmt, ...)
+void chat_log(const char *fmt, ...)
 {
     va_list ap;
 
@@ -116,22 +66,22 @@ static void logf_(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static void *xmalloc(size_t n)
+void *chat_malloc(size_t n)
 {
     void *p = malloc(n);
 
     if (p == NULL) {
-        logf_("out of memory");
+        chat_log("out of memory");
         abort();
     }
     return p;
 }
 
-static char *xstrdup(const char *s)
+char *chat_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
 
-    return memcpy(xmalloc(n), s, n);
+    return memcpy(chat_malloc(n), s, n);
 }
 
 static long long now_ms(void)
@@ -167,8 +117,8 @@ static void count_code(chat *c, int code)
 {
     size_t i;
 
-    for (i = 0; i < N_CODES; i++)
-        if (status_codes[i] == code)
+    for (i = 0; i < CHAT_N_CODES; i++)
+        if (chat_status_codes[i] == code)
             c->requests[i]++;
 }
 
@@ -221,188 +171,7 @@ static void reply_method(chat *c, struct evhttp_request *req,
     reply_error(c, req, 405, "method not allowed (allowed: %s)", allow);
 }
 
-/* ---- streams ---------------------------------------------------------- */
-
-static void presence_set(stream *s);
-static void presence_del(stream *s);
-
-static void frame_release(const void *data, size_t len, void *frame)
-{
-    (void)data;
-    (void)len;
-    rc_frame_unref(frame);
-}
-
-static void stream_kill(stream *s, int why);
-
-/*
- * Queue n bytes on the stream: a reference to frame's bytes when frame is
- * given, else a copy. Past the output cap the stream is closed instead.
- * Returns 0 or -1.
- */
-static int stream_send(stream *s, const char *data, size_t n, rc_frame *frame)
-{
-    chat *c = s->c;
-    struct bufferevent *bev;
-    size_t queued;
-
-    if (s->dead != NULL || s->req == NULL)
-        return -1;
-    /* Too slow: the client has not taken what is buffered, and this frame
-     * would pass the cap. A frame into an empty buffer always goes, so
-     * that the largest message reaches a reading client. */
-    bev = evhttp_connection_get_bufferevent(s->evcon);
-    queued = evbuffer_get_length(bufferevent_get_output(bev));
-    if (queued > 0 && queued + n > c->o.max_buffer) {
-        stream_kill(s, CLOSE_SLOW);
-        return -1;
-    }
-    if (frame != NULL)
-        evbuffer_add_reference(c->scratch, data, n, frame_release,
-                               rc_frame_ref(frame));
-    else
-        evbuffer_add(c->scratch, data, n);
-    evhttp_send_reply_chunk(s->req, c->scratch);
-    evbuffer_drain(c->scratch, evbuffer_get_length(c->scratch));
-    return 0;
-}
-
-static int on_sink(rc_conn *conn, rc_frame *frame, const rc_message *msg,
-                   void *user)
-{
-    (void)conn;
-    (void)msg;
-    return stream_send(user, rc_frame_data(frame), rc_frame_size(frame),
-                       frame);
-}
-
-/* A stream receives nothing before its hello. */
-static int on_filter(rc_conn *conn, const rc_message *msg, const char *meta,
-                     size_t meta_len, void *user)
-{
-    stream *s = rc_conn_user(conn);
-
-    (void)msg;
-    (void)meta;
-    (void)meta_len;
-    (void)user;
-    return !s->hello;
-}
-
-static void send_hello(stream *s)
-{
-    struct evbuffer *b = evbuffer_new();
-    rc_message m = RC_MESSAGE_INIT;
-    char *frame;
-    size_t len = 0;
-
-    evbuffer_add_printf(b, "{\"connection\":");
-    add_json_str(b, rc_conn_id(s->conn));
-    evbuffer_add_printf(b, ",\"node\":");
-    add_json_str(b, rc_adapter_node_id(s->c->a));
-    evbuffer_add_printf(b, ",\"room\":");
-    add_json_str(b, s->room);
-    evbuffer_add(b, "}", 1);
-    m.event = "rc:hello";
-    m.data_len = evbuffer_get_length(b);
-    m.data = (const char *)evbuffer_pullup(b, -1);
-    rc_sse_format(&m, NULL, 0, &len);
-    frame = xmalloc(len);
-    if (rc_sse_format(&m, frame, len, &len) == 0) {
-        s->hello = 1;
-        if (stream_send(s, frame, len, NULL) == 0)
-            presence_set(s);
-    }
-    free(frame);
-    evbuffer_free(b);
-}
-
-static void unlink_stream(stream *s)
-{
-    chat *c = s->c;
-
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        c->streams = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-    c->nstreams--;
-}
-
-static void stream_free(stream *s)
-{
-    free(s->room);
-    free(s->user);
-    free(s);
-}
-
-/* Leave the room, for whatever reason the stream ends. */
-static void stream_leave(stream *s, int why)
-{
-    s->c->closed[why]++;
-    if (s->hello)
-        presence_del(s);
-    rc_conn_remove(s->conn);
-    s->conn = NULL;
-    unlink_stream(s);
-}
-
-/*
- * Close a stream from our side (slow client, shutdown). It may be called
- * from inside a sink, so the connection is freed later, by the reaper.
- */
-static void stream_kill(stream *s, int why)
-{
-    chat *c = s->c;
-
-    if (s->dead != NULL)
-        return;
-    s->dead = close_names[why];
-    if (why == CLOSE_SLOW)
-        logf_("closing slow stream %s in room %s (over %lu bytes buffered)",
-              rc_conn_id(s->conn), s->room, c->o.max_buffer);
-    stream_leave(s, why);
-    s->reap_next = c->reap;
-    c->reap = s;
-    event_active(c->reaper, EV_TIMEOUT, 1);
-}
-
-static void on_reap(evutil_socket_t fd, short what, void *arg)
-{
-    chat *c = arg;
-    stream *s;
-
-    (void)fd;
-    (void)what;
-    while ((s = c->reap) != NULL) {
-        c->reap = s->reap_next;
-        if (s->evcon != NULL) { /* still open: it frees the request too */
-            evhttp_connection_set_closecb(s->evcon, NULL, NULL);
-            evhttp_connection_free(s->evcon);
-        }
-        stream_free(s);
-    }
-}
-
-/* evhttp: the client went away (EOF, error, timeout), or evhttp_free. */
-static void on_stream_close(struct evhttp_connection *evcon, void *arg)
-{
-    stream *s = arg;
-
-    (void)evcon;
-    /* A request evhttp detached from its failed connection is ours to
-     * free; one still attached is freed with the connection. */
-    if (s->req != NULL && evhttp_request_get_connection(s->req) == NULL)
-        evhttp_request_free(s->req);
-    s->req = NULL;
-    s->evcon = NULL;
-    if (s->dead != NULL) /* already left; the reaper frees it */
-        return;
-    stream_leave(s, CLOSE_CLIENT);
-    stream_free(s);
-}
+/* ---- streams (the socket side is stream.c) ----------------------------- */
 
 static void on_room(rc_adapter *a, const char *room, int event, void *user)
 {
@@ -413,14 +182,14 @@ static void on_room(rc_adapter *a, const char *room, int event, void *user)
     if (event != RC_ROOM_READY)
         return;
     n = rc_room_members(a, room, &one, 1);
-    members = n > 1 ? xmalloc(n * sizeof *members) : &one;
+    members = n > 1 ? chat_malloc(n * sizeof *members) : &one;
     if (n > 1)
         rc_room_members(a, room, members, n);
     for (i = 0; i < n; i++) {
         stream *s = rc_conn_user(members[i]);
 
         if (!s->hello)
-            send_hello(s);
+            stream_hello(s);
     }
     if (members != &one)
         free(members);
@@ -438,14 +207,14 @@ static char *presence_key(chat *c, const char *room, size_t *len)
 {
     const char *prefix = c->o.prefix;
     size_t n = strlen(PRESENCE_KEY) + strlen(prefix) + strlen(room);
-    char *k = xmalloc(n + 1);
+    char *k = chat_malloc(n + 1);
 
     snprintf(k, n + 1, "%s%s%s", PRESENCE_KEY, prefix, room);
     *len = n;
     return k;
 }
 
-static void presence_set(stream *s)
+void presence_set(stream *s)
 {
     chat *c = s->c;
     redisAsyncContext *ac = rc_link_pub(c->link);
@@ -466,7 +235,7 @@ static void presence_set(stream *s)
 
 static void on_presence_deleted(redisAsyncContext *ac, void *r, void *priv);
 
-static void presence_del(stream *s)
+void presence_del(stream *s)
 {
     chat *c = s->c;
     redisAsyncContext *ac = rc_link_pub(c->link);
@@ -687,16 +456,16 @@ static void get_metrics(chat *c, struct evhttp_request *req)
     for (i = 0; i < CLOSE_N; i++)
         evbuffer_add_printf(b,
                             "rc_chat_streams_closed_total{reason=\"%s\"} %llu\n",
-                            close_names[i], c->closed[i]);
+                            chat_close_names[i], c->closed[i]);
     metric(b, "rc_chat_streams_refused_total", "counter",
            "Event streams refused at --max-streams (503).", c->refused);
     evbuffer_add_printf(b, "# HELP rc_chat_requests_total HTTP requests "
                            "answered, by status.\n"
                            "# TYPE rc_chat_requests_total counter\n");
-    for (i = 0; i < N_CODES; i++) /* this answer included */
+    for (i = 0; i < CHAT_N_CODES; i++) /* this answer included */
         evbuffer_add_printf(b, "rc_chat_requests_total{code=\"%d\"} %llu\n",
-                            status_codes[i],
-                            c->requests[i] + (status_codes[i] == 200));
+                            chat_status_codes[i],
+                            c->requests[i] + (chat_status_codes[i] == 200));
     metric(b, "rc_chat_accept_errors_total", "counter",
            "accept() failures (the listener pauses on each).",
            c->accept_errors);
@@ -715,10 +484,10 @@ static void get_room(chat *c, struct evhttp_request *req, const char *room)
         members_reply(c, req, room, NULL, NULL);
         return;
     }
-    q = xmalloc(sizeof *q);
+    q = chat_malloc(sizeof *q);
     q->c = c;
     q->req = req;
-    q->room = xstrdup(room);
+    q->room = chat_strdup(room);
     key = presence_key(c, room, &klen);
     if (redisAsyncCommand(ac, on_members, q, "HGETALL %b", key, klen) !=
         REDIS_OK) {
@@ -766,10 +535,6 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
     long ulen = query != NULL
                     ? query_param(query, "user", user, sizeof user)
                     : -1;
-    struct evkeyvalq *h;
-    struct bufferevent *bev;
-    struct timeval wtv;
-    stream *s;
     int rc;
 
     if (ulen == -1)
@@ -793,50 +558,11 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
         return reply_error(c, req, 503, "too many streams (%lu)",
                            c->o.max_streams);
     }
-    s = xmalloc(sizeof *s);
-    memset(s, 0, sizeof *s);
-    s->c = c;
-    s->req = req;
-    s->evcon = evhttp_request_get_connection(req);
-    s->room = xstrdup(room);
-    s->user = xstrdup(user);
-    rc = rc_conn_add(c->a, NULL, on_sink, s, &s->conn);
-    if (rc < 0) {
-        stream_free(s);
-        return reply_error(c, req, 500, "cannot add the stream: %s",
+    rc = stream_open(c, req, room, user);
+    if (rc < 0)
+        return reply_error(c, req, 500, "cannot open the stream: %s",
                            rc_strerror(rc));
-    }
-    h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "text/event-stream");
-    evhttp_add_header(h, "Cache-Control", "no-cache");
-    evhttp_add_header(h, "X-Accel-Buffering", "no");
-    evhttp_add_header(h, "Connection", "close");
     count_code(c, 200);
-    evhttp_send_reply_start(req, 200, "OK");
-
-    /* Input on an open stream is never read: stop buffering it at 16 KiB.
-     * No read timeout (clients send nothing), a write timeout for clients
-     * that stall. */
-    bev = evhttp_connection_get_bufferevent(s->evcon);
-    bufferevent_setwatermark(bev, EV_READ, 0, STREAM_READ_MAX);
-    wtv = c->timeout;
-    bufferevent_set_timeouts(bev, NULL, &wtv);
-    evhttp_connection_set_closecb(s->evcon, on_stream_close, s);
-
-    s->next = c->streams;
-    if (c->streams != NULL)
-        c->streams->prev = s;
-    c->streams = s;
-    c->nstreams++;
-    c->opened++;
-    rc = rc_room_join(s->conn, room);
-    if (rc < 0) {
-        logf_("cannot join room %s: %s", room, rc_strerror(rc));
-        stream_kill(s, CLOSE_SLOW);
-        return;
-    }
-    if (rc_room_is_ready(c->a, room))
-        send_hello(s);
 }
 
 static void post_message(chat *c, struct evhttp_request *req, const char *room)
@@ -870,7 +596,7 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
 #define STRING_FIELD(field, var)                                               \
     if (f.field.p != NULL) {                                                   \
         long len_;                                                             \
-        var = xmalloc(f.field.n);                                              \
+        var = chat_malloc(f.field.n);                                              \
         len_ = chat_json_unquote(f.field.p, f.field.n, var);                   \
         if (len_ < 0) {                                                        \
             reply_error(c, req, 400, "\"" #field "\" must be a string");       \
@@ -951,7 +677,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return reply_error(c, req, 404, "not found");
     n = strcspn(uri, "?#");
     query = uri[n] == '?' ? uri + n + 1 : NULL;
-    path = xmalloc(n + 1);
+    path = chat_malloc(n + 1);
     memcpy(path, uri, n);
     path[n] = '\0';
     if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
@@ -994,16 +720,9 @@ out:
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
-    chat *c = arg;
-    stream *s, *next;
-
     (void)fd;
     (void)what;
-    for (s = c->streams; s != NULL; s = next) {
-        next = s->next; /* s may be killed (too slow) */
-        if (stream_send(s, ": ping\n\n", 8, NULL) == 0 && s->hello)
-            presence_set(s);
-    }
+    streams_ping(arg);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -1029,7 +748,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
     (void)arg;
     if (c->accept_errors++ % 1000 == 0)
-        logf_("accept: %s (%llu so far); pausing %d ms",
+        chat_log("accept: %s (%llu so far); pausing %d ms",
               evutil_socket_error_to_string(err), c->accept_errors,
               ACCEPT_PAUSE_MS);
     evconnlistener_disable(l);
@@ -1041,7 +760,7 @@ static void on_link_state(rc_link *link, int state, const char *reason,
 {
     (void)link;
     (void)user;
-    logf_("redis %s%s%s", state == RC_LINK_UP ? "up" : "down",
+    chat_log("redis %s%s%s", state == RC_LINK_UP ? "up" : "down",
           state == RC_LINK_UP ? "" : ": ", state == RC_LINK_UP ? "" : reason);
 }
 
@@ -1050,20 +769,14 @@ static void finish(chat *c)
     event_base_loopbreak(c->base);
 }
 
-static void on_drained_stream(struct evhttp_connection *evcon, void *arg)
-{
-    chat *c = arg;
-
-    (void)evcon;
-    if (c->pending > 0 && --c->pending == 0)
-        finish(c);
-}
-
 static void on_presence_deleted(redisAsyncContext *ac, void *r, void *priv)
 {
+    chat *c = priv;
+
     (void)ac;
     (void)r;
-    on_drained_stream(NULL, priv);
+    if (c->pending > 0 && --c->pending == 0)
+        finish(c);
 }
 
 static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
@@ -1073,36 +786,27 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
     finish(arg);
 }
 
-/* SIGINT/SIGTERM: stop accepting, end every stream (the final chunk goes
- * out, then evhttp closes the connection), take them out of the presence
- * hash, and stop once all that is done or after DRAIN_MS. */
+/* SIGINT/SIGTERM: stop accepting, end every stream (what is queued is
+ * tried once, then the connection is closed), take the streams out of the
+ * member lists, and stop once Redis has answered that, or after DRAIN_MS. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     chat *c = arg;
     struct timeval tv = ms_tv(DRAIN_MS);
-    unsigned long n = c->nstreams;
 
     (void)what;
     if (c->stopping)
         return;
-    logf_("%s: stopping (%lu streams)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-          n);
+    chat_log("%s: stopping (%lu streams)",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", c->nstreams);
     c->stopping = 1;
     evhttp_del_accept_socket(c->http, c->bound);
     c->bound = NULL;
     evtimer_del(c->resume);
     evtimer_add(c->drain, &tv);
-    c->pending = 1; /* held until the loop below is done */
-    while (c->streams != NULL) {
-        stream *s = c->streams;
-
-        stream_leave(s, CLOSE_SHUTDOWN);
-        evhttp_connection_set_closecb(s->evcon, on_drained_stream, c);
-        c->pending++;
-        evhttp_send_reply_end(s->req); /* Connection: close: then freed */
-        stream_free(s);
-    }
-    on_drained_stream(NULL, c);
+    c->pending = 1; /* held while the HDELs go out */
+    streams_end_all(c);
+    on_presence_deleted(NULL, NULL, c);
 }
 
 /* ---- options and main ------------------------------------------------- */
@@ -1233,7 +937,7 @@ static void fd_limits(options *o)
         o->max_streams = nofile > 2 * FD_RESERVE ? nofile - FD_RESERVE
                                                  : nofile / 2 + 1;
     if (o->max_streams + 16 > nofile)
-        logf_("warning: --max-streams %lu is near the open-file limit %lu",
+        chat_log("warning: --max-streams %lu is near the open-file limit %lu",
               o->max_streams, nofile);
 }
 
@@ -1251,10 +955,10 @@ static int setup(chat *c)
     ao.node_id = c->o.node_id;
     rc = rc_adapter_open(&ao, NULL, NULL, &c->a);
     if (rc < 0) {
-        logf_("cannot create the adapter: %s", rc_strerror(rc));
+        chat_log("cannot create the adapter: %s", rc_strerror(rc));
         return -1;
     }
-    rc_adapter_set_filter(c->a, on_filter, c);
+    rc_adapter_set_filter(c->a, stream_filter, c);
     rc_adapter_set_room_cb(c->a, on_room, c);
     if (c->o.redis != NULL) {
         rc_link_options lo;
@@ -1265,13 +969,12 @@ static int setup(chat *c)
         lo.user = c;
         rc = rc_link_open(c->a, c->base, &lo, &c->link);
         if (rc < 0) {
-            logf_("--redis %s: %s", c->o.redis, rc_strerror(rc));
+            chat_log("--redis %s: %s", c->o.redis, rc_strerror(rc));
             return -1;
         }
     }
 
     c->http = evhttp_new(c->base);
-    c->scratch = evbuffer_new();
     c->timeout = ms_tv(c->o.timeout_ms);
     evhttp_set_timeout_tv(c->http, &c->timeout);
     evhttp_set_max_headers_size(c->http, HEADERS_MAX);
@@ -1287,7 +990,7 @@ static int setup(chat *c)
     snprintf(spec, sizeof spec, strchr(c->o.bind, ':') ? "[%s]" : "%s",
              c->o.bind);
     if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &ssl) < 0) {
-        logf_("--bind %s: not an IPv4 or IPv6 address", c->o.bind);
+        chat_log("--bind %s: not an IPv4 or IPv6 address", c->o.bind);
         return -1;
     }
     if (ss.ss_family == AF_INET6)
@@ -1299,7 +1002,7 @@ static int setup(chat *c)
                                     LEV_OPT_CLOSE_ON_EXEC,
                                 LISTEN_BACKLOG, (struct sockaddr *)&ss, ssl);
     if (l == NULL) {
-        logf_("cannot listen on %s port %u: %s", c->o.bind, c->o.port,
+        chat_log("cannot listen on %s port %u: %s", c->o.bind, c->o.port,
               strerror(errno));
         return -1;
     }
@@ -1316,7 +1019,8 @@ static int setup(chat *c)
                                   : ((struct sockaddr_in *)&ss)->sin_port);
     }
     c->heartbeat = event_new(c->base, -1, EV_PERSIST, on_heartbeat, c);
-    c->reaper = event_new(c->base, -1, 0, on_reap, c);
+    c->reaper = event_new(c->base, -1, 0, streams_reap, c);
+    c->flush = event_new(c->base, -1, 0, streams_flush, c);
     c->resume = evtimer_new(c->base, on_resume, c);
     c->drain = evtimer_new(c->base, on_drain_deadline, c);
     c->sig[0] = evsignal_new(c->base, SIGINT, on_signal, c);
@@ -1328,7 +1032,7 @@ static int setup(chat *c)
     }
     event_add(c->sig[0], NULL);
     event_add(c->sig[1], NULL);
-    logf_("node %s listening on http://%s%s%s:%u/ (redis: %s)",
+    chat_log("node %s listening on http://%s%s%s:%u/ (redis: %s)",
           rc_adapter_node_id(c->a), strchr(c->o.bind, ':') ? "[" : "",
           c->o.bind, strchr(c->o.bind, ':') ? "]" : "", c->o.port,
           c->o.redis != NULL ? c->o.redis : "off");
@@ -1339,19 +1043,19 @@ static void teardown(chat *c)
 {
     size_t i;
 
-    /* Streams still open (we stopped at the deadline) are freed by
-     * evhttp_free; their close callbacks only count down. */
+    /* Every stream has ended (on_signal): free their connections before
+     * evhttp_free would. */
+    streams_reap(-1, 0, c);
     rc_link_close(c->link); /* answers pending member queries */
     if (c->http != NULL)
         evhttp_free(c->http);
-    on_reap(-1, 0, c);
     rc_adapter_free(c->a);
-    if (c->scratch != NULL)
-        evbuffer_free(c->scratch);
     if (c->heartbeat != NULL)
         event_free(c->heartbeat);
     if (c->reaper != NULL)
         event_free(c->reaper);
+    if (c->flush != NULL)
+        event_free(c->flush);
     if (c->resume != NULL)
         event_free(c->resume);
     if (c->drain != NULL)
@@ -1375,7 +1079,7 @@ int main(int argc, char **argv)
     fd_limits(&c.o);
     c.base = event_base_new();
     if (c.base == NULL) {
-        logf_("cannot create the event loop");
+        chat_log("cannot create the event loop");
         return 1;
     }
     if (setup(&c) < 0) {
@@ -1384,6 +1088,6 @@ int main(int argc, char **argv)
     }
     event_base_dispatch(c.base);
     teardown(&c);
-    logf_("stopped");
+    chat_log("stopped");
     return 0;
 }

@@ -572,18 +572,22 @@ describe('rc-chat reliability (S2–S8)', { skip }, () => {
     const sock = flood.req.socket;
     let queued = 0;
     let outcome;
+    let sockError; // the server closing the stream shows here as EPIPE/ECONNRESET
+    sock.on('error', (err) => {
+      sockError = err;
+    });
     const t0 = performance.now();
     try {
       for (;;) {
-        if (sock.destroyed || flood.isClosed) outcome = 'closed';
+        if (sock.destroyed || flood.isClosed || sockError) outcome = 'closed';
         else if (queued >= LIMIT) outcome = 'all 200 MiB taken';
         else if (performance.now() - t0 > 10000) outcome = 'still taking bytes after 10 s';
         if (outcome) break;
         queued += chunk.length;
         if (!sock.write(chunk)) {
           const r = await Promise.race([
-            once(sock, 'drain').then(() => 'drain'),
-            once(sock, 'close').then(() => 'closed'),
+            once(sock, 'drain').then(() => 'drain', () => 'closed'),
+            once(sock, 'close').then(() => 'closed', () => 'closed'),
             sleep(1500).then(() => 'stalled'),
           ]);
           if (r !== 'drain') outcome = r;

@@ -1,0 +1,425 @@
+/*
+ * rc-chat's event streams, on the raw socket.
+ *
+ * evhttp parses the request; then the stream takes the connection over:
+ * evhttp's bufferevent is disabled and never used again (the request is
+ * left unanswered in evhttp's books), and the stream writes its own
+ * response head and body on the socket: HTTP/1.1, "Connection: close", the
+ * body delimited by the close (no chunked framing, which SSE does not need).
+ * The connection goes back to evhttp only to be freed (by the reaper, never
+ * from inside a callback), which closes the socket.
+ *
+ * Output is a queue per stream of pieces to write: references to the
+ * adapter's shared frames (rc_frame_ref; no copy per recipient), static
+ * strings (pings), or the stream's own hello. Delivering a frame only
+ * appends to the queue and marks the stream dirty; once per loop turn the
+ * flush event writes every dirty stream with one writev, so the frames of
+ * many messages received in one read from Redis go out in one system call.
+ * The queue's array grows by doubling and is reused: no allocation per
+ * delivery.
+ *
+ * Bounds: a stream whose queue would pass --max-buffer is closed ("slow"),
+ * as is one whose socket takes nothing for --timeout-ms. Bytes the client
+ * sends are read and dropped; past 16 KiB the stream is closed.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+
+#include "chat.h"
+#include "text.h"
+
+#define STREAM_INPUT_MAX 16384
+#define IOV_BATCH 64
+
+static const char head[] = "HTTP/1.1 200 OK\r\n"
+                           "Content-Type: text/event-stream\r\n"
+                           "Cache-Control: no-cache\r\n"
+                           "X-Accel-Buffering: no\r\n"
+                           "Connection: close\r\n"
+                           "\r\n";
+static const char ping[] = ": ping\n\n";
+
+static void stream_kill(stream *s, int why);
+static void stream_write(stream *s);
+static void on_io(evutil_socket_t fd, short what, void *arg);
+
+static void dirty_remove(stream *s)
+{
+    chat *c = s->c;
+
+    if (!s->dirty)
+        return;
+    if (s->dprev != NULL)
+        s->dprev->dnext = s->dnext;
+    else
+        c->dirty = s->dnext;
+    if (s->dnext != NULL)
+        s->dnext->dprev = s->dprev;
+    s->dprev = s->dnext = NULL;
+    s->dirty = 0;
+}
+
+static void release(chunk *k)
+{
+    rc_frame_unref(k->frame);
+    free(k->own);
+}
+
+/*
+ * Queue n bytes: a reference to frame's bytes, our own copy own (freed once
+ * written), or static bytes. Past the output cap the stream is closed
+ * instead (a piece into an empty queue always goes, so that the largest
+ * message reaches a client that reads). Returns 0 or -1.
+ */
+static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
+{
+    chat *c = s->c;
+    chunk *k;
+
+    if (s->dead != NULL) {
+        free(own);
+        return -1;
+    }
+    if (s->qbytes > 0 && s->qbytes + n > c->o.max_buffer) {
+        free(own);
+        chat_log("closing slow stream %s in room %s (over %lu bytes queued)",
+                 rc_conn_id(s->conn), s->room, c->o.max_buffer);
+        stream_kill(s, CLOSE_SLOW);
+        return -1;
+    }
+    if (s->qlen == s->qcap) { /* grow, and unwrap the ring */
+        unsigned cap = s->qcap ? 2 * s->qcap : 8, i;
+        chunk *q = chat_malloc(cap * sizeof *q);
+
+        for (i = 0; i < s->qlen; i++)
+            q[i] = s->q[(s->qhead + i) % s->qcap];
+        free(s->q);
+        s->q = q;
+        s->qcap = cap;
+        s->qhead = 0;
+    }
+    k = &s->q[(s->qhead + s->qlen) % s->qcap];
+    k->p = p;
+    k->n = n;
+    k->frame = frame != NULL ? rc_frame_ref(frame) : NULL;
+    k->own = own;
+    s->qlen++;
+    s->qbytes += n;
+    if (!s->dirty && !s->writing) {
+        s->dirty = 1;
+        s->dprev = NULL;
+        s->dnext = c->dirty;
+        if (c->dirty != NULL)
+            c->dirty->dprev = s;
+        c->dirty = s;
+        if (!event_pending(c->flush, EV_TIMEOUT, NULL))
+            event_active(c->flush, EV_TIMEOUT, 1);
+    }
+    return 0;
+}
+
+/* Wait for the socket to take more (with the write timeout), or not. */
+static void want_write(stream *s, int on)
+{
+    if (s->writing == on)
+        return;
+    s->writing = on;
+    event_del(s->ev);
+    event_assign(s->ev, s->c->base, s->fd,
+                 EV_READ | EV_PERSIST | (on ? EV_WRITE : 0), on_io, s);
+    event_add(s->ev, on ? &s->c->timeout : NULL);
+}
+
+/* Write what is queued, until done or the socket is full. */
+static void stream_write(stream *s)
+{
+    while (s->qlen > 0) {
+        struct iovec iov[IOV_BATCH];
+        unsigned i, n = s->qlen < IOV_BATCH ? s->qlen : IOV_BATCH;
+        ssize_t w;
+        size_t left;
+
+        for (i = 0; i < n; i++) {
+            chunk *k = &s->q[(s->qhead + i) % s->qcap];
+            size_t off = i == 0 ? s->qoff : 0;
+
+            iov[i].iov_base = (void *)(k->p + off);
+            iov[i].iov_len = k->n - off;
+        }
+        w = writev(s->fd, iov, (int)n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                want_write(s, 1);
+                return;
+            }
+            stream_kill(s, CLOSE_CLIENT); /* EPIPE, ECONNRESET... */
+            return;
+        }
+        s->qbytes -= (size_t)w;
+        for (left = (size_t)w; left > 0;) { /* drop what was written */
+            chunk *k = &s->q[s->qhead];
+            size_t rest = k->n - s->qoff;
+
+            if (left < rest) {
+                s->qoff += left;
+                break;
+            }
+            left -= rest;
+            release(k);
+            s->qoff = 0;
+            s->qhead = (s->qhead + 1) % s->qcap;
+            s->qlen--;
+        }
+    }
+    want_write(s, 0);
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+    stream *s = arg;
+    char buf[4096];
+
+    if (what & EV_TIMEOUT) { /* the socket took nothing for timeout_ms */
+        chat_log("closing stalled stream %s in room %s",
+                 rc_conn_id(s->conn), s->room);
+        stream_kill(s, CLOSE_SLOW);
+        return;
+    }
+    if (what & EV_READ) {
+        ssize_t n = read(fd, buf, sizeof buf);
+
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            stream_kill(s, CLOSE_CLIENT);
+            return;
+        }
+        if (n > 0 && (s->input += (size_t)n) > STREAM_INPUT_MAX) {
+            stream_kill(s, CLOSE_CLIENT); /* nothing to say on a stream */
+            return;
+        }
+    }
+    if (what & EV_WRITE)
+        stream_write(s);
+}
+
+void streams_flush(evutil_socket_t fd, short what, void *arg)
+{
+    chat *c = arg;
+    stream *s;
+
+    (void)fd;
+    (void)what;
+    while ((s = c->dirty) != NULL) {
+        dirty_remove(s);
+        stream_write(s);
+    }
+}
+
+static void unlink_stream(stream *s)
+{
+    chat *c = s->c;
+
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    c->nstreams--;
+}
+
+/* End a stream: it leaves its room at once; the connection is freed by
+ * the reaper (this may run inside a sink or the stream's own callback). */
+static void stream_kill(stream *s, int why)
+{
+    chat *c = s->c;
+
+    if (s->dead != NULL)
+        return;
+    s->dead = chat_close_names[why];
+    c->closed[why]++;
+    dirty_remove(s);
+    event_del(s->ev);
+    while (s->qlen > 0) {
+        release(&s->q[s->qhead]);
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qlen--;
+    }
+    s->qbytes = 0;
+    if (s->hello)
+        presence_del(s);
+    rc_conn_remove(s->conn);
+    s->conn = NULL;
+    unlink_stream(s);
+    s->reap_next = c->reap;
+    c->reap = s;
+    event_active(c->reaper, EV_TIMEOUT, 1);
+}
+
+static void stream_free(stream *s)
+{
+    if (s->ev != NULL)
+        event_free(s->ev);
+    free(s->q);
+    free(s->room);
+    free(s->user);
+    free(s);
+}
+
+void streams_reap(evutil_socket_t fd, short what, void *arg)
+{
+    chat *c = arg;
+    stream *s;
+
+    (void)fd;
+    (void)what;
+    while ((s = c->reap) != NULL) {
+        c->reap = s->reap_next;
+        event_del(s->ev);
+        /* It frees the unanswered request and closes the socket. */
+        evhttp_connection_free(s->evcon);
+        stream_free(s);
+    }
+}
+
+int stream_sink(rc_conn *conn, rc_frame *frame, const rc_message *msg,
+                void *user)
+{
+    (void)conn;
+    (void)msg;
+    return push(user, rc_frame_data(frame), rc_frame_size(frame), frame, NULL);
+}
+
+/* A stream receives nothing before its hello. */
+int stream_filter(rc_conn *conn, const rc_message *msg, const char *meta,
+                  size_t meta_len, void *user)
+{
+    stream *s = rc_conn_user(conn);
+
+    (void)msg;
+    (void)meta;
+    (void)meta_len;
+    (void)user;
+    return !s->hello;
+}
+
+/* data JSON of the hello: {"connection":ID,"node":NODE,"room":ROOM} */
+static char *hello_data(stream *s, size_t *len)
+{
+    const char *id = rc_conn_id(s->conn), *node = rc_adapter_node_id(s->c->a);
+    size_t a = chat_json_quote(id, strlen(id), NULL, 0),
+           b = chat_json_quote(node, strlen(node), NULL, 0),
+           r = chat_json_quote(s->room, strlen(s->room), NULL, 0);
+    size_t n = a + b + r + 32, o = 0;
+    char *d = chat_malloc(n);
+
+    memcpy(d + o, "{\"connection\":", 14);
+    o += 14;
+    o += chat_json_quote(id, strlen(id), d + o, n - o);
+    memcpy(d + o, ",\"node\":", 8);
+    o += 8;
+    o += chat_json_quote(node, strlen(node), d + o, n - o);
+    memcpy(d + o, ",\"room\":", 8);
+    o += 8;
+    o += chat_json_quote(s->room, strlen(s->room), d + o, n - o);
+    d[o++] = '}';
+    *len = o;
+    return d;
+}
+
+void stream_hello(stream *s)
+{
+    rc_message m = RC_MESSAGE_INIT;
+    size_t dlen, len = 0;
+    char *data = hello_data(s, &dlen), *frame;
+
+    m.event = "rc:hello";
+    m.data = data;
+    m.data_len = dlen;
+    rc_sse_format(&m, NULL, 0, &len);
+    frame = chat_malloc(len);
+    if (rc_sse_format(&m, frame, len, &len) < 0) {
+        free(frame);
+        free(data);
+        return;
+    }
+    free(data);
+    s->hello = 1;
+    if (push(s, frame, len, NULL, frame) == 0)
+        presence_set(s);
+}
+
+void streams_ping(chat *c)
+{
+    stream *s, *next;
+
+    for (s = c->streams; s != NULL; s = next) {
+        next = s->next; /* s may be closed (too slow) */
+        if (push(s, ping, sizeof ping - 1, NULL, NULL) == 0 && s->hello)
+            presence_set(s);
+    }
+}
+
+void streams_end_all(chat *c)
+{
+    while (c->streams != NULL) {
+        stream *s = c->streams;
+
+        dirty_remove(s);
+        if (!s->writing)
+            stream_write(s); /* one last try; it may close s itself */
+        stream_kill(s, CLOSE_SHUTDOWN);
+    }
+}
+
+int stream_open(chat *c, struct evhttp_request *req, const char *room,
+                const char *user)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    stream *s = chat_malloc(sizeof *s);
+    int rc;
+
+    memset(s, 0, sizeof *s);
+    s->c = c;
+    s->evcon = evcon;
+    s->fd = bufferevent_getfd(bev);
+    s->room = chat_strdup(room);
+    s->user = chat_strdup(user);
+    s->ev = event_new(c->base, s->fd, EV_READ | EV_PERSIST, on_io, s);
+    rc = s->ev != NULL ? rc_conn_add(c->a, NULL, stream_sink, s, &s->conn)
+                       : RC_ENOMEM;
+    if (rc < 0) {
+        stream_free(s);
+        return rc;
+    }
+    /* From here on the socket is ours; evhttp keeps it only to free. */
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    event_add(s->ev, NULL);
+    s->next = c->streams;
+    if (c->streams != NULL)
+        c->streams->prev = s;
+    c->streams = s;
+    c->nstreams++;
+    c->opened++;
+    push(s, head, sizeof head - 1, NULL, NULL);
+    rc = rc_room_join(s->conn, room);
+    if (rc < 0) {
+        chat_log("cannot join room %s: %s", room, rc_strerror(rc));
+        stream_kill(s, CLOSE_SLOW);
+    } else if (rc_room_is_ready(c->a, room)) {
+        stream_hello(s);
+    }
+    return 0;
+}
