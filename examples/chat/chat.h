@@ -26,6 +26,10 @@ typedef struct options {
     unsigned long timeout_ms;
 } options;
 
+/* Event priorities (event_base_priority_init(base, 3)): events default to
+ * 1; writing the streams and freeing ended ones wait below them. */
+#define CHAT_PRIO_LOW 2
+
 enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_N };
 extern const char *const chat_close_names[CLOSE_N];
 

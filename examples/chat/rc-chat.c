@@ -1021,6 +1021,11 @@ static int setup(chat *c)
     c->heartbeat = event_new(c->base, -1, EV_PERSIST, on_heartbeat, c);
     c->reaper = event_new(c->base, -1, 0, streams_reap, c);
     c->flush = event_new(c->base, -1, 0, streams_flush, c);
+    /* Below everything else: streams are written once no more input is
+     * ready, so that the frames of every message read in a burst go out
+     * in one writev per stream (stream.c bounds how much waits). */
+    event_priority_set(c->flush, CHAT_PRIO_LOW);
+    event_priority_set(c->reaper, CHAT_PRIO_LOW);
     c->resume = evtimer_new(c->base, on_resume, c);
     c->drain = evtimer_new(c->base, on_drain_deadline, c);
     c->sig[0] = evsignal_new(c->base, SIGINT, on_signal, c);
@@ -1078,7 +1083,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     fd_limits(&c.o);
     c.base = event_base_new();
-    if (c.base == NULL) {
+    /* Three priorities: events default to the middle one. */
+    if (c.base == NULL || event_base_priority_init(c.base, 3) < 0) {
         chat_log("cannot create the event loop");
         return 1;
     }

@@ -12,9 +12,11 @@
  * Output is a queue per stream of pieces to write: references to the
  * adapter's shared frames (rc_frame_ref; no copy per recipient), static
  * strings (pings), or the stream's own hello. Delivering a frame only
- * appends to the queue and marks the stream dirty; once per loop turn the
- * flush event writes every dirty stream with one writev, so the frames of
- * many messages received in one read from Redis go out in one system call.
+ * appends to the queue and marks the stream dirty; the flush event, at a
+ * priority below every other event, writes every dirty stream with one
+ * writev once no more input is ready, so the frames of all the messages
+ * received in a burst from Redis go out in one system call (a stream with
+ * 64 KiB queued is written at once).
  * The queue's array grows by doubling and is reused: no allocation per
  * delivery.
  *
@@ -38,6 +40,7 @@
 
 #define STREAM_INPUT_MAX 16384
 #define IOV_BATCH 64
+#define FLUSH_AT 65536 /* queued bytes written at once, not at the flush */
 
 static const char head[] = "HTTP/1.1 200 OK\r\n"
                            "Content-Type: text/event-stream\r\n"
@@ -113,6 +116,11 @@ static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
     k->own = own;
     s->qlen++;
     s->qbytes += n;
+    if (s->qbytes >= FLUSH_AT && !s->writing) { /* enough waited */
+        dirty_remove(s);
+        stream_write(s);
+        return 0;
+    }
     if (!s->dirty && !s->writing) {
         s->dirty = 1;
         s->dprev = NULL;
