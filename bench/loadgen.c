@@ -12,8 +12,10 @@
  *   --post URL       HTTP POSTs to a second node (end to end).
  * Message j goes to room j % R; its data is {"s":SEQ,"t":NS} with the
  * room's sequence number and the send time (CLOCK_MONOTONIC). Every stream
- * must get every message of its room once and in order: any miss,
- * duplicate or reordering is counted and makes the exit status 1.
+ * must get every message of its room exactly once, and in order where the
+ * order is defined (one connection sends everything: Redis mode, or
+ * --posters 1): a miss, a duplicate or a reordering makes the exit status
+ * 1. Several posters send concurrently, so their order is not defined.
  *
  * Pacing: --rate N sends N messages/s; without it, as fast as the window
  * allows (--window W messages not yet delivered to all their streams).
