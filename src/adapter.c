@@ -86,6 +86,7 @@ static void release(rc_adapter *a)
     rc__free(&mem, a->buf);
     rc__free(&mem, a->scratch);
     rc__free(&mem, a->env);
+    rc__free(&mem, a->echo_tail);
     rc__free(&mem, a);
 }
 
@@ -93,6 +94,29 @@ void rc__maybe_release(rc_adapter *a)
 {
     if (a->closing && a->depth == 0 && a->refs == 0 && a->reg.walking == 0)
         release(a);
+}
+
+/* The end of our own envelopes, as the encoder writes it. */
+static int echo_tail(rc_adapter *a)
+{
+    static const char before[] = "{\"v\":1,\"m\":{\"data\":0}";
+    rc_envelope env;
+    size_t len = 0;
+    char *buf;
+
+    memset(&env, 0, sizeof env);
+    env.msg.data = "0";
+    env.msg.data_len = 1;
+    env.msg.retry = -1;
+    env.node = a->node_id;
+    if (rc_envelope_encode(&env, NULL, NULL, 0, &len) != RC_ENOBUFS ||
+        (buf = rc__malloc(&a->mem, len)) == NULL)
+        return RC_ENOMEM;
+    rc_envelope_encode(&env, NULL, buf, len, &len);
+    a->echo_tail_len = len - (sizeof before - 1);
+    memmove(buf, buf + sizeof before - 1, a->echo_tail_len);
+    a->echo_tail = buf;
+    return 0;
 }
 
 int rc_adapter_open(const rc_adapter_options *opts,
@@ -135,7 +159,7 @@ int rc_adapter_open(const rc_adapter_options *opts,
     if (rc__random(&a->seed, sizeof a->seed) != 0)
         a->seed = (uint64_t)(uintptr_t)a;
     rc__registry_init(&a->reg, &a->mem, a->seed, sizeof(rc__aroom));
-    if (a->prefix == NULL || a->node_id == NULL) {
+    if (a->prefix == NULL || a->node_id == NULL || echo_tail(a) != 0) {
         release(a);
         return RC_ENOMEM;
     }
@@ -772,19 +796,52 @@ static int encode(rc_adapter *a, const rc_envelope *env, char **out,
     return 0;
 }
 
+/* Write "$<n>\r\n" at d; returns the end. */
+static char *bulk_head(char *d, size_t n)
+{
+    char digits[24];
+    size_t k = 0;
+
+    do
+        digits[k++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    *d++ = '$';
+    while (k > 0)
+        *d++ = digits[--k];
+    *d++ = '\r';
+    *d++ = '\n';
+    return d;
+}
+
+/* PUBLISH <prefix><room> <env>, formatted here in one pass into a reused
+ * buffer (hiredis' own formatting costs more than the rest of a publish). */
 static void publish(rc_adapter *a, const char *room, const char *env,
                     size_t len)
 {
-    size_t room_len = strlen(room);
+    static const char head[] = "*3\r\n$7\r\nPUBLISH\r\n";
+    size_t room_len = strlen(room), chan_len = a->prefix_len + room_len;
+    char *d;
 
-    if (a->pub == NULL || rc__reserve(&a->mem, &a->buf, &a->buf_cap,
-                                      a->prefix_len + room_len) != 0) {
+    if (a->pub == NULL ||
+        rc__reserve(&a->mem, &a->buf, &a->buf_cap,
+                    sizeof head + chan_len + len + 2 * (24 + 4)) != 0) {
         a->c.publish_errors++;
         return;
     }
-    memcpy(a->buf, a->prefix, a->prefix_len);
-    memcpy(a->buf + a->prefix_len, room, room_len);
-    if (rc__redis_publish(a, a->buf, a->prefix_len + room_len, env, len) != 0)
+    d = a->buf;
+    memcpy(d, head, sizeof head - 1);
+    d = bulk_head(d + sizeof head - 1, chan_len);
+    memcpy(d, a->prefix, a->prefix_len);
+    memcpy(d + a->prefix_len, room, room_len);
+    d += chan_len;
+    *d++ = '\r';
+    *d++ = '\n';
+    d = bulk_head(d, len);
+    memcpy(d, env, len);
+    d += len;
+    *d++ = '\r';
+    *d++ = '\n';
+    if (rc__redis_publish(a, a->buf, (size_t)(d - a->buf)) != 0)
         a->c.publish_errors++;
 }
 
@@ -884,6 +941,15 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
     if (len > RC_ENVELOPE_SLACK &&
         len - RC_ENVELOPE_SLACK > a->limits.max_data) {
         reject(a, RC_ETOOBIG);
+        return;
+    }
+    /* Our own envelopes come back to us: one ending in ,"n":<our id>} has
+     * our id as its last "n" (were it not valid, it would be dropped all
+     * the same), so it is dropped without being decoded. */
+    if (len >= a->echo_tail_len &&
+        memcmp(payload + len - a->echo_tail_len, a->echo_tail,
+               a->echo_tail_len) == 0) {
+        a->c.echoes++;
         return;
     }
     if (rc__reserve(&a->mem, &a->scratch, &a->scratch_cap, len + 1) != 0) {

@@ -332,8 +332,11 @@ struct rc_adapter {
     size_t refs;
     unsigned depth; /* nesting of calls that may call back the host */
     int closing;
-    char *buf, *scratch, *env; /* reused: channels, decoding, envelopes */
+    char *buf, *scratch, *env; /* reused: commands, decoding, envelopes */
     size_t buf_cap, scratch_cap, env_cap;
+    /* How our own envelopes without "e" and "meta" end: ,"n":<node>} */
+    char *echo_tail;
+    size_t echo_tail_len;
     int env_busy; /* env holds an outer broadcast's envelope */
 };
 
@@ -344,8 +347,8 @@ int rc__reserve(const rc__alloc *m, char **buf, size_t *cap, size_t n);
  * RC_EMISUSE when the context refused the command (it is going away). */
 int rc__redis_subscribe(rc_adapter *a, rc__aroom *const *rooms, size_t n);
 int rc__redis_unsubscribe(rc_adapter *a, rc__aroom *room);
-int rc__redis_publish(rc_adapter *a, const char *room, size_t room_len,
-                      const char *env, size_t env_len);
+/* cmd: a whole PUBLISH command, already in the protocol's format. */
+int rc__redis_publish(rc_adapter *a, const char *cmd, size_t cmd_len);
 
 /* adapter.c: what redis.c reports. */
 void rc__on_message(rc_adapter *a, const char *channel, size_t channel_len,

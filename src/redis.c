@@ -127,11 +127,10 @@ int rc__redis_unsubscribe(rc_adapter *a, rc__aroom *room)
     return 0;
 }
 
-int rc__redis_publish(rc_adapter *a, const char *chan, size_t chan_len,
-                      const char *env, size_t env_len)
+int rc__redis_publish(rc_adapter *a, const char *cmd, size_t cmd_len)
 {
-    if (redisAsyncCommand(a->pub, on_pub_reply, a, "PUBLISH %b %b", chan,
-                          chan_len, env, env_len) != REDIS_OK)
+    if (redisAsyncFormattedCommand(a->pub, on_pub_reply, a, cmd, cmd_len) !=
+        REDIS_OK)
         return RC_EMISUSE;
     a->refs++;
     return 0;
