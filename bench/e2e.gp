@@ -16,7 +16,7 @@ plot datafile using 1:2 with linespoints lw 2 pt 7 title "roomcast (rc-chat)", \
      datafile using 1:3 with linespoints lw 2 pt 5 title "Node reference"
 unset logscale y
 set ylabel "deliveries per second"
-set format y "%.0s%c"
+set format y "%.1s%c"
 plot datafile using 1:4 with linespoints lw 2 pt 7 title "roomcast (rc-chat)", \
      datafile using 1:5 with linespoints lw 2 pt 5 title "Node reference"
 unset multiplot
