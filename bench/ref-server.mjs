@@ -26,6 +26,7 @@ const { Redis } = require('ioredis');
 const pkgDir = path.dirname(require.resolve('@opinionated-machine/sse-rooms-redis/package.json'));
 const { RedisAdapter } = await import(pathToFileURL(path.join(pkgDir, 'dist', 'RedisAdapter.js')).href);
 const { sseFrame } = await import(pathToFileURL(path.join(refDir, 'sse-frame.mjs')).href);
+const { redisReady } = await import(pathToFileURL(path.join(refDir, 'redis-ready.mjs')).href);
 
 const CONNECT_LIMIT_MS = 5000;
 const QUIT_LIMIT_MS = 1500;
@@ -463,16 +464,7 @@ process.on('SIGTERM', () => shutdown(0));
 process.on('SIGINT', () => shutdown(0));
 
 try {
-  const limit = new Promise((_, reject) => {
-    setTimeout(() => reject(new Error(`Redis not ready within ${CONNECT_LIMIT_MS} ms`)), CONNECT_LIMIT_MS).unref();
-  });
-  const ready = (client) =>
-    new Promise((resolve, reject) => {
-      client.once('ready', resolve);
-      client.once('end', () => reject(new Error('gave up connecting')));
-      client.connect().catch(() => {});
-    });
-  await Promise.race([Promise.all([ready(pub), ready(sub)]), limit]);
+  await redisReady([pub, sub], CONNECT_LIMIT_MS);
   await rooms.connect();
   connected = true;
 } catch (err) {

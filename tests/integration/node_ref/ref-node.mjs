@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
+import { redisReady } from './redis-ready.mjs';
 import { sseFrame } from './sse-frame.mjs';
 
 const CONNECT_LIMIT_MS = 5000;
@@ -143,19 +144,7 @@ async function shutdown(code) {
 }
 
 try {
-  const limit = new Promise((_, reject) => {
-    setTimeout(() => reject(new Error(`Redis not ready within ${CONNECT_LIMIT_MS} ms`)), CONNECT_LIMIT_MS).unref();
-  });
-  // Wait for 'ready' rather than connect()'s promise, which fails on the
-  // first refused attempt while ioredis keeps retrying (Redis may still be
-  // starting up).
-  const ready = (client) =>
-    new Promise((resolve, reject) => {
-      client.once('ready', resolve);
-      client.once('end', () => reject(new Error('gave up connecting')));
-      client.connect().catch(() => {});
-    });
-  await Promise.race([Promise.all([ready(pub), ready(sub)]), limit]);
+  await redisReady([pub, sub], CONNECT_LIMIT_MS);
   await adapter.connect();
   connected = true;
 } catch (err) {
