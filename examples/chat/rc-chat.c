@@ -3,14 +3,13 @@
  * across processes through roomcast. The HTTP contract, flags and metrics
  * are in README.md beside this file.
  *
- * Shape: one event_base runs everything. Each event stream is a `stream`
- * registered with the adapter as an rc_conn whose sink hands the shared
- * frame to evbuffer_add_reference (no copy per recipient). evhttp is
- * hardened as ../../../shared research found necessary on 2.1: header and
- * body caps, a read watermark on streams, timeouts with heartbeats, our own
- * stream cap (503), a listener that pauses on EMFILE, and an output cap per
- * stream. Streams are only ever freed from the loop (the reaper), never
- * from inside a sink or an evhttp callback of their own connection.
+ * Shape: one event_base runs everything. This file is the HTTP side
+ * (routes, member lists in Redis, metrics, options, start and stop); the
+ * event streams, which take their sockets over from evhttp once the request
+ * is parsed, are stream.c. evhttp 2.1 is hardened as it needs to be for a
+ * public server: header and body caps, request timeouts, our own stream cap
+ * (503), and a listener of our own (a long queue; it pauses on EMFILE
+ * instead of spinning).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -24,7 +23,6 @@
 #include <sys/time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
