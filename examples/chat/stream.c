@@ -79,8 +79,9 @@ static void release(chunk *k)
 /*
  * Queue n bytes: a reference to frame's bytes, our own copy own (freed once
  * written), or static bytes. Past the output cap the stream is closed
- * instead (a piece into an empty queue always goes, so that the largest
- * message reaches a client that reads). Returns 0 or -1.
+ * instead; but a stream with at most FLUSH_AT waiting always takes the
+ * next piece, so that the largest message reaches a client that reads.
+ * Returns 0 or -1.
  */
 static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
 {
@@ -91,7 +92,7 @@ static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
         free(own);
         return -1;
     }
-    if (s->qbytes > 0 && s->qbytes + n > c->o.max_buffer) {
+    if (s->qbytes > FLUSH_AT && s->qbytes + n > c->o.max_buffer) {
         free(own);
         chat_log("closing slow stream %s in room %s (over %lu bytes queued)",
                  rc_conn_id(s->conn), s->room, c->o.max_buffer);
