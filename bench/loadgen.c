@@ -76,7 +76,7 @@ typedef struct conn {
     size_t chunk_left;
     char head[1024];
     size_t head_len;
-    char *ev;    /* the SSE event being read */
+    char *ev; /* the SSE event being read */
     size_t ev_len, ev_cap;
     int hello;
     long long next_seq;  /* one past the highest sequence number seen */
@@ -96,13 +96,13 @@ typedef struct poster {
 static opts o;
 static conn *conns;
 static int ep;
-static long long *room_seq;  /* next seq to send, per room */
+static long long *room_seq; /* next seq to send, per room */
 static int *room_members;
-static int *remaining;       /* per message: streams still to receive it */
+static int *remaining; /* per message: streams still to receive it */
 static long sent, completed;
 static long long deliveries, expected_deliveries, missing, dups, reorders;
 static long hellos, closed_streams, http_errors;
-static uint32_t *lat;        /* latency samples, microseconds */
+static uint32_t *lat; /* latency samples, microseconds */
 static unsigned long long lat_seen;
 static uint32_t lat_max;
 static unsigned long long rng = 0x9e3779b97f4a7c15ull;
@@ -294,7 +294,8 @@ static void on_event(conn *c, const char *ev, size_t n)
         deliveries++;
         record_latency(now_ns() - sent_ns);
         if (c->seen == NULL &&
-            (c->seen = calloc((size_t)(o.messages / o.rooms) / 8 + 1, 1)) == NULL)
+            (c->seen = calloc((size_t)(o.messages / o.rooms) / 8 + 1, 1)) ==
+                NULL)
             die("out of memory");
         if (c->seen[seq / 8] & (1u << (seq % 8))) {
             dups++;
@@ -339,8 +340,8 @@ static void stream_closed(conn *c, const char *why)
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     if (closed_streams <= 3)
-        fprintf(stderr, "loadgen: stream %ld closed: %s\n",
-                (long)(c - conns), why);
+        fprintf(stderr, "loadgen: stream %ld closed: %s\n", (long)(c - conns),
+                why);
 }
 
 static void read_stream(conn *c)
@@ -374,8 +375,8 @@ static void read_stream(conn *c)
                     http_errors++;
                     return stream_closed(c, "status not 200");
                 }
-                c->chunked = strcasestr(c->head, "transfer-encoding: chunked") !=
-                             NULL;
+                c->chunked =
+                    strcasestr(c->head, "transfer-encoding: chunked") != NULL;
                 c->state = c->chunked ? ST_CHUNK_SIZE : ST_BODY;
                 c->head_len = 0;
                 break;
@@ -471,9 +472,10 @@ static void send_redis(long j)
 
     dl = message_data(j, data, sizeof data, &seq);
     (void)dl;
-    el = snprintf(env, sizeof env,
-                  "{\"v\":1,\"m\":{\"event\":\"b\",\"data\":%s},\"n\":\"loadgen\"}",
-                  data);
+    el = snprintf(
+        env, sizeof env,
+        "{\"v\":1,\"m\":{\"event\":\"b\",\"data\":%s},\"n\":\"loadgen\"}",
+        data);
     room_name((int)(j % o.rooms), room, sizeof room);
     rl = (int)strlen(o.prefix) + (int)strlen(room);
     cl = snprintf(cmd, sizeof cmd,
@@ -525,10 +527,11 @@ static void send_post(poster *p, long j)
     message_data(j, data, sizeof data, &seq);
     bl = snprintf(body, sizeof body, "{\"event\":\"b\",\"data\":%s}", data);
     room_name((int)(j % o.rooms), room, sizeof room);
-    rl = snprintf(req, sizeof req,
-                  "POST /rooms/%s/messages HTTP/1.1\r\nHost: %s:%d\r\n"
-                  "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-                  room, o.post_host, o.post_port, bl, body);
+    rl = snprintf(
+        req, sizeof req,
+        "POST /rooms/%s/messages HTTP/1.1\r\nHost: %s:%d\r\n"
+        "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+        room, o.post_host, o.post_port, bl, body);
     p->busy = 1;
     write_all(p->fd, req, (size_t)rl);
 }
@@ -537,13 +540,14 @@ static void send_post(poster *p, long j)
 static void read_poster(poster *p)
 {
     for (;;) {
-        ssize_t n = read(p->fd, p->in + p->in_len, sizeof p->in - 1 - p->in_len);
+        ssize_t n =
+            read(p->fd, p->in + p->in_len, sizeof p->in - 1 - p->in_len);
         char *e, *cl;
         size_t need;
 
         if (n == 0 && !p->busy) { /* closed after an answer: reconnect */
-            struct epoll_event ee = {EPOLLIN, {.u64 = POSTER_BASE +
-                                                       (uint64_t)(p - posters)}};
+            struct epoll_event ee = {
+                EPOLLIN, {.u64 = POSTER_BASE + (uint64_t)(p - posters)}};
 
             epoll_ctl(ep, EPOLL_CTL_DEL, p->fd, NULL);
             close(p->fd);
@@ -602,11 +606,13 @@ static void poll_once(int timeout_ms)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen --url http://127.0.0.1:PORT --conns K [--rooms R]\n"
-            "         (--redis-port P [--prefix sse:room:] | --post URL [--posters N])\n"
-            "         [--messages M] [--rate N | --window W] [--idle]\n"
-            "         [--pid PID] [--label L] [--scenario S] [--max-seconds S]\n");
+    fprintf(
+        stderr,
+        "usage: loadgen --url http://127.0.0.1:PORT --conns K [--rooms R]\n"
+        "         (--redis-port P [--prefix sse:room:] | --post URL [--posters "
+        "N])\n"
+        "         [--messages M] [--rate N | --window W] [--idle]\n"
+        "         [--pid PID] [--label L] [--scenario S] [--max-seconds S]\n");
     exit(2);
 }
 
@@ -722,7 +728,8 @@ int main(int argc, char **argv)
     }
 
     /* Phase 2: send, until every message reached every stream. */
-    remaining = malloc((size_t)(o.messages ? o.messages : 1) * sizeof *remaining);
+    remaining =
+        malloc((size_t)(o.messages ? o.messages : 1) * sizeof *remaining);
     for (i = 0; i < o.messages; i++) {
         remaining[i] = room_members[i % o.rooms];
         expected_deliveries += remaining[i];
@@ -735,7 +742,8 @@ int main(int argc, char **argv)
     } else {
         posters = calloc((size_t)o.post_conns, sizeof *posters);
         for (i = 0; i < o.post_conns; i++) {
-            struct epoll_event e = {EPOLLIN, {.u64 = POSTER_BASE + (uint64_t)i}};
+            struct epoll_event e = {EPOLLIN,
+                                    {.u64 = POSTER_BASE + (uint64_t)i}};
 
             posters[i].fd = connect_to(o.post_host, o.post_port);
             epoll_ctl(ep, EPOLL_CTL_ADD, posters[i].fd, &e);
@@ -751,8 +759,8 @@ int main(int argc, char **argv)
 
         /* Send what is due: by the rate, or while the window allows. */
         while (sent < o.messages) {
-            long long due = o.rate > 0 ? t0 + (long long)(sent * 1e9 / o.rate)
-                                       : 0;
+            long long due =
+                o.rate > 0 ? t0 + (long long)(sent * 1e9 / o.rate) : 0;
             poster *p = NULL;
 
             if (o.rate > 0 && due > now) {
@@ -792,8 +800,8 @@ int main(int argc, char **argv)
         order_defined = o.redis_port || o.post_conns == 1;
         missing = expected_deliveries - (deliveries - dups);
         ok = completed == o.messages && dups == 0 &&
-             (reorders == 0 || !order_defined) &&
-             closed_streams == 0 && http_errors == 0;
+             (reorders == 0 || !order_defined) && closed_streams == 0 &&
+             http_errors == 0;
         printf("{\"label\":\"%s\",\"scenario\":\"%s\",\"mode\":\"%s\","
                "\"conns\":%d,\"rooms\":%d,\"messages\":%ld,\"rate\":%.0f,"
                "\"sent\":%ld,\"completed\":%ld,\"deliveries\":%lld,"
@@ -808,9 +816,9 @@ int main(int argc, char **argv)
                o.label, o.scenario, o.redis_port ? "redis" : "post", o.conns,
                o.rooms, o.messages, o.rate, sent, completed, deliveries,
                expected_deliveries, missing, dups, reorders, closed_streams,
-               http_errors, ok ? "true" : "false", secs, (double)deliveries / secs,
-               p50, p99, lat_max, du * 1e6 / d, ds * 1e6 / d,
-               (du + ds) * 1e6 / d, u1.rss_kib);
+               http_errors, ok ? "true" : "false", secs,
+               (double)deliveries / secs, p50, p99, lat_max, du * 1e6 / d,
+               ds * 1e6 / d, (du + ds) * 1e6 / d, u1.rss_kib);
         if (!ok)
             fprintf(stderr,
                     "loadgen: %ld of %ld messages reached every stream; "

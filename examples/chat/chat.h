@@ -55,14 +55,14 @@ struct stream {
     rc_conn *conn;                   /* NULL once removed */
     char *room;
     char *user;
-    int hello;         /* rc:hello queued */
-    int writing;       /* waiting for the socket to take more */
-    const char *dead;  /* ended, and why; on the reap list */
-    size_t input;      /* bytes the client sent on the stream */
-    chunk *q;          /* output queue, a ring of qcap */
+    int hello;        /* rc:hello queued */
+    int writing;      /* waiting for the socket to take more */
+    const char *dead; /* ended, and why; on the reap list */
+    size_t input;     /* bytes the client sent on the stream */
+    chunk *q;         /* output queue, a ring of qcap */
     unsigned qhead, qlen, qcap;
-    size_t qoff;       /* bytes of the first chunk already written */
-    size_t qbytes;     /* bytes queued, not yet written */
+    size_t qoff;           /* bytes of the first chunk already written */
+    size_t qbytes;         /* bytes queued, not yet written */
     stream *prev, *next;   /* live streams */
     stream *dprev, *dnext; /* streams with output to write this turn */
     int dirty;

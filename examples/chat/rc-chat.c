@@ -162,8 +162,7 @@ static void reply_error(chat *c, struct evhttp_request *req, int code,
     evbuffer_free(b);
 }
 
-static void reply_method(chat *c, struct evhttp_request *req,
-                         const char *allow)
+static void reply_method(chat *c, struct evhttp_request *req, const char *allow)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
     reply_error(c, req, 405, "method not allowed (allowed: %s)", allow);
@@ -244,8 +243,8 @@ void presence_del(stream *s)
         return;
     key = presence_key(c, s->room, &klen);
     if (redisAsyncCommand(ac, c->stopping ? on_presence_deleted : NULL, c,
-                          "HDEL %b %s", key, klen, rc_conn_id(s->conn)) ==
-            REDIS_OK &&
+                          "HDEL %b %s", key, klen,
+                          rc_conn_id(s->conn)) == REDIS_OK &&
         c->stopping)
         c->pending++;
     free(key);
@@ -303,9 +302,8 @@ static int listed(const redisReply *r, const char *conn)
 
 /* Answer GET /rooms/{room}: the Redis hash r (or NULL), plus this node's
  * streams missing from it. */
-static void members_reply(chat *c, struct evhttp_request *req,
-                          const char *room, const redisReply *r,
-                          redisAsyncContext *ac)
+static void members_reply(chat *c, struct evhttp_request *req, const char *room,
+                          const redisReply *r, redisAsyncContext *ac)
 {
     struct evbuffer *b = evbuffer_new();
     long long now = now_ms();
@@ -339,8 +337,7 @@ static void members_reply(chat *c, struct evhttp_request *req,
                 continue;
             }
             add_member(b, &first, f->str, (size_t)f->len, node,
-                       (size_t)(user - node), user + 1,
-                       strlen(user + 1));
+                       (size_t)(user - node), user + 1, strlen(user + 1));
         }
     }
     for (s = c->streams; s != NULL; s = s->next) {
@@ -414,8 +411,8 @@ static void get_metrics(chat *c, struct evhttp_request *req)
            "Envelopes published (PUBLISH answered).", k.published);
     metric(b, "rc_publish_errors_total", "counter",
            "Publishes not sent, refused or lost.", k.publish_errors);
-    metric(b, "rc_received_total", "counter",
-           "Messages received from Redis.", k.received);
+    metric(b, "rc_received_total", "counter", "Messages received from Redis.",
+           k.received);
     metric(b, "rc_echoes_total", "counter",
            "Own envelopes received back and dropped.", k.echoes);
     evbuffer_add_printf(b, "# HELP rc_rejected_total Envelopes from Redis "
@@ -429,8 +426,8 @@ static void get_metrics(chat *c, struct evhttp_request *req)
         evbuffer_add_printf(b, "rc_rejected_total{reason=\"EJSON\"} 0\n");
     metric(b, "rc_duplicates_total", "counter",
            "Repeated message ids dropped per connection.", k.duplicates);
-    metric(b, "rc_delivered_total", "counter",
-           "Frames accepted by streams.", k.delivered);
+    metric(b, "rc_delivered_total", "counter", "Frames accepted by streams.",
+           k.delivered);
     metric(b, "rc_filtered_total", "counter",
            "Deliveries skipped (stream not yet greeted).", k.filtered);
     metric(b, "rc_sink_errors_total", "counter",
@@ -452,9 +449,9 @@ static void get_metrics(chat *c, struct evhttp_request *req)
                            "ended, by reason.\n"
                            "# TYPE rc_chat_streams_closed_total counter\n");
     for (i = 0; i < CLOSE_N; i++)
-        evbuffer_add_printf(b,
-                            "rc_chat_streams_closed_total{reason=\"%s\"} %llu\n",
-                            chat_close_names[i], c->closed[i]);
+        evbuffer_add_printf(
+            b, "rc_chat_streams_closed_total{reason=\"%s\"} %llu\n",
+            chat_close_names[i], c->closed[i]);
     metric(b, "rc_chat_streams_refused_total", "counter",
            "Event streams refused at --max-streams (503).", c->refused);
     evbuffer_add_printf(b, "# HELP rc_chat_requests_total HTTP requests "
@@ -526,13 +523,11 @@ static long query_param(const char *query, const char *name, char *out,
 static void open_stream(chat *c, struct evhttp_request *req, const char *room,
                         const char *query)
 {
-    const char *last =
-        evhttp_find_header(evhttp_request_get_input_headers(req),
-                           "Last-Event-ID");
+    const char *last = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                          "Last-Event-ID");
     char user[CHAT_USER_MAX * 3 + 1] = "";
-    long ulen = query != NULL
-                    ? query_param(query, "user", user, sizeof user)
-                    : -1;
+    long ulen =
+        query != NULL ? query_param(query, "user", user, sizeof user) : -1;
     int rc;
 
     if (ulen == -1)
@@ -543,16 +538,16 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
                            "bad user name: at most %d bytes of UTF-8 "
                            "without control characters",
                            CHAT_USER_MAX);
-    if (last != NULL && (strlen(last) > CHAT_LAST_ID_MAX ||
-                         !chat_name_ok(last, strlen(last))))
+    if (last != NULL &&
+        (strlen(last) > CHAT_LAST_ID_MAX || !chat_name_ok(last, strlen(last))))
         return reply_error(c, req, 400,
                            "bad Last-Event-ID: at most %d bytes without "
                            "control characters",
                            CHAT_LAST_ID_MAX);
     if (c->nstreams >= c->o.max_streams) {
         c->refused++;
-        evhttp_add_header(evhttp_request_get_output_headers(req),
-                          "Retry-After", "5");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                          "5");
         return reply_error(c, req, 503, "too many streams (%lu)",
                            c->o.max_streams);
     }
@@ -584,9 +579,9 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
     if (rc == RC_ENODATA)
         return reply_error(c, req, 400, "empty body: expected a JSON object");
     if (rc < 0)
-        return reply_error(c, req, 400, rc == RC_EJSON ? "body is not valid JSON"
-                                                       : "body: %s",
-                           rc_strerror(rc));
+        return reply_error(
+            c, req, 400, rc == RC_EJSON ? "body is not valid JSON" : "body: %s",
+            rc_strerror(rc));
     if (chat_body_parse(body, n, &f) < 0)
         return reply_error(c, req, 400, "body is not a JSON object");
     if (f.data.p == NULL)
@@ -594,7 +589,7 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
 #define STRING_FIELD(field, var)                                               \
     if (f.field.p != NULL) {                                                   \
         long len_;                                                             \
-        var = chat_malloc(f.field.n);                                              \
+        var = chat_malloc(f.field.n);                                          \
         len_ = chat_json_unquote(f.field.p, f.field.n, var);                   \
         if (len_ < 0) {                                                        \
             reply_error(c, req, 400, "\"" #field "\" must be a string");       \
@@ -747,8 +742,8 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     (void)arg;
     if (c->accept_errors++ % 1000 == 0)
         chat_log("accept: %s (%llu so far); pausing %d ms",
-              evutil_socket_error_to_string(err), c->accept_errors,
-              ACCEPT_PAUSE_MS);
+                 evutil_socket_error_to_string(err), c->accept_errors,
+                 ACCEPT_PAUSE_MS);
     evconnlistener_disable(l);
     evtimer_add(c->resume, &tv);
 }
@@ -759,7 +754,8 @@ static void on_link_state(rc_link *link, int state, const char *reason,
     (void)link;
     (void)user;
     chat_log("redis %s%s%s", state == RC_LINK_UP ? "up" : "down",
-          state == RC_LINK_UP ? "" : ": ", state == RC_LINK_UP ? "" : reason);
+             state == RC_LINK_UP ? "" : ": ",
+             state == RC_LINK_UP ? "" : reason);
 }
 
 static void finish(chat *c)
@@ -795,8 +791,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (c->stopping)
         return;
-    chat_log("%s: stopping (%lu streams)",
-             sig == SIGINT ? "SIGINT" : "SIGTERM", c->nstreams);
+    chat_log("%s: stopping (%lu streams)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+             c->nstreams);
     c->stopping = 1;
     evhttp_del_accept_socket(c->http, c->bound);
     c->bound = NULL;
@@ -811,22 +807,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rc-chat [options]\n"
-            "  --port N          TCP port (PORT; default 8080; 0: any free)\n"
-            "  --bind ADDR       address to listen on (BIND; default 127.0.0.1)\n"
-            "  --redis URL       redis://[[user]:password@]host[:port][/db] or\n"
-            "                    unix:///path[?db=N] (REDIS_URL); none: local rooms\n"
-            "  --node-id ID      this node's id (NODE_ID; default: random UUID)\n"
-            "  --prefix P        channel prefix (default sse:room:)\n"
-            "  --max-streams N   concurrent event streams (default: open-file\n"
-            "                    limit - %d); more get 503\n"
-            "  --max-buffer N    bytes buffered per stream before it is closed\n"
-            "                    (default 1048576)\n"
-            "  --heartbeat-ms N  ': ping' interval (default 15000)\n"
-            "  --timeout-ms N    request read / stalled write timeout (default 30000)\n"
-            "  --help            this text\n",
-            FD_RESERVE);
+    fprintf(
+        f,
+        "usage: rc-chat [options]\n"
+        "  --port N          TCP port (PORT; default 8080; 0: any free)\n"
+        "  --bind ADDR       address to listen on (BIND; default 127.0.0.1)\n"
+        "  --redis URL       redis://[[user]:password@]host[:port][/db] or\n"
+        "                    unix:///path[?db=N] (REDIS_URL); none: local "
+        "rooms\n"
+        "  --node-id ID      this node's id (NODE_ID; default: random UUID)\n"
+        "  --prefix P        channel prefix (default sse:room:)\n"
+        "  --max-streams N   concurrent event streams (default: open-file\n"
+        "                    limit - %d); more get 503\n"
+        "  --max-buffer N    bytes buffered per stream before it is closed\n"
+        "                    (default 1048576)\n"
+        "  --heartbeat-ms N  ': ping' interval (default 15000)\n"
+        "  --timeout-ms N    request read / stalled write timeout (default "
+        "30000)\n"
+        "  --help            this text\n",
+        FD_RESERVE);
 }
 
 static int number(const char *flag, const char *s, unsigned long min,
@@ -839,7 +838,8 @@ static int number(const char *flag, const char *s, unsigned long min,
     v = strtoul(s, &end, 10);
     if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < min ||
         v > max) {
-        fprintf(stderr, "rc-chat: %s: expected a number from %lu to %lu, got '%s'\n",
+        fprintf(stderr,
+                "rc-chat: %s: expected a number from %lu to %lu, got '%s'\n",
                 flag, min, max, s);
         return -1;
     }
@@ -871,7 +871,8 @@ static int parse_options(int argc, char **argv, options *o)
             return 1;
         }
         if (v == NULL) {
-            fprintf(stderr, "rc-chat: unknown option or missing value: %s\n", f);
+            fprintf(stderr, "rc-chat: unknown option or missing value: %s\n",
+                    f);
             usage(stderr);
             return 2;
         }
@@ -907,11 +908,13 @@ static int parse_options(int argc, char **argv, options *o)
     }
     o->port = (unsigned)port;
     if (o->node_id != NULL && !chat_name_ok(o->node_id, strlen(o->node_id))) {
-        fprintf(stderr, "rc-chat: --node-id: control characters or invalid UTF-8\n");
+        fprintf(stderr,
+                "rc-chat: --node-id: control characters or invalid UTF-8\n");
         return 2;
     }
     if (!chat_name_ok(o->prefix, strlen(o->prefix))) {
-        fprintf(stderr, "rc-chat: --prefix: control characters or invalid UTF-8\n");
+        fprintf(stderr,
+                "rc-chat: --prefix: control characters or invalid UTF-8\n");
         return 2;
     }
     return 0;
@@ -929,14 +932,15 @@ static void fd_limits(options *o)
             setrlimit(RLIMIT_NOFILE, &rl);
             getrlimit(RLIMIT_NOFILE, &rl);
         }
-        nofile = rl.rlim_cur == RLIM_INFINITY ? 1000000 : (unsigned long)rl.rlim_cur;
+        nofile =
+            rl.rlim_cur == RLIM_INFINITY ? 1000000 : (unsigned long)rl.rlim_cur;
     }
     if (o->max_streams == 0)
-        o->max_streams = nofile > 2 * FD_RESERVE ? nofile - FD_RESERVE
-                                                 : nofile / 2 + 1;
+        o->max_streams =
+            nofile > 2 * FD_RESERVE ? nofile - FD_RESERVE : nofile / 2 + 1;
     if (o->max_streams + 16 > nofile)
         chat_log("warning: --max-streams %lu is near the open-file limit %lu",
-              o->max_streams, nofile);
+                 o->max_streams, nofile);
 }
 
 static int setup(chat *c)
@@ -977,11 +981,10 @@ static int setup(chat *c)
     evhttp_set_timeout_tv(c->http, &c->timeout);
     evhttp_set_max_headers_size(c->http, HEADERS_MAX);
     evhttp_set_max_body_size(c->http, (ev_ssize_t)BODY_MAX);
-    evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                            EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS |
-                                            EVHTTP_REQ_PATCH);
+    evhttp_set_allowed_methods(
+        c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                     EVHTTP_REQ_PATCH);
     evhttp_set_gencb(c->http, on_request, c);
     /* Our own listener: a long listen queue (evhttp's is 128), and an
      * error callback. */
@@ -1001,7 +1004,7 @@ static int setup(chat *c)
                                 LISTEN_BACKLOG, (struct sockaddr *)&ss, ssl);
     if (l == NULL) {
         chat_log("cannot listen on %s port %u: %s", c->o.bind, c->o.port,
-              strerror(errno));
+                 strerror(errno));
         return -1;
     }
     c->bound = evhttp_bind_listener(c->http, l);
@@ -1036,9 +1039,9 @@ static int setup(chat *c)
     event_add(c->sig[0], NULL);
     event_add(c->sig[1], NULL);
     chat_log("node %s listening on http://%s%s%s:%u/ (redis: %s)",
-          rc_adapter_node_id(c->a), strchr(c->o.bind, ':') ? "[" : "",
-          c->o.bind, strchr(c->o.bind, ':') ? "]" : "", c->o.port,
-          c->o.redis != NULL ? c->o.redis : "off");
+             rc_adapter_node_id(c->a), strchr(c->o.bind, ':') ? "[" : "",
+             c->o.bind, strchr(c->o.bind, ':') ? "]" : "", c->o.port,
+             c->o.redis != NULL ? c->o.redis : "off");
     return 0;
 }
 

@@ -199,8 +199,8 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     char buf[4096];
 
     if (what & EV_TIMEOUT) { /* the socket took nothing for timeout_ms */
-        chat_log("closing stalled stream %s in room %s",
-                 rc_conn_id(s->conn), s->room);
+        chat_log("closing stalled stream %s in room %s", rc_conn_id(s->conn),
+                 s->room);
         stream_kill(s, CLOSE_SLOW);
         return;
     }

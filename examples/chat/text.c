@@ -109,13 +109,27 @@ size_t chat_json_quote(const char *str, size_t n, char *dst, size_t size)
         const char *esc = NULL;
 
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
         default:
             if (c < 0x20) {
                 memcpy(tmp, "\\u00", 4);
@@ -140,8 +154,8 @@ size_t chat_json_quote(const char *str, size_t n, char *dst, size_t size)
 
 static size_t skip_ws(const char *p, size_t i, size_t n)
 {
-    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
-                     p[i] == '\r'))
+    while (i < n &&
+           (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
         i++;
     return i;
 }
@@ -284,11 +298,21 @@ long chat_json_unquote(const char *p, size_t n, char *dst)
         }
         i++;
         switch (p[i]) {
-        case 'b': dst[o++] = '\b'; break;
-        case 'f': dst[o++] = '\f'; break;
-        case 'n': dst[o++] = '\n'; break;
-        case 'r': dst[o++] = '\r'; break;
-        case 't': dst[o++] = '\t'; break;
+        case 'b':
+            dst[o++] = '\b';
+            break;
+        case 'f':
+            dst[o++] = '\f';
+            break;
+        case 'n':
+            dst[o++] = '\n';
+            break;
+        case 'r':
+            dst[o++] = '\r';
+            break;
+        case 't':
+            dst[o++] = '\t';
+            break;
         case 'u':
             if (n - 1 - i < 5)
                 return -1;
@@ -307,7 +331,8 @@ long chat_json_unquote(const char *p, size_t n, char *dst)
             /* 6 escaped bytes always give at most 4 (or 12 give 4). */
             o += put_utf8(dst + o, cp);
             break;
-        default: dst[o++] = p[i]; /* \" \\ \/ */
+        default:
+            dst[o++] = p[i]; /* \" \\ \/ */
         }
     }
     dst[o] = '\0';

@@ -43,10 +43,10 @@ static void name_ok(void **state)
     assert_false(chat_name_ok("a\x7f", 2));
     assert_false(chat_name_ok("a\0b", 3));
     assert_false(chat_name_ok("\xff", 1));
-    assert_false(chat_name_ok("\xc3", 1));         /* truncated */
-    assert_false(chat_name_ok("\xc0\xaf", 2));     /* overlong */
-    assert_false(chat_name_ok("\xe0\x80\xaf", 3)); /* overlong */
-    assert_false(chat_name_ok("\xed\xa0\x80", 3)); /* surrogate */
+    assert_false(chat_name_ok("\xc3", 1));             /* truncated */
+    assert_false(chat_name_ok("\xc0\xaf", 2));         /* overlong */
+    assert_false(chat_name_ok("\xe0\x80\xaf", 3));     /* overlong */
+    assert_false(chat_name_ok("\xed\xa0\x80", 3));     /* surrogate */
     assert_false(chat_name_ok("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 }
 
@@ -65,8 +65,9 @@ static void json_quote(void **state)
 
 static void body_fields(void **state)
 {
-    const char *b = " {\"x\":[1,{\"data\":2}],\"\\u0065vent\":\"chat\",\"data\""
-                    " : {\"t\":\"}\"} , \"id\":7,\"except\":\"c1\",\"data\":[true]}";
+    const char *b =
+        " {\"x\":[1,{\"data\":2}],\"\\u0065vent\":\"chat\",\"data\""
+        " : {\"t\":\"}\"} , \"id\":7,\"except\":\"c1\",\"data\":[true]}";
     chat_body f;
 
     (void)state;
@@ -102,8 +103,8 @@ static void unquote(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(pct_decode),  cmocka_unit_test(name_ok),
-        cmocka_unit_test(json_quote),  cmocka_unit_test(body_fields),
+        cmocka_unit_test(pct_decode), cmocka_unit_test(name_ok),
+        cmocka_unit_test(json_quote), cmocka_unit_test(body_fields),
         cmocka_unit_test(unquote),
     };
 
