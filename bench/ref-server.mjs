@@ -16,6 +16,7 @@ import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs as utilParseArgs } from 'node:util';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const refDir = path.join(here, '..', 'tests', 'integration', 'node_ref');
@@ -45,29 +46,21 @@ function usage(text) {
 }
 
 function parseArgs(argv) {
-  const names = {
-    '--port': 'port',
-    '--redis': 'redis',
-    '--node-id': 'nodeId',
-    '--prefix': 'prefix',
-    '--heartbeat-ms': 'heartbeatMs',
-  };
-  const opts = { port: '8080', prefix: 'sse:room:', heartbeatMs: '15000' };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    let value;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const key = names[arg];
-    if (!key) usage(`unknown argument ${JSON.stringify(arg)}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) usage(`${arg} needs a value`);
-      value = argv[++i];
-    }
-    opts[key] = value;
+  let opts;
+  try {
+    const { values: v } = utilParseArgs({
+      args: argv,
+      options: {
+        port: { type: 'string', default: '8080' },
+        redis: { type: 'string' },
+        'node-id': { type: 'string' },
+        prefix: { type: 'string', default: 'sse:room:' },
+        'heartbeat-ms': { type: 'string', default: '15000' },
+      },
+    });
+    opts = { port: v.port, redis: v.redis, nodeId: v['node-id'], prefix: v.prefix, heartbeatMs: v['heartbeat-ms'] };
+  } catch (err) {
+    usage(err.message);
   }
   if (!opts.redis) usage('--redis is required');
   const port = Number(opts.port);

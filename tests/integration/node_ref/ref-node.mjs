@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { parseArgs as utilParseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { redisReady } from './redis-ready.mjs';
 import { sseFrame } from './sse-frame.mjs';
@@ -24,23 +25,15 @@ function usage(text) {
 }
 
 function parseArgs(argv) {
-  const opts = {};
-  const names = { '--redis': 'redis', '--node-id': 'nodeId', '--prefix': 'prefix' };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    let value;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const key = names[arg];
-    if (!key) usage(`unknown argument ${JSON.stringify(arg)}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) usage(`${arg} needs a value`);
-      value = argv[++i];
-    }
-    opts[key] = value;
+  let opts;
+  try {
+    const { values } = utilParseArgs({
+      args: argv,
+      options: { redis: { type: 'string' }, 'node-id': { type: 'string' }, prefix: { type: 'string' } },
+    });
+    opts = { redis: values.redis, nodeId: values['node-id'], prefix: values.prefix };
+  } catch (err) {
+    usage(err.message);
   }
   if (!opts.redis) usage('--redis is required');
   if (!opts.nodeId) usage('--node-id is required');
