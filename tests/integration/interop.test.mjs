@@ -10,15 +10,14 @@
 // without them, or without $RC_C_NODE, the suite is skipped.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sseFrame } from './node_ref/sse-frame.mjs';
-import { bounded, freePort, waitForRedis } from './node_ref/test-util.mjs';
+import { JsonLinesNode, bounded, freePort, startRedis } from './node_ref/test-util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const NODE_REF_DIR = path.join(HERE, 'node_ref');
@@ -43,93 +42,16 @@ const skip = !haveModules
 // ioredis comes from node_ref's own node_modules (no dependency here).
 const { Redis } = haveModules ? createRequire(path.join(NODE_REF_DIR, 'package.json'))('ioredis') : {};
 
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
-
 // One node (reference or C) as a child process; stdout lines parsed as JSON.
-class Peer {
+class Peer extends JsonLinesNode {
   constructor(name, kind, file, args) {
-    this.name = name;
+    super(name, ...(kind === 'ref' ? [process.execPath, [file, ...args]] : [file, args]), WAIT_MS);
     this.kind = kind;
-    this.lines = [];
-    this.stderr = '';
-    this.waiters = new Set();
-    const [cmd, argv] = kind === 'ref' ? [process.execPath, [file, ...args]] : [file, args];
-    this.child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.add(this.child);
-    this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
-        children.delete(this.child);
-        resolve({ code, signal });
-      });
-    });
-    this.child.on('error', (err) => {
-      this.stderr += `spawn error: ${err.message}\n`;
-    });
-    this.child.stderr.on('data', (d) => {
-      this.stderr += d;
-    });
-    this.child.stdin.on('error', () => {});
-    createInterface({ input: this.child.stdout }).on('line', (line) => {
-      let obj;
-      try {
-        obj = JSON.parse(line);
-      } catch {
-        obj = { unparsed: line };
-      }
-      this.lines.push(obj);
-      for (const w of [...this.waiters]) w();
-    });
-  }
-
-  send(cmd) {
-    this.child.stdin.write(typeof cmd === 'string' ? `${cmd}\n` : `${JSON.stringify(cmd)}\n`);
-  }
-
-  // The first line from index `from` on that matches.
-  waitFor(pred, what, from = 0) {
-    const find = () => this.lines.slice(from).find(pred);
-    const hit = find();
-    if (hit) return Promise.resolve(hit);
-    let waiter;
-    const p = new Promise((resolve) => {
-      waiter = () => {
-        const h = find();
-        if (h) resolve(h);
-      };
-      this.waiters.add(waiter);
-    });
-    return bounded(p, WAIT_MS, `${this.name}: ${what} (stderr: ${this.stderr.trim() || 'empty'})`).finally(() =>
-      this.waiters.delete(waiter),
-    );
-  }
-
-  // Sends a command and returns its answer (the next ok/error line).
-  async answer(cmd) {
-    const from = this.lines.length;
-    this.send(cmd);
-    return this.waitFor((l) => 'ok' in l || 'error' in l, `answer to ${JSON.stringify(cmd)}`, from);
-  }
-
-  async command(cmd) {
-    const a = await this.answer(cmd);
-    assert.ok(!('error' in a), `${this.name}: ${JSON.stringify(cmd)} failed: ${a.error}`);
-    return a;
-  }
-
-  messages(pred = () => true) {
-    return this.lines.filter((l) => l.event === 'message' && pred(l));
   }
 
   // C nodes only: a delivery of message id `id` to connection `conn`.
   delivery(id, conn) {
     return this.waitFor((l) => l.event === 'message' && l.message?.id === id && l.conn === conn, `${id} at ${conn}`);
-  }
-
-  kill() {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }
 
@@ -179,20 +101,8 @@ describe('roomcast C nodes and the reference node on one Redis', { skip }, () =>
   };
 
   before(async () => {
-    const port = await freePort();
-    url = `redis://127.0.0.1:${port}`;
-    redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
-    children.add(redis);
-    await bounded(
-      Promise.race([
-        waitForRedis(port, WAIT_MS),
-        new Promise((_, reject) => redis.on('exit', (c) => reject(new Error(`redis-server exited early (${c})`)))),
-      ]),
-      WAIT_MS + 1000,
-      'redis-server to start',
-    );
+    redis = await startRedis(REDIS_SERVER);
+    url = redis.url;
     spy = new Redis(url, { maxRetriesPerRequest: 1 });
     spy.on('pmessage', (_pattern, channel, text) => wire.push({ channel, text }));
     await spy.psubscribe('*');
@@ -203,10 +113,7 @@ describe('roomcast C nodes and the reference node on one Redis', { skip }, () =>
     for (const p of peers) p.kill();
     await Promise.all(peers.map((p) => bounded(p.exited, WAIT_MS, `${p.name} to exit`).catch(() => {})));
     if (spy) spy.disconnect();
-    if (redis && redis.exitCode === null) {
-      redis.kill('SIGKILL');
-      await bounded(new Promise((r) => redis.on('exit', r)), WAIT_MS, 'redis-server to exit').catch(() => {});
-    }
+    if (redis) await redis.stop().catch(() => {});
   });
 
   test('every node joins the room; C nodes with extra connections', async () => {

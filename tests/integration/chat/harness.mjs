@@ -16,93 +16,16 @@
 // Extras: metrics(base), roomUrl(base, room, suffix), uniqueRoom(tag),
 //   postMessage(base, room, msg), until(fn, ms, what), RC_CHAT, REDIS_SERVER.
 
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
-import { bounded, freePort, waitForRedis } from '../node_ref/test-util.mjs';
+import { bounded, freePort, killAndWait, spawnTracked, startRedis, waitForRedis } from '../node_ref/test-util.mjs';
 
-export { bounded, freePort, waitForRedis };
+export { bounded, freePort, startRedis, waitForRedis };
 
 export const RC_CHAT = process.env.RC_CHAT;
 export const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
-
-// Every child still running when the test process exits is SIGKILLed, so a
-// failed `before` or a crashed test never leaves servers behind.
-// A signal (the runner's timeout, ^C) would skip 'exit' handlers: kill them
-// first, then die of the same signal.
-const children = new Set();
-function killChildren() {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
-process.on('exit', killChildren);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(sig, () => {
-    killChildren();
-    process.kill(process.pid, sig);
-  });
-}
-
-// Spawn a child, track it, and expose an `exited` promise ({code, signal}).
-function spawnTracked(cmd, argv, opts) {
-  const proc = spawn(cmd, argv, opts);
-  children.add(proc);
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      children.delete(proc);
-      resolve({ code, signal });
-    });
-    // spawn failure (ENOENT...): 'exit' may never come.
-    proc.on('error', (err) => {
-      children.delete(proc);
-      resolve({ code: null, signal: null, error: err });
-    });
-  });
-  return { proc, exited };
-}
-
-function alive(proc) {
-  return proc.exitCode === null && proc.signalCode === null;
-}
-
-// SIGKILL and wait (bounded: a SIGKILLed process always goes).
-async function killAndWait(proc, exited) {
-  if (alive(proc)) proc.kill('SIGKILL');
-  return bounded(exited, 10000, `pid ${proc.pid} to exit after SIGKILL`);
-}
-
-// ---------------------------------------------------------------- Redis
-
-export async function startRedis() {
-  const port = await freePort();
-  const { proc, exited } = spawnTracked(
-    REDIS_SERVER,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  proc.stdout.on('data', (d) => (log += d));
-  proc.stderr.on('data', (d) => (log += d));
-  try {
-    await Promise.race([
-      waitForRedis(port, 10000),
-      exited.then((e) => {
-        throw new Error(`redis-server exited early (${JSON.stringify(e)})`);
-      }),
-    ]);
-  } catch (err) {
-    await killAndWait(proc, exited).catch(() => {});
-    // The redis log only on failure.
-    throw new Error(`${err.message}\n--- redis-server output ---\n${log}`);
-  }
-  return {
-    port,
-    proc,
-    log: () => log,
-    stop: () => killAndWait(proc, exited),
-  };
-}
 
 // ---------------------------------------------------------------- rc-chat nodes
 
@@ -172,7 +95,7 @@ export async function startNode({ redisPort, redisUrl, nodeId, args = [], env = 
     dump,
     // Signal, then wait for the exit (bounded; SIGKILL and reject after ms).
     async stop(signal = 'SIGTERM', ms = 10000) {
-      if (alive(proc)) proc.kill(signal);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       try {
         return await bounded(exited, ms, `rc-chat pid ${proc.pid} to exit after ${signal}`);
       } catch (err) {

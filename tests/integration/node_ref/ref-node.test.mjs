@@ -3,15 +3,14 @@
 // Needs `npm ci` here first, and redis-server on PATH (or REDIS_SERVER).
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { sseFrame } from './sse-frame.mjs';
-import { bounded, freePort, waitForRedis } from './test-util.mjs';
+import { JsonLinesNode, bounded, freePort, startRedis } from './test-util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REF_NODE = path.join(HERE, 'ref-node.mjs');
@@ -21,73 +20,9 @@ const WAIT_MS = 5000;
 const haveRedis = spawnSync(REDIS_SERVER, ['--version'], { stdio: 'ignore' }).status === 0;
 
 // A ref-node child with its stdout parsed into a list of JSON lines.
-class RefNode {
+class RefNode extends JsonLinesNode {
   constructor(name, args) {
-    this.name = name;
-    this.lines = [];
-    this.stderr = '';
-    this.waiters = [];
-    this.child = spawn(process.execPath, [REF_NODE, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => resolve({ code, signal }));
-    });
-    this.child.stderr.on('data', (d) => {
-      this.stderr += d;
-    });
-    this.child.stdin.on('error', () => {});
-    createInterface({ input: this.child.stdout }).on('line', (line) => {
-      let obj;
-      try {
-        obj = JSON.parse(line);
-      } catch {
-        obj = { unparsed: line };
-      }
-      this.lines.push(obj);
-      this.wake();
-    });
-  }
-
-  wake() {
-    for (const w of [...this.waiters]) w();
-  }
-
-  send(cmd) {
-    this.child.stdin.write(`${JSON.stringify(cmd)}\n`);
-  }
-
-  // Resolves with the first line (from index `from` on) that matches.
-  waitFor(pred, what, from = 0) {
-    const find = () => this.lines.slice(from).find(pred);
-    const found = find();
-    if (found) return Promise.resolve(found);
-    let waiter;
-    const p = new Promise((resolve) => {
-      waiter = () => {
-        const hit = find();
-        if (hit) resolve(hit);
-      };
-      this.waiters.push(waiter);
-    });
-    return bounded(p, WAIT_MS, `${this.name}: ${what} (stderr: ${this.stderr.trim() || 'empty'})`).finally(() => {
-      this.waiters = this.waiters.filter((w) => w !== waiter);
-    });
-  }
-
-  // Sends a command and waits for its answer (the next ok/error line).
-  async command(cmd) {
-    const from = this.lines.length;
-    this.send(cmd);
-    const answer = await this.waitFor((l) => 'ok' in l || 'error' in l, `answer to ${JSON.stringify(cmd)}`, from);
-    assert.ok(!('error' in answer), `${this.name}: ${JSON.stringify(cmd)} failed: ${answer.error}`);
-    return answer;
-  }
-
-  messages(pred = () => true) {
-    return this.lines.filter((l) => l.event === 'message' && pred(l));
-  }
-
-  kill() {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    super(name, process.execPath, [REF_NODE, ...args], WAIT_MS);
   }
 }
 
@@ -128,29 +63,15 @@ describe('ref-node against a real redis-server', { skip: haveRedis ? false : `${
   };
 
   before(async () => {
-    port = await freePort();
-    url = `redis://127.0.0.1:${port}`;
-    redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
-    await bounded(
-      Promise.race([
-        waitForRedis(port, WAIT_MS),
-        new Promise((_, reject) => redis.on('exit', (c) => reject(new Error(`redis-server exited early (${c})`)))),
-      ]),
-      WAIT_MS + 1000,
-      'redis-server to start',
-    );
+    redis = await startRedis(REDIS_SERVER);
+    ({ port, url } = redis);
     raw = new Redis(url, { maxRetriesPerRequest: 1 });
   });
 
   after(async () => {
     for (const n of nodes) n.kill();
     if (raw) raw.disconnect();
-    if (redis && redis.exitCode === null) {
-      redis.kill('SIGKILL');
-      await bounded(new Promise((r) => redis.on('exit', r)), WAIT_MS, 'redis-server to exit').catch(() => {});
-    }
+    if (redis) await redis.stop().catch(() => {});
   });
 
   let A;

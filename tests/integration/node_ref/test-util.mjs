@@ -1,7 +1,11 @@
-// Shared by the Node integration tests (node_ref's self-test and
-// ../interop.test.mjs): a free loopback port, bounded waits, and waiting for
-// a redis-server to answer PING.
+// Shared by the Node integration tests (node_ref's self-test,
+// ../interop.test.mjs and ../chat/): a free loopback port, bounded waits,
+// children killed when the tests end, a redis-server of their own, and a
+// node driven by JSON lines.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
+import { createInterface } from 'node:readline';
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -46,5 +50,150 @@ export async function waitForRedis(port, ms) {
   while (!(await pingRedis(port))) {
     if (Date.now() > deadline) throw new Error(`redis-server on port ${port} not answering PING within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// Every child still running when the test process exits is SIGKILLed, so a
+// failed `before` or a crashed test never leaves servers behind. A signal
+// (the runner's timeout, ^C) would skip 'exit' handlers: kill them first,
+// then die of the same signal.
+const children = new Set();
+function killChildren() {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+process.on('exit', killChildren);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    killChildren();
+    process.kill(process.pid, sig);
+  });
+}
+
+// Spawn a child, track it, and expose an `exited` promise ({code, signal}).
+export function spawnTracked(cmd, argv, opts) {
+  const proc = spawn(cmd, argv, opts);
+  children.add(proc);
+  const exited = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      children.delete(proc);
+      resolve({ code, signal });
+    });
+    // spawn failure (ENOENT...): 'exit' may never come.
+    proc.on('error', (err) => {
+      children.delete(proc);
+      resolve({ code: null, signal: null, error: err });
+    });
+  });
+  return { proc, exited };
+}
+
+// SIGKILL and wait (bounded: a SIGKILLed process always goes).
+export async function killAndWait(proc, exited) {
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  return bounded(exited, 10000, `pid ${proc.pid} to exit after SIGKILL`);
+}
+
+// A redis-server of its own on a free loopback port, without persistence,
+// answering PING: { port, url, proc, log(), stop() }. Its output is shown
+// only if it fails to start.
+export async function startRedis(server = process.env.REDIS_SERVER || 'redis-server') {
+  const port = await freePort();
+  const { proc, exited } = spawnTracked(
+    server,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  proc.stdout.on('data', (d) => (log += d));
+  proc.stderr.on('data', (d) => (log += d));
+  try {
+    await Promise.race([
+      waitForRedis(port, 10000),
+      exited.then((e) => {
+        throw new Error(`redis-server exited early (${JSON.stringify(e)})`);
+      }),
+    ]);
+  } catch (err) {
+    await killAndWait(proc, exited).catch(() => {});
+    throw new Error(`${err.message}\n--- redis-server output ---\n${log}`);
+  }
+  return { port, url: `redis://127.0.0.1:${port}`, proc, log: () => log, stop: () => killAndWait(proc, exited) };
+}
+
+// A node (ref-node.mjs or c_node) as a child process speaking the JSON-lines
+// protocol of node_ref/README.md: commands on stdin, stdout lines parsed as
+// JSON into `lines` (a line that is not JSON becomes {unparsed: line}).
+// Waits are bounded by waitMs and name the node's stderr on failure.
+export class JsonLinesNode {
+  constructor(name, cmd, args, waitMs) {
+    this.name = name;
+    this.waitMs = waitMs;
+    this.lines = [];
+    this.stderr = '';
+    this.waiters = new Set();
+    const { proc, exited } = spawnTracked(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = proc;
+    this.exited = exited.then((e) => {
+      if (e.error) this.stderr += `spawn error: ${e.error.message}\n`;
+      return { code: e.code, signal: e.signal };
+    });
+    this.child.stderr.on('data', (d) => {
+      this.stderr += d;
+    });
+    this.child.stdin.on('error', () => {});
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      let obj;
+      try {
+        obj = JSON.parse(line);
+      } catch {
+        obj = { unparsed: line };
+      }
+      this.lines.push(obj);
+      for (const w of [...this.waiters]) w();
+    });
+  }
+
+  send(cmd) {
+    this.child.stdin.write(typeof cmd === 'string' ? `${cmd}\n` : `${JSON.stringify(cmd)}\n`);
+  }
+
+  // The first line from index `from` on that matches.
+  waitFor(pred, what, from = 0) {
+    const find = () => this.lines.slice(from).find(pred);
+    const hit = find();
+    if (hit) return Promise.resolve(hit);
+    let waiter;
+    const p = new Promise((resolve) => {
+      waiter = () => {
+        const h = find();
+        if (h) resolve(h);
+      };
+      this.waiters.add(waiter);
+    });
+    return bounded(p, this.waitMs, `${this.name}: ${what} (stderr: ${this.stderr.trim() || 'empty'})`).finally(() =>
+      this.waiters.delete(waiter),
+    );
+  }
+
+  // Sends a command and returns its answer (the next ok/error line).
+  async answer(cmd) {
+    const from = this.lines.length;
+    this.send(cmd);
+    return this.waitFor((l) => 'ok' in l || 'error' in l, `answer to ${JSON.stringify(cmd)}`, from);
+  }
+
+  // The same, and the answer must not be an error.
+  async command(cmd) {
+    const a = await this.answer(cmd);
+    assert.ok(!('error' in a), `${this.name}: ${JSON.stringify(cmd)} failed: ${a.error}`);
+    return a;
+  }
+
+  messages(pred = () => true) {
+    return this.lines.filter((l) => l.event === 'message' && pred(l));
+  }
+
+  kill() {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }
