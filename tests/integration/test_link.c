@@ -343,6 +343,21 @@ typedef struct subs_check {
     long long next_poll;
 } subs_check;
 
+/* Check for nrooms rooms subscribed want times, with node a (and b, if
+ * not NULL) up. */
+static void subs_init(subs_check *sc, world *w, node *a, node *b,
+                      const char *const *rooms, int nrooms, long long want)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->w = w;
+    sc->nodes[sc->nnodes++] = a;
+    if (b != NULL)
+        sc->nodes[sc->nnodes++] = b;
+    sc->rooms = rooms;
+    sc->nrooms = nrooms;
+    sc->want = want;
+}
+
 static int pred_subscribed(void *arg)
 {
     subs_check *s = arg;
@@ -543,13 +558,7 @@ static void t_basic(void **state)
 
     rb = add_conn(b, "b1");
     join(rb, "lobby");
-    memset(&sc, 0, sizeof sc);
-    sc.w = w;
-    sc.nodes[0] = b;
-    sc.nnodes = 1;
-    sc.rooms = rooms;
-    sc.nrooms = 1;
-    sc.want = 1;
+    subs_init(&sc, w, b, NULL, rooms, 1, 1);
     run_until(w, pred_subscribed, &sc, WAIT_MS, "lobby subscribed by B");
 
     assert_int_equal(bcast(a, "lobby", "{\"hello\":1}"), 0);
@@ -590,14 +599,7 @@ static void t_kill9_restart(void **state)
     rb = add_conn(b, "b1");
     join_all(ra);
     join_all(rb);
-    memset(&sc, 0, sizeof sc);
-    sc.w = w;
-    sc.nodes[0] = a;
-    sc.nodes[1] = b;
-    sc.nnodes = 2;
-    sc.rooms = five_rooms;
-    sc.nrooms = NROOMS;
-    sc.want = 2;
+    subs_init(&sc, w, a, b, five_rooms, NROOMS, 2);
     run_until(w, pred_subscribed, &sc, WAIT_MS, "5 rooms subscribed by A, B");
 
     a_downs = a->downs;
@@ -680,14 +682,7 @@ static void t_start_without_redis(void **state)
     assert_int_equal(rc_room_is_ready(b->a, "early"), 0);
 
     assert_int_equal(rh_restart(&w->rs), 0);
-    memset(&sc, 0, sizeof sc);
-    sc.w = w;
-    sc.nodes[0] = a;
-    sc.nodes[1] = b;
-    sc.nnodes = 2;
-    sc.rooms = rooms;
-    sc.nrooms = 1;
-    sc.want = 1;
+    subs_init(&sc, w, a, b, rooms, 1, 1);
     run_until(w, pred_subscribed, &sc, 3000,
               "links UP and the room subscribed after Redis started");
     assert_true(rc_link_connects(a->link) >= 1);
@@ -752,13 +747,7 @@ static void t_auth(void **state)
     wait_up(w, c);
     rc1 = add_conn(c, "c1");
     join(rc1, "auth");
-    memset(&sc, 0, sizeof sc);
-    sc.w = w;
-    sc.nodes[0] = c;
-    sc.nnodes = 1;
-    sc.rooms = rooms;
-    sc.nrooms = 1;
-    sc.want = 1;
+    subs_init(&sc, w, c, NULL, rooms, 1, 1);
     run_until(w, pred_subscribed, &sc, WAIT_MS, "C (ACL user) subscribed");
     deliver(w, a, "auth", rc1, "{\"acl\":1}");
     assert_true(client_list_has(w, "roomcast:C:sub"));
@@ -783,13 +772,7 @@ static void t_client_kill_pubsub(void **state)
     wait_up(w, a);
     rb = add_conn(b, "b1");
     join(rb, "e1");
-    memset(&sc, 0, sizeof sc);
-    sc.w = w;
-    sc.nodes[0] = b;
-    sc.nnodes = 1;
-    sc.rooms = rooms;
-    sc.nrooms = 1;
-    sc.want = 1;
+    subs_init(&sc, w, b, NULL, rooms, 1, 1);
     run_until(w, pred_subscribed, &sc, WAIT_MS, "e1 subscribed by B");
     deliver(w, a, "e1", rb, "{\"before\":1}");
 
@@ -843,14 +826,7 @@ static void t_probe_lost(void **state)
     b = node_open(w, 1, "B", url);
     rb = add_conn(b, "b1");
     join(rb, "g1");
-    memset(&sc, 0, sizeof sc);
-    sc.w = w;
-    sc.nodes[0] = a;
-    sc.nodes[1] = b;
-    sc.nnodes = 2;
-    sc.rooms = rooms;
-    sc.nrooms = 1;
-    sc.want = 1;
+    subs_init(&sc, w, a, b, rooms, 1, 1);
     run_until(w, pred_subscribed, &sc, WAIT_MS, "g1 subscribed by B");
 
     a_downs = a->downs;
@@ -888,14 +864,7 @@ static void t_fifty_cycles(void **state)
     b = node_open(w, 1, "B", url);
     rb = add_conn(b, "b1");
     join(rb, "f1");
-    memset(&sc, 0, sizeof sc);
-    sc.w = w;
-    sc.nodes[0] = a;
-    sc.nodes[1] = b;
-    sc.nnodes = 2;
-    sc.rooms = rooms;
-    sc.nrooms = 1;
-    sc.want = 1;
+    subs_init(&sc, w, a, b, rooms, 1, 1);
     run_until(w, pred_subscribed, &sc, WAIT_MS, "f1 subscribed by B");
 
     for (cycle = 0; cycle < 50; cycle++) {
