@@ -22,6 +22,7 @@
 #define ROOMCAST_LIBEVENT_H
 
 #include "roomcast.h"
+#include "url.h" /* rc_redis_url_parse: core, declared here at first */
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,24 +63,6 @@ typedef struct rc_link_options {
     rc_link_state_cb state_cb;  /* may be NULL */
     void *user;
 } rc_link_options;
-
-/** A parsed Redis URL (rc_redis_url_parse). */
-typedef struct rc_redis_url {
-    char host[256];     /* TCP host, or "" for a Unix socket */
-    int port;           /* TCP port (default 6379) */
-    char path[108];     /* Unix socket path, or "" */
-    char user[128];     /* ACL user, or "" */
-    char password[256]; /* or "" */
-    int db;             /* database number (default 0) */
-} rc_redis_url;
-
-/**
- * Parse a Redis URL (forms as in rc_link_options.url). Percent-escapes in
- * the user and password are decoded. Returns 0, or RC_EINVAL (NULL
- * arguments) or RC_EURL (malformed, unknown scheme, port or db out of
- * range, a component too long).
- */
-ROOMCAST_EXTERN int rc_redis_url_parse(const char *url, rc_redis_url *out);
 
 /**
  * Start linking adapter a to Redis on base. Returns 0 at once, whether or

@@ -62,7 +62,8 @@ ROOMCAST_EXTERN const char *rc_version_string(void);
     X(ERETRY, -14, "retry is not a non-negative integer")                      \
     X(ECHAR, -15, "CR, LF or NUL in event, id, node or except")                \
     X(EEXIST, -16, "connection id already in use")                             \
-    X(EURL, -17, "invalid Redis URL")
+    X(EURL, -17, "invalid Redis URL")                                          \
+    X(ERANDOM, -18, "no random bytes from the system for an id")
 
 enum rc_errno {
 #define RC_ERRNO_ENUM_(name, value, text) RC_##name = value,
@@ -544,6 +545,9 @@ typedef struct rc_counters {
     unsigned long long subscribes_sent, subscribes_confirmed;
     unsigned long long unsubscribes_sent, unsubscribes_confirmed;
     unsigned long long connections, rooms, memberships; /* gauges */
+    /* (UN)SUBSCRIBE commands that could not be sent (the sub context was
+     * going away, or memory ran out); each is tried again later */
+    unsigned long long subscribe_errors;
 } rc_counters;
 
 /**

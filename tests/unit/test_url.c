@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <roomcast/libevent.h>
+#include <roomcast/url.h>
 
 /* Parse url, which must succeed. */
 static rc_redis_url ok_(const char *url, const char *file, int line)

@@ -141,7 +141,7 @@ char *rc__strndup(const rc__alloc *m, const char *s, size_t len);
 
 /* ---- random.c -------------------------------------------------------- */
 
-/* Fill buf with n bytes from the kernel's random source. 0 or RC_EINVAL
+/* Fill buf with n bytes from the kernel's random source. 0 or RC_ERANDOM
  * if none could be read. */
 int rc__random(void *buf, size_t n);
 
@@ -254,8 +254,9 @@ int rc__join(rc__registry *r, rc__conn *c, const char *name, size_t len,
  * the registry until rc__room_drop (the caller may have Redis state on it).
  */
 int rc__leave(rc__registry *r, rc__conn *c, rc__room *room);
-/* Leave every room in join order, calling left(room) after each. Returns
- * how many. */
+/* Leave every room c is in, in join order, calling left(room) after each.
+ * left may remove c, rooms or anything else (frees are held until the
+ * end). Returns how many rooms were left. */
 size_t rc__leave_all(rc__registry *r, rc__conn *c,
                      void (*left)(rc__room *room, void *arg), void *arg);
 rc__room *rc__room_find(const rc__registry *r, const char *name, size_t len);
@@ -276,7 +277,7 @@ void rc__registry_release(rc__registry *r);
 int rc__room_walk(rc__registry *r, rc__room *room,
                   int (*fn)(rc__member *m, void *arg), void *arg);
 
-/* ---- adapter.c and redis.c ------------------------------------------ */
+/* ---- the adapter ----------------------------------------------------- */
 
 /* A room's subscription, as far as the current sub context goes. */
 enum rc__sub_state {
@@ -289,6 +290,7 @@ enum rc__sub_state {
 typedef struct rc__aroom {
     rc__room base; /* first: the registry allocates rooms this size */
     enum rc__sub_state state;
+    struct rc__aroom *next_lost; /* rooms to tell RC_ROOM_LOST, no alloc */
 } rc__aroom;
 
 struct rc_conn {
@@ -308,16 +310,27 @@ struct rc_frame {
     char data[];
 };
 
+/* redis.c's state: what it was handed and what hiredis holds of it. */
+typedef struct rc__watch rc__watch;
+
+typedef struct rc__port {
+    rc__watch *pub, *sub; /* the contexts in use, or NULL */
+    rc__watch *retired;   /* handed back alive, still holding callbacks */
+    char *cmd;            /* commands are formatted here */
+    size_t cmd_cap;
+} rc__port;
+
 struct rc_adapter {
     rc__alloc mem;
     rc__registry reg;
+    rc__port port;
     rc_limits limits;
     char *prefix, *node_id;
     size_t prefix_len;
     uint64_t seed;
     unsigned dedup_window;
     int local_only; /* created with no Redis at all: rooms always ready */
-    struct redisAsyncContext *pub, *sub;
+    int resync;     /* a (UN)SUBSCRIBE could not be sent: try again */
     rc_filter_cb filter;
     void *filter_user;
     rc_room_cb room_cb;
@@ -326,14 +339,10 @@ struct rc_adapter {
     unsigned long long seq; /* multi-room broadcasts so far */
     int stamping;           /* one is delivering by stamps right now */
     size_t live_rooms;      /* rooms with members */
-    /* The adapter may only be released when hiredis holds no callback
-     * with it as privdata: one per pending PUBLISH, one per channel
-     * registered on a sub context. */
-    size_t refs;
-    unsigned depth; /* nesting of calls that may call back the host */
+    unsigned depth;         /* nesting of calls that may call back the host */
     int closing;
-    char *buf, *scratch, *env; /* reused: commands, decoding, envelopes */
-    size_t buf_cap, scratch_cap, env_cap;
+    char *scratch, *env; /* reused: decoding, envelopes */
+    size_t scratch_cap, env_cap;
     /* How our own envelopes without "e" and "meta" end: ,"n":<node>} */
     char *echo_tail;
     size_t echo_tail_len;
@@ -343,21 +352,82 @@ struct rc_adapter {
 /* Make room for n bytes in *buf (of *cap bytes); 0 or RC_ENOMEM. */
 int rc__reserve(const rc__alloc *m, char **buf, size_t *cap, size_t n);
 
-/* redis.c: the only file that calls hiredis. Each returns 0, or
- * RC_EMISUSE when the context refused the command (it is going away). */
-int rc__redis_subscribe(rc_adapter *a, rc__aroom *const *rooms, size_t n);
-int rc__redis_unsubscribe(rc_adapter *a, rc__aroom *room);
-/* cmd: a whole PUBLISH command, already in the protocol's format. */
-int rc__redis_publish(rc_adapter *a, const char *cmd, size_t cmd_len);
+/* adapter.c: calls that may run host callbacks are bracketed by these, so
+ * that an rc_adapter_free from inside one finishes on the way out. */
+void rc__enter(rc_adapter *a);
+void rc__exit(rc_adapter *a);
 
-/* adapter.c: what redis.c reports. */
+/* room.c */
+rc__room *rc__find_room(const rc_adapter *a, const char *room);
+/* After a member left room: an emptied room unsubscribes. */
+void rc__after_leave(rc_adapter *a, rc__room *room);
+
+/* subscribe.c: the subscription state machine. */
+void rc__sub_reconcile(rc_adapter *a, rc__aroom *room);
+rc__aroom *rc__room_of_channel(rc_adapter *a, const char *chan, size_t len);
+
+/* frame.c: one frame for msg, refs 1; NULL if out of memory. */
+rc_frame *rc__frame_new(const rc__alloc *mem, const rc_message *msg);
+
+/* deliver.c: one message to the local members of some rooms. */
+typedef struct rc__delivery {
+    rc_adapter *a;
+    rc_frame *frame;
+    const rc_message *msg;
+    const rc_conn *except;
+    const char *meta;
+    size_t meta_len;
+    uint64_t id_hash; /* remote path with an id: de-dup by it */
+    const char *const *rooms;
+    size_t room;            /* index of the room being walked */
+    unsigned long long seq; /* multi-room by stamps: this broadcast's */
+    int count;              /* sinks that accepted */
+} rc__delivery;
+
+void rc__deliver(rc__delivery *d, const char *const *rooms, size_t n);
+
+/* receive.c: the end of our own envelopes, made once at open. */
+int rc__echo_tail_init(rc_adapter *a);
+
+/* ---- redis.c: the one port to Redis ----------------------------------- */
+
+/* Every byte roomcast sends to Redis and every reply it reads pass through
+ * redis.c. It keeps its own state (rc__port) and tells the core what
+ * happened through the rc__on_* calls below; it changes no core state. */
+
+/* Hand the port a context for one side (NULL: none). The old one, if any
+ * and still alive, is let go of: its hooks are restored once hiredis holds
+ * no callback of ours. 1 if the context changed, 0 if it was the one in
+ * use, RC_ENOMEM, or RC_EMISUSE (a sub context handed back while it still
+ * holds the adapter's channels). */
+int rc__port_set_pub(rc_adapter *a, struct redisAsyncContext *ac);
+int rc__port_set_sub(rc_adapter *a, struct redisAsyncContext *ac);
+/* 1 if there is a pub (sub) context in use. */
+int rc__port_has_pub(const rc_adapter *a);
+int rc__port_has_sub(const rc_adapter *a);
+/* The adapter is being released: let go of every context. */
+void rc__port_close(rc_adapter *a);
+
+/* (UN)SUBSCRIBE the channels of n rooms on the sub context, in batches.
+ * 0 when all were sent; else how many were (>= 0) is in *sent and the
+ * result is RC_ENOMEM, or RC_EMISUSE when hiredis refused (the context is
+ * going away). */
+int rc__port_subscribe(rc_adapter *a, rc__aroom *const *rooms, size_t n,
+                       size_t *sent);
+int rc__port_unsubscribe(rc_adapter *a, rc__aroom *const *rooms, size_t n,
+                         size_t *sent);
+/* PUBLISH env on <prefix><room>. 0, RC_EMISUSE (no pub context, or it
+ * refused) or RC_ENOMEM. */
+int rc__port_publish(rc_adapter *a, const char *room, const char *env,
+                     size_t len);
+
+/* What the port reports. */
 void rc__on_message(rc_adapter *a, const char *channel, size_t channel_len,
                     const char *payload, size_t payload_len);
 void rc__on_subscribed(rc_adapter *a, const char *channel, size_t len);
 void rc__on_unsubscribed(rc_adapter *a, const char *channel, size_t len);
-/* The sub context is being freed: every room is unsubscribed. */
-void rc__on_sub_gone(rc_adapter *a);
-/* Release the adapter if it is closing and nothing refers to it. */
-void rc__maybe_release(rc_adapter *a);
+void rc__on_published(rc_adapter *a, int ok);
+/* The sub context went away: every subscription is gone. */
+void rc__on_sub_lost(rc_adapter *a);
 
 #endif /* RC_INTERNAL_H */

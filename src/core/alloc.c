@@ -37,3 +37,20 @@ char *rc__strndup(const rc__alloc *m, const char *s, size_t len)
     }
     return p;
 }
+
+int rc__reserve(const rc__alloc *m, char **buf, size_t *cap, size_t n)
+{
+    size_t want = *cap ? *cap : 256;
+    char *p;
+
+    if (n <= *cap)
+        return 0;
+    while (want < n)
+        want = want > SIZE_MAX / 2 ? n : want * 2;
+    p = rc__realloc(m, *buf, want);
+    if (p == NULL)
+        return RC_ENOMEM;
+    *buf = p;
+    *cap = want;
+    return 0;
+}

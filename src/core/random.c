@@ -47,10 +47,10 @@ int rc__random(void *buf, size_t n)
 #endif
     fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return RC_EINVAL;
+        return RC_ERANDOM;
     left = fill((unsigned char *)buf + (n - left), left, read, fd);
     close(fd);
-    return left == 0 ? 0 : RC_EINVAL;
+    return left == 0 ? 0 : RC_ERANDOM;
 }
 
 int rc__uuid4(char out[37])

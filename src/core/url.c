@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "roomcast/libevent.h"
+#include "roomcast/url.h"
 
 static int hexval(char ch)
 {

@@ -237,16 +237,23 @@ int rc__leave(rc__registry *r, rc__conn *c, rc__room *room)
 size_t rc__leave_all(rc__registry *r, rc__conn *c,
                      void (*left)(rc__room *room, void *arg), void *arg)
 {
-    size_t n = 0;
+    rc__member *m, *last = c->last;
     rc__room *room;
+    size_t n = 0;
+    int done = 0;
 
-    while (c->first != NULL) {
-        room = c->first->room;
+    /* left() may remove c or anything else: hold frees until the end, and
+     * stop at the last room c was in when the call began. */
+    rc__registry_hold(r);
+    while (!done && (m = c->first) != NULL) {
+        done = m == last;
+        room = m->room;
         rc__leave(r, c, room);
         n++;
         if (left != NULL)
             left(room, arg);
     }
+    rc__registry_release(r);
     return n;
 }
 
