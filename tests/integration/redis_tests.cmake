@@ -23,10 +23,13 @@ if(NOT TARGET PkgConfig::LIBEVENT OR NOT TARGET PkgConfig::CMOCKA)
     return()
 endif()
 
-# rc_redis_test(name [libraries...]): name.c plus the shared support.
+# rc_redis_test(name [libraries...]): name.c plus the shared support
+# (test_support.c: the loop and the waits; test_nodes.c: worlds, nodes,
+# connections, the Redis side).
 function(rc_redis_test name)
     add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c
-                           ${CMAKE_CURRENT_SOURCE_DIR}/test_support.c)
+                           ${CMAKE_CURRENT_SOURCE_DIR}/test_support.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/test_nodes.c)
     target_link_libraries(${name} PRIVATE ${ARGN} roomcast_static
         rc_redis_harness ${RC_HIREDIS_TARGET} PkgConfig::LIBEVENT
         PkgConfig::CMOCKA)
@@ -34,10 +37,18 @@ function(rc_redis_test name)
     set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT 300)
 endfunction()
 
+# rc_redis_link_test(name): the same with nodes on an rc_link
+# (test_nodes_link.c, roomcast_libevent).
+function(rc_redis_link_test name)
+    rc_redis_test(${name} roomcast_libevent_static)
+    target_sources(${name} PRIVATE
+                   ${CMAKE_CURRENT_SOURCE_DIR}/test_nodes_link.c)
+endfunction()
+
 rc_redis_test(test_adapter_redis)
 if(TARGET roomcast_libevent_static)
-    rc_redis_test(test_link roomcast_libevent_static)
-    rc_redis_test(test_link_faults roomcast_libevent_static)
+    rc_redis_link_test(test_link)
+    rc_redis_link_test(test_link_faults)
     find_program(RC_SOCAT socat)
     if(NOT RC_SOCAT)
         message(STATUS "socat not found: the half-open link test will skip")

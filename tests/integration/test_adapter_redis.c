@@ -20,8 +20,10 @@
  * too.
  *
  * No assertion runs inside a callback (a longjmp out of libevent and
- * hiredis would wreck the teardown): callbacks record, ts_note(&() notes
- * problems)->problems, and every test ends with assert_clean().
+ * hiredis would wreck the teardown): callbacks record and note problems
+ * (ts_note), and every test ends with ts_assert_clean(). The world, the
+ * nodes, the recording sink and the Redis-side helpers are shared with
+ * the link tests (test_nodes.h).
  *
  * hiredis: only redisAsyncConnect, redisAsyncSetConnectCallback,
  * redisAsyncSetDisconnectCallback, redisLibeventAttach, redisAsyncDisconnect
@@ -37,7 +39,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_support.h"
+#include "test_nodes.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -50,105 +52,8 @@
 #include <event2/event.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
 
-#include "redis_harness.h"
 #include "roomcast/roomcast.h"
-
-/* ---- limits of the fixture ------------------------------------------ */
-
-#ifndef WAIT_MS
-#define WAIT_MS 10000 /* default deadline of one wait */
-#endif
-#define MAX_NODES 3
-#define MAX_LINKS 12
-#define MAX_RECS 24
-#define MAX_SEQ 1100
-#define MAX_EV 512
-#define MAX_RAW 4
-
-typedef struct world world;
-typedef struct node node;
-typedef struct rec rec;
-
-enum { LINK_CONNECTING, LINK_UP, LINK_FAILED, LINK_DOWN };
-
-/* One hiredis async context; ac->data points here. */
-typedef struct rlink {
-    node *owner;
-    int is_sub;
-    int attached; /* the adapter currently holds this context */
-    int state;
-    redisAsyncContext *ac; /* NULL once hiredis freed it */
-} rlink;
-
-struct node {
-    world *w;
-    char name[16];
-    rlink *pub, *sub;
-    rc_adapter *a;
-    int freed; /* rc_adapter_free was called */
-    struct {
-        char room[64];
-        int event;
-    } ev[MAX_EV];
-    size_t nev;
-};
-
-typedef void (*hook_fn)(rec *r, rc_conn *c, rc_frame *f, const rc_message *m);
-
-/* One local connection and what its sink saw. */
-struct rec {
-    world *w;
-    node *owner;
-    char id[48];
-    rc_conn *conn;
-    int removed;     /* rc_conn_remove'd: the sink must not run again */
-    int ret;         /* what the sink returns */
-    int count;       /* sink calls, markers excluded */
-    int markers;     /* sink calls with event "marker" */
-    int last_marker; /* the highest sync_marker number it got */
-    char *frame;     /* the last frame (non-marker), copied */
-    size_t frame_len;
-    char *data; /* the last msg->data, copied */
-    size_t data_len;
-    char event[64];
-    int has_event;
-    char msgid[64];
-    int has_id;
-    long long retry;
-    int seqs[MAX_SEQ]; /* {"seq":N} messages, in arrival order */
-    size_t nseq;
-    hook_fn hook; /* runs after recording (not for markers) */
-    void *hook_arg;
-    const char *hook_room;
-    int hook_rc[4];
-    rc_frame *kept;
-};
-
-typedef struct churn churn;
-
-struct world {
-    rh_server rs;
-    struct event_base *base;
-    struct event *guard;
-    node nodes[MAX_NODES];
-    rlink links[MAX_LINKS];
-    size_t nlinks;
-    rec recs[MAX_RECS];
-    size_t nrecs;
-    redisContext *raw[MAX_RAW];
-    size_t nraw;
-    ts_problems problems;
-    int marker_seq; /* sync_marker numbers its markers */
-    unsigned long long churn_delivered;
-    churn *ch;
-    struct acct {
-        long live; /* blocks handed out and not freed */
-        unsigned long long calls;
-        int foreign; /* frees/reallocs of blocks not ours */
-    } acct[MAX_NODES];
-};
 
 /* ---- small utilities ------------------------------------------------ */
 
@@ -169,672 +74,9 @@ static unsigned rng_below(uint64_t *s, unsigned n)
     return (unsigned)((rng_next(s) >> 11) % n);
 }
 
-static char *dupmem(const void *p, size_t n)
-{
-    char *d = malloc(n + 1);
-
-    if (d) {
-        if (n)
-            memcpy(d, p, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
-/* ---- the loop ---------------------------------------------------------- */
-
-/* run_until(w, pred, arg, timeout_ms, what): drive the loop until
- * pred(arg), failing with "timed out ... waiting for <what>". */
-#define run_until_(w, pred, arg, ms, what, file, line)                         \
-    ts_run_until((w)->base, (w)->guard, (pred), (arg), (ms), (what), (file),   \
-                 (line), NULL, NULL)
-#define run_until(w, pred, arg, ms, what)                                      \
-    run_until_((w), (pred), (arg), (ms), (what), __FILE__, __LINE__)
-
-/* The same for an expression. */
-#define WAIT_FOR_MS(w, cond, ms, what)                                         \
-    TS_WAIT_FOR((w)->base, (w)->guard, cond, ms, what, (void)0)
-#define WAIT_FOR(w, cond, what) WAIT_FOR_MS(w, cond, WAIT_MS, what)
-
-/* ---- hiredis contexts -------------------------------------------------- */
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    rlink *l = ac->data;
-
-    if (status == REDIS_OK) {
-        l->state = LINK_UP;
-    } else {
-        l->state = LINK_FAILED;
-        l->ac = NULL; /* hiredis frees it after this callback */
-    }
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    rlink *l = ac->data;
-    node *n = l->owner;
-
-    (void)status;
-    l->state = LINK_DOWN;
-    l->ac = NULL;
-    /* The documented pattern: tell the adapter its context is gone. */
-    if (l->attached && n->a) {
-        l->attached = 0;
-        if (l->is_sub)
-            rc_adapter_set_sub(n->a, NULL);
-        else
-            rc_adapter_set_pub(n->a, NULL);
-    }
-    l->attached = 0;
-}
-
-static rlink *connect_link(world *w, node *n, int is_sub)
-{
-    rlink *l;
-    redisAsyncContext *ac;
-    char what[96];
-
-    assert_true(w->nlinks < MAX_LINKS);
-    l = &w->links[w->nlinks++];
-    memset(l, 0, sizeof *l);
-    l->owner = n;
-    l->is_sub = is_sub;
-    l->state = LINK_CONNECTING;
-    ac = redisAsyncConnect("127.0.0.1", w->rs.port);
-    if (ac == NULL)
-        fail_msg("redisAsyncConnect: out of memory");
-    if (ac->err) {
-        char err[128];
-
-        snprintf(err, sizeof err, "%s", ac->errstr);
-        redisAsyncFree(ac);
-        fail_msg("redisAsyncConnect 127.0.0.1:%d: %s", w->rs.port, err);
-    }
-    ac->data = l;
-    l->ac = ac;
-    assert_int_equal(redisLibeventAttach(ac, w->base), REDIS_OK);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    snprintf(what, sizeof what, "the %s context of %s to connect",
-             is_sub ? "sub" : "pub", n->name);
-    WAIT_FOR(w, l->state != LINK_CONNECTING, what);
-    if (l->state != LINK_UP)
-        fail_msg("%s: connection failed", what);
-    return l;
-}
-
-static void on_room_event(rc_adapter *a, const char *room, int event,
-                          void *user)
-{
-    node *n = user;
-
-    if (n->freed)
-        ts_note(&(n->w)->problems,
-                "%s: room event %d for %s after rc_adapter_free", n->name,
-                event, room);
-    else if (a != n->a)
-        ts_note(&(n->w)->problems, "%s: room event with a foreign adapter",
-                n->name);
-    if (event != RC_ROOM_READY && event != RC_ROOM_LOST)
-        ts_note(&(n->w)->problems, "%s: unknown room event %d", n->name, event);
-    if (n->nev < MAX_EV) {
-        snprintf(n->ev[n->nev].room, sizeof n->ev[n->nev].room, "%s", room);
-        n->ev[n->nev].event = event;
-    }
-    n->nev++;
-}
-
-/* The room events of one room since mark, as a string: R = READY,
- * L = LOST. */
-static const char *events_since(node *n, size_t mark, const char *room)
-{
-    static char out[64];
-    size_t i, k = 0;
-
-    for (i = mark; i < n->nev && i < MAX_EV; i++) {
-        if (strcmp(n->ev[i].room, room) != 0)
-            continue;
-        if (k + 1 < sizeof out)
-            out[k++] = n->ev[i].event == RC_ROOM_READY  ? 'R'
-                       : n->ev[i].event == RC_ROOM_LOST ? 'L'
-                                                        : '?';
-    }
-    out[k] = '\0';
-    return out;
-}
-
-static node *node_up(world *w, int i, const char *prefix, const char *id)
-{
-    node *n = &w->nodes[i];
-
-    assert_null(n->a);
-    memset(n, 0, sizeof *n);
-    n->w = w;
-    snprintf(n->name, sizeof n->name, "%s", id);
-    n->pub = connect_link(w, n, 0);
-    n->sub = connect_link(w, n, 1);
-    n->a = rc_adapter_new(n->pub->ac, n->sub->ac, prefix, id);
-    assert_non_null(n->a);
-    n->pub->attached = 1;
-    n->sub->attached = 1;
-    rc_adapter_set_room_cb(n->a, on_room_event, n);
-    assert_string_equal(rc_adapter_node_id(n->a), id);
-    return n;
-}
-
-/* The same through rc_adapter_open with options (prefix and node_id from
- * opts). */
-static node *node_up_opts(world *w, int i, rc_adapter_options *opts)
-{
-    node *n = &w->nodes[i];
-    int rc;
-
-    assert_null(n->a);
-    memset(n, 0, sizeof *n);
-    n->w = w;
-    snprintf(n->name, sizeof n->name, "%s", opts->node_id);
-    n->pub = connect_link(w, n, 0);
-    n->sub = connect_link(w, n, 1);
-    rc = rc_adapter_open(opts, n->pub->ac, n->sub->ac, &n->a);
-    if (rc != 0)
-        fail_msg("rc_adapter_open: %s", rc_strerror(rc));
-    n->pub->attached = 1;
-    n->sub->attached = 1;
-    rc_adapter_set_room_cb(n->a, on_room_event, n);
-    return n;
-}
-
-static rc_counters ctr(const node *n)
-{
-    rc_counters c;
-
-    memset(&c, 0xa5, sizeof c);
-    rc_adapter_counters(n->a, &c, sizeof c);
-    return c;
-}
-
-/* Every SUBSCRIBE and UNSUBSCRIBE sent has been confirmed. */
-static int is_quiet(const node *n)
-{
-    rc_counters c = ctr(n);
-
-    return c.subscribes_sent == c.subscribes_confirmed &&
-           c.unsubscribes_sent == c.unsubscribes_confirmed;
-}
-
-static int pred_quiet(void *arg)
-{
-    return is_quiet(arg);
-}
-
-/* The helpers that wait take the caller's file and line, so that a time-out
- * names the line of the test. */
-#define wait_quiet(w, n) wait_quiet_((w), (n), __FILE__, __LINE__)
-#define wait_ready(w, n, room) wait_ready_((w), (n), (room), __FILE__, __LINE__)
-
-static void wait_quiet_(world *w, node *n, const char *file, int line)
-{
-    char what[96];
-
-    snprintf(what, sizeof what, "%s: every SUBSCRIBE/UNSUBSCRIBE confirmed",
-             n->name);
-    run_until_(w, pred_quiet, n, WAIT_MS, what, file, line);
-}
-
-struct ready_arg {
-    node *n;
-    const char *room;
-};
-
-static int pred_ready(void *arg)
-{
-    struct ready_arg *r = arg;
-
-    return rc_room_is_ready(r->n->a, r->room) == 1;
-}
-
-static void wait_ready_(world *w, node *n, const char *room, const char *file,
-                        int line)
-{
-    char what[160];
-    struct ready_arg r;
-
-    r.n = n;
-    r.room = room;
-    snprintf(what, sizeof what, "%s: room \"%s\" ready (SUBSCRIBE confirmed)",
-             n->name, room);
-    run_until_(w, pred_ready, &r, WAIT_MS, what, file, line);
-}
-
-/* ---- connections and sinks ------------------------------------------- */
-
-static void check_frame(world *w, rec *r, rc_frame *f, const rc_message *m)
-{
-    size_t need = 0;
-    char *buf;
-    int rc;
-
-    rc = rc_sse_format(m, NULL, 0, &need);
-    if (rc != RC_ENOBUFS && rc != 0) {
-        ts_note(&(w)->problems,
-                "%s: rc_sse_format of the delivered message: %s", r->id,
-                rc_strerror(rc));
-        return;
-    }
-    buf = malloc(need ? need : 1);
-    if (buf == NULL) {
-        ts_note(&(w)->problems, "out of memory");
-        return;
-    }
-    rc = rc_sse_format(m, buf, need, &need);
-    if (rc != 0 || rc_frame_data(f) == NULL || need != rc_frame_size(f) ||
-        memcmp(buf, rc_frame_data(f), need) != 0)
-        ts_note(&(w)->problems,
-                "%s: the frame is not rc_sse_format() of the message", r->id);
-    free(buf);
-}
-
-static int parse_seq(const rc_message *m)
-{
-    static const char head[] = "{\"seq\":";
-    size_t i = sizeof head - 1;
-    int v = 0;
-
-    if (m->data_len <= i || memcmp(m->data, head, i) != 0)
-        return -1;
-    for (; i < m->data_len && m->data[i] >= '0' && m->data[i] <= '9'; i++)
-        v = v * 10 + (m->data[i] - '0');
-    return v;
-}
-
-static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
-{
-    rec *r = user;
-    world *w = r->w;
-    int seq;
-
-    if (r->removed) {
-        ts_note(&(w)->problems, "%s: sink called after rc_conn_remove", r->id);
-        return 0;
-    }
-    if (r->owner->freed) {
-        ts_note(&(w)->problems, "%s: sink called after rc_adapter_free", r->id);
-        return 0;
-    }
-    if (c != r->conn || rc_conn_user(c) != r ||
-        rc_conn_adapter(c) != r->owner->a || strcmp(rc_conn_id(c), r->id))
-        ts_note(&(w)->problems, "%s: sink called with a wrong connection",
-                r->id);
-    if (f == NULL || m == NULL || m->data == NULL) {
-        ts_note(&(w)->problems, "%s: sink called without frame or message",
-                r->id);
-        return 0;
-    }
-    check_frame(w, r, f, m);
-    if (m->event && strcmp(m->event, "marker") == 0) {
-        static const char head[] = "{\"marker\":";
-        size_t i = sizeof head - 1;
-        int v = 0;
-
-        r->markers++;
-        if (m->data_len > i && memcmp(m->data, head, i) == 0) {
-            for (; i < m->data_len && m->data[i] >= '0' && m->data[i] <= '9';
-                 i++)
-                v = v * 10 + (m->data[i] - '0');
-            if (v > r->last_marker)
-                r->last_marker = v;
-        }
-        return r->ret;
-    }
-    r->count++;
-    free(r->frame);
-    r->frame = dupmem(rc_frame_data(f), rc_frame_size(f));
-    r->frame_len = rc_frame_size(f);
-    free(r->data);
-    r->data = dupmem(m->data, m->data_len);
-    r->data_len = m->data_len;
-    r->has_event = m->event != NULL;
-    snprintf(r->event, sizeof r->event, "%s", m->event ? m->event : "");
-    r->has_id = m->id != NULL;
-    snprintf(r->msgid, sizeof r->msgid, "%s", m->id ? m->id : "");
-    r->retry = m->retry;
-    seq = parse_seq(m);
-    if (seq >= 0) {
-        if (r->nseq < MAX_SEQ)
-            r->seqs[r->nseq] = seq;
-        r->nseq++;
-    }
-    if (r->hook)
-        r->hook(r, c, f, m);
-    return r->ret;
-}
-
-static rec *add_conn(node *n, const char *id)
-{
-    world *w = n->w;
-    rec *r;
-    int rc;
-
-    assert_true(w->nrecs < MAX_RECS);
-    r = &w->recs[w->nrecs++];
-    memset(r, 0, sizeof *r);
-    r->w = w;
-    r->owner = n;
-    snprintf(r->id, sizeof r->id, "%s", id);
-    rc = rc_conn_add(n->a, id, sink, r, &r->conn);
-    if (rc != 0)
-        fail_msg("rc_conn_add(%s, %s): %s", n->name, id, rc_strerror(rc));
-    assert_ptr_equal(rc_conn_find(n->a, id), r->conn);
-    assert_string_equal(rc_conn_id(r->conn), id);
-    assert_ptr_equal(rc_conn_user(r->conn), r);
-    assert_ptr_equal(rc_conn_adapter(r->conn), n->a);
-    return r;
-}
-
-static void join(rec *r, const char *room)
-{
-    int rc = rc_room_join(r->conn, room);
-
-    if (rc != 1)
-        fail_msg("rc_room_join(%s, \"%s\") = %d, expected 1 (joined)", r->id,
-                 room, rc);
-}
-
-static void leave(rec *r, const char *room)
-{
-    int rc = rc_room_leave(r->conn, room);
-
-    if (rc != 1)
-        fail_msg("rc_room_leave(%s, \"%s\") = %d, expected 1 (left)", r->id,
-                 room, rc);
-}
-
-static rc_message msg_of(const char *event, const char *data, const char *id)
-{
-    rc_message m = RC_MESSAGE_INIT;
-
-    m.event = event;
-    m.data = data;
-    m.data_len = data ? strlen(data) : 0;
-    m.id = id;
-    return m;
-}
-
-static int bcast(node *n, const char *room, const char *event, const char *data,
-                 const char *except, unsigned flags)
-{
-    rc_message m = msg_of(event, data, NULL);
-
-    return rc_broadcast_to_room(n->a, room, &m, except, flags);
-}
-
-/* Send a marker from `from` to room and wait for `to` (a member of room on
- * another node) to get it: whatever `from` published before is in by then.
- * Markers are numbered, so that an earlier marker arriving late (e.g. one
- * sent for another member of the room) does not end the wait. */
-#define sync_marker(w, from, room, to)                                         \
-    sync_marker_((w), (from), (room), (to), __FILE__, __LINE__)
-
-struct marker_arg {
-    rec *to;
-    int number;
-};
-
-static int pred_marker(void *arg)
-{
-    struct marker_arg *m = arg;
-
-    return m->to->last_marker >= m->number;
-}
-
-static void sync_marker_(world *w, node *from, const char *room, rec *to,
-                         const char *file, int line)
-{
-    struct marker_arg m;
-    int rc;
-    char what[160], data[32];
-
-    m.to = to;
-    m.number = ++w->marker_seq;
-    snprintf(data, sizeof data, "{\"marker\":%d}", m.number);
-    rc = bcast(from, room, "marker", data, NULL, 0);
-    if (rc < 0)
-        fail_msg("%s:%d: marker broadcast: %s", file, line, rc_strerror(rc));
-    snprintf(what, sizeof what, "%s to receive a marker sent by %s to \"%s\"",
-             to->id, from->name, room);
-    run_until_(w, pred_marker, &m, WAIT_MS, what, file, line);
-}
-
-/* ---- Redis-side helpers -------------------------------------------- */
-
-static long long numsub(world *w, const char *channel)
-{
-    return rh_numsub(&w->rs, channel);
-}
-
-#define WAIT_NUMSUB(w, channel, n)                                             \
-    do {                                                                       \
-        char wn_what_[160];                                                    \
-        snprintf(wn_what_, sizeof wn_what_, "PUBSUB NUMSUB %s == %d",          \
-                 (channel), (int)(n));                                         \
-        WAIT_FOR(w, numsub((w), (channel)) == (n), wn_what_);                  \
-    } while (0)
-
-typedef struct strlist {
-    char **v;
-    size_t n;
-} strlist;
-
-static int cmp_str(const void *x, const void *y)
-{
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-static void strlist_free(strlist *l)
-{
-    size_t i;
-
-    for (i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-/* PUBSUB CHANNELS pattern, sorted. */
-static strlist pubsub_channels(world *w, const char *pattern)
-{
-    strlist l = {NULL, 0};
-    redisReply *r = rh_cmd(&w->rs, "PUBSUB CHANNELS %s", pattern);
-    size_t i;
-    int ok;
-
-    ok = r && r->type == REDIS_REPLY_ARRAY;
-    if (ok) {
-        l.v = calloc(r->elements + 1, sizeof *l.v);
-        for (i = 0; l.v && i < r->elements; i++)
-            l.v[l.n++] = dupmem(r->element[i]->str, r->element[i]->len);
-        ok = l.v != NULL;
-    }
-    if (r)
-        freeReplyObject(r);
-    if (!ok)
-        fail_msg("PUBSUB CHANNELS %s failed", pattern);
-    qsort(l.v, l.n, sizeof *l.v, cmp_str);
-    return l;
-}
-
-/* A valid envelope from node `from`, encoded with rc_envelope_encode. */
-static size_t envelope(char *buf, size_t cap, const char *from,
-                       const char *event, const char *data)
-{
-    rc_envelope env;
-    size_t len = 0;
-    int rc;
-
-    memset(&env, 0, sizeof env);
-    env.msg = msg_of(event, data, NULL);
-    env.node = from;
-    rc = rc_envelope_encode(&env, NULL, buf, cap, &len);
-    if (rc != 0)
-        fail_msg("rc_envelope_encode: %s", rc_strerror(rc));
-    return len;
-}
-
-/* A blocking subscriber of the harness (its reads time out after
- * RH_IO_TIMEOUT_MS), freed in the teardown. */
-static redisContext *raw_sub(world *w, const char *channel)
-{
-    redisContext *c;
-    redisReply *r;
-    int ok;
-
-    assert_true(w->nraw < MAX_RAW);
-    c = rh_connect(&w->rs);
-    assert_non_null(c);
-    w->raw[w->nraw++] = c;
-    r = redisCommand(c, "SUBSCRIBE %s", channel);
-    ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
-    if (r)
-        freeReplyObject(r);
-    if (!ok)
-        fail_msg("raw SUBSCRIBE %s failed", channel);
-    return c;
-}
-
-/* The next pub/sub message of a raw subscriber: channel and payload are
- * copied out. Fails on timeout. */
-static void raw_next(redisContext *c, char **channel, char **payload,
-                     size_t *len)
-{
-    void *p = NULL;
-    redisReply *r;
-    int ok;
-
-    if (redisGetReply(c, &p) != REDIS_OK || p == NULL)
-        fail_msg("raw subscriber: no message within %d ms (%s)",
-                 RH_IO_TIMEOUT_MS, c->errstr);
-    r = p;
-    ok = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-         r->element[0]->type == REDIS_REPLY_STRING &&
-         strcmp(r->element[0]->str, "message") == 0;
-    if (ok) {
-        *channel = dupmem(r->element[1]->str, r->element[1]->len);
-        *payload = dupmem(r->element[2]->str, r->element[2]->len);
-        *len = r->element[2]->len;
-    }
-    freeReplyObject(r);
-    if (!ok)
-        fail_msg("raw subscriber: unexpected reply");
-}
-
-/* Decode an envelope read by a raw subscriber; the strings live in
- * scratch. */
-static void decode_raw(const char *payload, size_t len, rc_envelope *env,
-                       char *scratch, size_t cap)
-{
-    int rc = rc_envelope_decode(payload, len, NULL, env, scratch, cap);
-
-    if (rc != 0)
-        fail_msg("the adapter published an envelope that does not decode: "
-                 "%s",
-                 rc_strerror(rc));
-}
-
-/* ---- fixture -------------------------------------------------------- */
-
-static void churn_free(churn *ch);
-
 static int setup(void **state)
 {
-    world *w = calloc(1, sizeof *w);
-
-    if (w == NULL)
-        return -1;
-    *state = w;
-    if (rh_start(&w->rs, NULL) != 0) {
-        fprintf(stderr, "rh_start: %s\n", w->rs.error);
-        return -1;
-    }
-    w->base = event_base_new();
-    if (w->base == NULL)
-        return -1;
-    w->guard = ts_guard_new(w->base);
-    return w->guard ? 0 : -1;
-}
-
-/*
- * The documented order by default: rc_adapter_free, then redisAsyncFree of
- * the contexts (hiredis then calls the adapter's pending callbacks with
- * NULL), then the loop until nothing is registered, then event_base_free.
- * The tests teardown_* exercise both orders explicitly.
- */
-static int teardown(void **state)
-{
-    world *w = *state;
-    size_t i;
-    long long deadline;
-    int rc = 0, errors0;
-
-    if (w == NULL)
-        return 0;
-    errors0 = w->problems.count;
-    for (i = 0; i < MAX_NODES; i++) {
-        node *n = &w->nodes[i];
-
-        if (n->a) {
-            rc_adapter *a = n->a;
-
-            n->freed = 1;
-            n->a = NULL;
-            rc_adapter_free(a);
-        }
-    }
-    for (i = 0; i < w->nlinks; i++) {
-        rlink *l = &w->links[i];
-
-        if (l->ac) {
-            redisAsyncContext *ac = l->ac;
-
-            l->ac = NULL;
-            redisAsyncFree(ac);
-        }
-    }
-    if (w->base) {
-        deadline = ts_now_ms() + 3000;
-        while (event_base_loop(w->base, EVLOOP_NONBLOCK) == 0) {
-            if (ts_now_ms() > deadline) {
-                fprintf(stderr, "teardown: the loop did not go quiet\n");
-                rc = -1;
-                break;
-            }
-        }
-        if (w->guard)
-            event_free(w->guard);
-        event_base_free(w->base);
-    }
-    for (i = 0; i < w->nraw; i++)
-        redisFree(w->raw[i]);
-    for (i = 0; i < w->nrecs; i++) {
-        free(w->recs[i].frame);
-        free(w->recs[i].data);
-        rc_frame_unref(w->recs[i].kept);
-    }
-    churn_free(w->ch);
-    if (w->problems.count > errors0) {
-        /* e.g. a sink or room event after rc_adapter_free */
-        fprintf(stderr,
-                "teardown: %d problem(s) seen inside callbacks; "
-                "the first: %s\n",
-                w->problems.count - errors0,
-                errors0 ? "(see the test's own failure)" : w->problems.first);
-        rc = -1;
-    }
-    if (rh_stop(&w->rs) != 0)
-        rc = -1;
-    free(w);
-    return rc;
+    return ts_world_setup(state, NULL, 1);
 }
 
 /* ===================================================================== */
@@ -844,34 +86,34 @@ static int teardown(void **state)
 /* The first local member subscribes once; a second member does not. */
 static void t_first_member_subscribes_once(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
-    rc_counters c0 = ctr(A), c;
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2");
+    rc_counters c0 = ts_ctr(A), c;
     rc_conn *m[4];
     const char *names[4];
 
-    join(a1, "s1");
-    c = ctr(A);
+    ts_join(a1, "s1");
+    c = ts_ctr(A);
     assert_int_equal(c.subscribes_sent, c0.subscribes_sent + 1);
     /* Nothing is confirmed before the loop has run. */
     assert_int_equal(rc_room_is_ready(A->a, "s1"), 0);
-    wait_ready(w, A, "s1");
-    assert_string_equal(events_since(A, 0, "s1"), "R");
-    assert_int_equal(numsub(w, "sse:room:s1"), 1);
-    c = ctr(A);
+    ts_wait_ready(w, A, "s1");
+    assert_string_equal(ts_events_since(A, 0, "s1"), "R");
+    assert_int_equal(ts_numsub(w, "sse:room:s1"), 1);
+    c = ts_ctr(A);
     assert_int_equal(c.subscribes_confirmed, c0.subscribes_confirmed + 1);
 
     /* Already a member: nothing changes. */
     assert_int_equal(rc_room_join(a1->conn, "s1"), 0);
-    join(a2, "s1");
-    c = ctr(A);
+    ts_join(a2, "s1");
+    c = ts_ctr(A);
     assert_int_equal(c.subscribes_sent, c0.subscribes_sent + 1);
     assert_int_equal(rc_room_is_ready(A->a, "s1"), 1);
-    wait_quiet(w, A);
-    assert_int_equal(numsub(w, "sse:room:s1"), 1);
-    assert_string_equal(events_since(A, 0, "s1"), "R");
-    c = ctr(A);
+    ts_wait_quiet(w, A);
+    assert_int_equal(ts_numsub(w, "sse:room:s1"), 1);
+    assert_string_equal(ts_events_since(A, 0, "s1"), "R");
+    c = ts_ctr(A);
     assert_int_equal(c.subscribes_sent, c0.subscribes_sent + 1);
     assert_int_equal(c.subscribes_confirmed, c0.subscribes_confirmed + 1);
 
@@ -891,43 +133,43 @@ static void t_first_member_subscribes_once(void **state)
 /* The last member leaving unsubscribes; while others remain it does not. */
 static void t_last_member_unsubscribes(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2");
     rc_counters c0, c;
     const char *names[2];
 
-    join(a1, "l1");
-    join(a2, "l1");
-    wait_ready(w, A, "l1");
-    wait_quiet(w, A);
-    c0 = ctr(A);
+    ts_join(a1, "l1");
+    ts_join(a2, "l1");
+    ts_wait_ready(w, A, "l1");
+    ts_wait_quiet(w, A);
+    c0 = ts_ctr(A);
 
     /* others remaining keep it */
-    leave(a1, "l1");
-    c = ctr(A);
+    ts_leave(a1, "l1");
+    c = ts_ctr(A);
     assert_int_equal(c.unsubscribes_sent, c0.unsubscribes_sent);
     assert_int_equal(rc_room_is_ready(A->a, "l1"), 1);
     assert_int_equal(rc_room_size(A->a, "l1"), 1);
-    assert_int_equal(numsub(w, "sse:room:l1"), 1);
-    assert_int_equal(bcast(B, "l1", "hello", "1", NULL, 0), 0);
+    assert_int_equal(ts_numsub(w, "sse:room:l1"), 1);
+    assert_int_equal(ts_bcast(B, "l1", "hello", "1", NULL, 0), 0);
     WAIT_FOR(w, a2->count == 1, "a2 to get B's broadcast to l1");
     assert_int_equal(a1->count, 0);
 
     /* the last one unsubscribes */
-    leave(a2, "l1");
-    c = ctr(A);
+    ts_leave(a2, "l1");
+    c = ts_ctr(A);
     assert_int_equal(c.unsubscribes_sent, c0.unsubscribes_sent + 1);
     assert_int_equal(rc_room_size(A->a, "l1"), 0);
     assert_int_equal(rc_room_is_ready(A->a, "l1"), 0);
     assert_int_equal(rc_adapter_rooms(A->a, names, 2), 0);
     assert_int_equal(c.rooms, 0);
     assert_int_equal(c.memberships, 0);
-    wait_quiet(w, A);
-    c = ctr(A);
+    ts_wait_quiet(w, A);
+    c = ts_ctr(A);
     assert_int_equal(c.unsubscribes_confirmed, c0.unsubscribes_confirmed + 1);
-    assert_int_equal(numsub(w, "sse:room:l1"), 0);
+    assert_int_equal(ts_numsub(w, "sse:room:l1"), 0);
     assert_int_equal(rc_room_leave(a2->conn, "l1"), 0);
     ts_assert_clean(&(w)->problems);
 }
@@ -936,15 +178,15 @@ static void t_last_member_unsubscribes(void **state)
  * nothing. */
 static void t_leave_noop(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    rec *a1 = add_conn(A, "a1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_rec *a1 = ts_add_conn(A, "a1");
     rc_counters c0, c;
 
-    join(a1, "n1");
-    wait_ready(w, A, "n1");
-    wait_quiet(w, A);
-    c0 = ctr(A);
+    ts_join(a1, "n1");
+    ts_wait_ready(w, A, "n1");
+    ts_wait_quiet(w, A);
+    c0 = ts_ctr(A);
 
     assert_int_equal(rc_room_leave(a1->conn, "other"), 0);
     assert_int_equal(rc_room_leave(a1->conn, "n"), 0);
@@ -957,10 +199,10 @@ static void t_leave_noop(void **state)
     assert_int_equal(rc_room_join(rc_conn_find(A->a, "ghost"), "n1"),
                      RC_EINVAL);
     rc_conn_remove(rc_conn_find(A->a, "ghost")); /* NULL is allowed */
-    ts_pump((w)->base);
-    ts_pump((w)->base);
+    ts_pump(&w->loop);
+    ts_pump(&w->loop);
 
-    c = ctr(A);
+    c = ts_ctr(A);
     assert_int_equal(c.subscribes_sent, c0.subscribes_sent);
     assert_int_equal(c.unsubscribes_sent, c0.unsubscribes_sent);
     assert_int_equal(c.rooms, 1);
@@ -969,8 +211,8 @@ static void t_leave_noop(void **state)
     assert_int_equal(rc_room_size(A->a, "n1"), 1);
     assert_int_equal(rc_room_has(a1->conn, "n1"), 1);
     assert_int_equal(rc_room_is_ready(A->a, "n1"), 1);
-    assert_int_equal(numsub(w, "sse:room:n1"), 1);
-    assert_int_equal(numsub(w, "sse:room:other"), 0);
+    assert_int_equal(ts_numsub(w, "sse:room:n1"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:other"), 0);
     ts_assert_clean(&(w)->problems);
 }
 
@@ -991,9 +233,9 @@ static void collect_room(const char *room, void *user)
 /* rc_room_leave_all reports the rooms in join order. */
 static void t_leave_all_join_order(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2");
     static const char *const order[] = {"z", "a", "m", "b:c"};
     const char *rooms[8];
     struct names_seen seen;
@@ -1001,10 +243,10 @@ static void t_leave_all_join_order(void **state)
 
     memset(&seen, 0, sizeof seen);
     for (i = 0; i < 4; i++)
-        join(a1, order[i]);
-    join(a2, "a");
+        ts_join(a1, order[i]);
+    ts_join(a2, "a");
     for (i = 0; i < 4; i++)
-        wait_ready(w, A, order[i]);
+        ts_wait_ready(w, A, order[i]);
     assert_int_equal(rc_conn_rooms(a1->conn, rooms, 8), 4);
     for (i = 0; i < 4; i++)
         assert_string_equal(rooms[i], order[i]);
@@ -1017,11 +259,11 @@ static void t_leave_all_join_order(void **state)
     assert_int_equal(rc_room_leave_all(a1->conn, NULL, NULL), 0);
 
     /* "a" still has a2 and stays subscribed; the others are dropped. */
-    wait_quiet(w, A);
-    assert_int_equal(numsub(w, "sse:room:a"), 1);
-    assert_int_equal(numsub(w, "sse:room:z"), 0);
-    assert_int_equal(numsub(w, "sse:room:m"), 0);
-    assert_int_equal(numsub(w, "sse:room:b:c"), 0);
+    ts_wait_quiet(w, A);
+    assert_int_equal(ts_numsub(w, "sse:room:a"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:z"), 0);
+    assert_int_equal(ts_numsub(w, "sse:room:m"), 0);
+    assert_int_equal(ts_numsub(w, "sse:room:b:c"), 0);
     assert_int_equal(rc_adapter_rooms(A->a, rooms, 8), 1);
     assert_string_equal(rooms[0], "a");
     assert_int_equal(rc_room_is_ready(A->a, "a"), 1);
@@ -1031,9 +273,9 @@ static void t_leave_all_join_order(void **state)
 /* Queries about unknown rooms and connections are empty, 0 or false. */
 static void t_unknown_queries(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    rec *a1;
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_rec *a1;
     rc_conn *m[2], *dummy = NULL;
     const char *names[2];
     rc_counters c;
@@ -1046,35 +288,35 @@ static void t_unknown_queries(void **state)
     assert_null(rc_conn_find(A->a, "nope"));
     assert_null(rc_conn_find(A->a, ""));
 
-    a1 = add_conn(A, "a1");
+    a1 = ts_add_conn(A, "a1");
     assert_int_equal(rc_conn_rooms(a1->conn, names, 2), 0);
     assert_int_equal(rc_room_has(a1->conn, "nope"), 0);
-    assert_int_equal(rc_conn_add(A->a, "a1", sink, a1, &dummy), RC_EEXIST);
+    assert_int_equal(rc_conn_add(A->a, "a1", ts_sink, a1, &dummy), RC_EEXIST);
     assert_ptr_equal(rc_conn_find(A->a, "a1"), a1->conn);
 
     /* A room that existed and emptied is unknown again. */
-    join(a1, "gone");
-    leave(a1, "gone");
+    ts_join(a1, "gone");
+    ts_leave(a1, "gone");
     assert_int_equal(rc_room_size(A->a, "gone"), 0);
     assert_int_equal(rc_room_is_ready(A->a, "gone"), 0);
     assert_int_equal(rc_room_members(A->a, "gone", m, 2), 0);
     assert_int_equal(rc_room_has(a1->conn, "gone"), 0);
     assert_int_equal(rc_adapter_rooms(A->a, names, 2), 0);
-    wait_quiet(w, A);
-    c = ctr(A);
+    ts_wait_quiet(w, A);
+    c = ts_ctr(A);
     assert_int_equal(c.rooms, 0);
     assert_int_equal(c.memberships, 0);
     assert_int_equal(c.connections, 1);
-    assert_int_equal(numsub(w, "sse:room:gone"), 0);
+    assert_int_equal(ts_numsub(w, "sse:room:gone"), 0);
     ts_assert_clean(&(w)->problems);
 }
 
 /* An adapter without contexts is local only: rooms are ready at once. */
 static void t_local_only_adapter(void **state)
 {
-    world *w = *state;
-    node *L = &w->nodes[0];
-    rec *l1;
+    ts_world *w = *state;
+    ts_node *L = &w->nodes[0];
+    ts_rec *l1;
     rc_counters c;
     int rc;
 
@@ -1085,14 +327,14 @@ static void t_local_only_adapter(void **state)
     L->a = rc_adapter_new(NULL, NULL, "", NULL);
     assert_non_null(L->a);
     assert_int_equal(strlen(rc_adapter_node_id(L->a)), 36); /* a UUID */
-    rc_adapter_set_room_cb(L->a, on_room_event, L);
-    l1 = add_conn(L, "l1");
-    join(l1, "r");
+    rc_adapter_set_room_cb(L->a, ts_on_room_event, L);
+    l1 = ts_add_conn(L, "l1");
+    ts_join(l1, "r");
     assert_int_equal(rc_room_is_ready(L->a, "r"), 1);
-    rc = bcast(L, "r", "e", "{\"x\":1}", NULL, 0);
+    rc = ts_bcast(L, "r", "e", "{\"x\":1}", NULL, 0);
     assert_int_equal(rc, 1);
     assert_int_equal(l1->count, 1);
-    c = ctr(L);
+    c = ts_ctr(L);
     assert_int_equal(c.published, 0);
     assert_int_equal(c.subscribes_sent, 0);
     assert_int_equal(c.delivered, 1);
@@ -1106,25 +348,25 @@ static void t_local_only_adapter(void **state)
 /* RC_LOCAL_ONLY delivers locally and publishes nothing. */
 static void t_local_only_flag(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *b1 = ts_add_conn(B, "b1");
     redisContext *raw;
     rc_counters c0, c;
     rc_broadcast_options o;
     const char *rooms[1] = {"lo"};
-    rc_message m = msg_of("local", "{\"only\":true}", NULL);
+    rc_message m = ts_msg("local", "{\"only\":true}", NULL);
     char *ch = NULL, *payload = NULL, scratch[512];
     size_t len = 0;
     rc_envelope env;
 
-    join(a1, "lo");
-    join(b1, "lo");
-    wait_ready(w, A, "lo");
-    wait_ready(w, B, "lo");
-    raw = raw_sub(w, "sse:room:lo");
-    c0 = ctr(A);
+    ts_join(a1, "lo");
+    ts_join(b1, "lo");
+    ts_wait_ready(w, A, "lo");
+    ts_wait_ready(w, B, "lo");
+    raw = ts_raw_sub(w, "sse:room:lo");
+    c0 = ts_ctr(A);
 
     assert_int_equal(rc_broadcast_to_room(A->a, "lo", &m, NULL, RC_LOCAL_ONLY),
                      1);
@@ -1135,16 +377,16 @@ static void t_local_only_flag(void **state)
 
     /* Then a normal marker on the same pub context: the first thing the raw
      * subscriber sees must be it. */
-    sync_marker(w, A, "lo", b1);
-    WAIT_FOR(w, ctr(A).published == c0.published + 1,
+    ts_sync_marker(w, A, "lo", b1);
+    WAIT_FOR(w, ts_ctr(A).published == c0.published + 1,
              "A: the marker's PUBLISH confirmed");
-    c = ctr(A);
+    c = ts_ctr(A);
     assert_int_equal(c.published, c0.published + 1);
     assert_int_equal(c.publish_errors, c0.publish_errors);
     assert_int_equal(b1->count, 0);
-    raw_next(raw, &ch, &payload, &len);
+    ts_raw_next(raw, &ch, &payload, &len);
     assert_string_equal(ch, "sse:room:lo");
-    decode_raw(payload, len, &env, scratch, sizeof scratch);
+    ts_decode(payload, len, &env, scratch, sizeof scratch);
     assert_non_null(env.msg.event);
     assert_string_equal(env.msg.event, "marker");
     assert_string_equal(env.node, "node-A");
@@ -1156,60 +398,61 @@ static void t_local_only_flag(void **state)
 /* A room without local members delivers 0 and still publishes. */
 static void t_no_local_members_still_publishes(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *b1 = add_conn(B, "b1");
-    rc_counters c0 = ctr(A);
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *b1 = ts_add_conn(B, "b1");
+    rc_counters c0 = ts_ctr(A);
 
-    join(b1, "e1");
-    wait_ready(w, B, "e1");
-    assert_int_equal(bcast(A, "e1", "ev", "[1,2,3]", NULL, 0), 0);
+    ts_join(b1, "e1");
+    ts_wait_ready(w, B, "e1");
+    assert_int_equal(ts_bcast(A, "e1", "ev", "[1,2,3]", NULL, 0), 0);
     WAIT_FOR(w, b1->count == 1,
              "b1 to get A's broadcast to a room A has no "
              "members in");
-    WAIT_FOR(w, ctr(A).published == c0.published + 1, "A: PUBLISH confirmed");
-    assert_int_equal(ctr(A).delivered, c0.delivered);
+    WAIT_FOR(w, ts_ctr(A).published == c0.published + 1,
+             "A: PUBLISH confirmed");
+    assert_int_equal(ts_ctr(A).delivered, c0.delivered);
     assert_int_equal(rc_room_size(A->a, "e1"), 0);
-    assert_int_equal(numsub(w, "sse:room:e1"), 1); /* only B */
+    assert_int_equal(ts_numsub(w, "sse:room:e1"), 1); /* only B */
     ts_assert_clean(&(w)->problems);
 }
 
 /* `delivered` (result and counter) counts only sinks that returned 0. */
 static void t_delivered_counts_accepting_sinks(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2"),
-        *a3 = add_conn(A, "a3");
-    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2"),
+           *a3 = ts_add_conn(A, "a3");
+    ts_rec *b1 = ts_add_conn(B, "b1"), *b2 = ts_add_conn(B, "b2");
     rc_counters ca0, cb0, c;
-    rc_message bad = msg_of("x", NULL, NULL);
+    rc_message bad = ts_msg("x", NULL, NULL);
 
     a2->ret = 1;
     b1->ret = -1;
-    join(a1, "d1");
-    join(a2, "d1");
-    join(a3, "d1");
-    join(b1, "d1");
-    join(b2, "d1");
-    wait_ready(w, A, "d1");
-    wait_ready(w, B, "d1");
-    ca0 = ctr(A);
-    cb0 = ctr(B);
+    ts_join(a1, "d1");
+    ts_join(a2, "d1");
+    ts_join(a3, "d1");
+    ts_join(b1, "d1");
+    ts_join(b2, "d1");
+    ts_wait_ready(w, A, "d1");
+    ts_wait_ready(w, B, "d1");
+    ca0 = ts_ctr(A);
+    cb0 = ts_ctr(B);
 
-    assert_int_equal(bcast(A, "d1", "ev", "\"x\"", NULL, 0), 2);
+    assert_int_equal(ts_bcast(A, "d1", "ev", "\"x\"", NULL, 0), 2);
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 1);
     assert_int_equal(a3->count, 1);
-    c = ctr(A);
+    c = ts_ctr(A);
     assert_int_equal(c.delivered, ca0.delivered + 2);
     assert_int_equal(c.sink_errors, ca0.sink_errors + 1);
 
     WAIT_FOR(w, b1->count == 1 && b2->count == 1,
              "b1 and b2 to get A's broadcast");
-    c = ctr(B);
+    c = ts_ctr(B);
     assert_int_equal(c.delivered, cb0.delivered + 1);
     assert_int_equal(c.sink_errors, cb0.sink_errors + 1);
 
@@ -1217,7 +460,7 @@ static void t_delivered_counts_accepting_sinks(void **state)
     assert_int_equal(rc_broadcast_to_room(A->a, "d1", &bad, NULL, 0),
                      RC_ENODATA);
     assert_int_equal(a1->count, 1);
-    sync_marker(w, A, "d1", b2);
+    ts_sync_marker(w, A, "d1", b2);
     assert_int_equal(b2->count, 1);
     assert_int_equal(b1->count, 1);
     ts_assert_clean(&(w)->problems);
@@ -1227,44 +470,44 @@ static void t_delivered_counts_accepting_sinks(void **state)
  * unsubscribed. */
 static void t_no_delivery_without_subscription(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *b1 = ts_add_conn(B, "b1"), *b2 = ts_add_conn(B, "b2");
     rc_counters cb0;
 
-    join(b1, "ns-x");
-    wait_ready(w, B, "ns-x");
+    ts_join(b1, "ns-x");
+    ts_wait_ready(w, B, "ns-x");
 
     /* never subscribed */
-    cb0 = ctr(B);
-    assert_int_equal(bcast(A, "ns-y", "ev", "1", NULL, 0), 0);
-    sync_marker(w, A, "ns-x", b1);
+    cb0 = ts_ctr(B);
+    assert_int_equal(ts_bcast(A, "ns-y", "ev", "1", NULL, 0), 0);
+    ts_sync_marker(w, A, "ns-x", b1);
     assert_int_equal(b1->count, 0);
     assert_int_equal(b2->count, 0);
-    assert_int_equal(ctr(B).received, cb0.received + 1); /* the marker */
+    assert_int_equal(ts_ctr(B).received, cb0.received + 1); /* the marker */
 
     /* subscribed, then unsubscribed (confirmed) */
-    join(b2, "ns-z");
-    wait_ready(w, B, "ns-z");
-    leave(b2, "ns-z");
-    wait_quiet(w, B);
-    assert_int_equal(numsub(w, "sse:room:ns-z"), 0);
-    cb0 = ctr(B);
-    assert_int_equal(bcast(A, "ns-z", "ev", "2", NULL, 0), 0);
-    sync_marker(w, A, "ns-x", b1);
+    ts_join(b2, "ns-z");
+    ts_wait_ready(w, B, "ns-z");
+    ts_leave(b2, "ns-z");
+    ts_wait_quiet(w, B);
+    assert_int_equal(ts_numsub(w, "sse:room:ns-z"), 0);
+    cb0 = ts_ctr(B);
+    assert_int_equal(ts_bcast(A, "ns-z", "ev", "2", NULL, 0), 0);
+    ts_sync_marker(w, A, "ns-x", b1);
     assert_int_equal(b2->count, 0);
     assert_int_equal(b1->count, 0);
-    assert_int_equal(ctr(B).received, cb0.received + 1);
+    assert_int_equal(ts_ctr(B).received, cb0.received + 1);
 
     /* left, UNSUBSCRIBE still in flight: Redis may still send it, nobody
      * gets it */
-    join(b2, "ns-w");
-    wait_ready(w, B, "ns-w");
-    leave(b2, "ns-w");
-    assert_int_equal(bcast(A, "ns-w", "ev", "3", NULL, 0), 0);
-    sync_marker(w, A, "ns-x", b1);
-    wait_quiet(w, B);
+    ts_join(b2, "ns-w");
+    ts_wait_ready(w, B, "ns-w");
+    ts_leave(b2, "ns-w");
+    assert_int_equal(ts_bcast(A, "ns-w", "ev", "3", NULL, 0), 0);
+    ts_sync_marker(w, A, "ns-x", b1);
+    ts_wait_quiet(w, B);
     assert_int_equal(b2->count, 0);
     assert_int_equal(b1->count, 0);
     ts_assert_clean(&(w)->problems);
@@ -1274,21 +517,21 @@ static void t_no_delivery_without_subscription(void **state)
  * all and in order. */
 static void t_rapid_publishes_in_order(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *b1 = add_conn(B, "b1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *b1 = ts_add_conn(B, "b1");
     char data[32];
     int i;
 
-    join(b1, "o1");
-    wait_ready(w, B, "o1");
+    ts_join(b1, "o1");
+    ts_wait_ready(w, B, "o1");
     for (i = 0; i < 10; i++) {
         snprintf(data, sizeof data, "{\"seq\":%d}", i);
-        assert_int_equal(bcast(A, "o1", "n", data, NULL, 0), 0);
+        assert_int_equal(ts_bcast(A, "o1", "n", data, NULL, 0), 0);
     }
     WAIT_FOR(w, b1->nseq >= 10, "b1 to get 10 messages");
-    sync_marker(w, A, "o1", b1);
+    ts_sync_marker(w, A, "o1", b1);
     assert_int_equal(b1->nseq, 10);
     for (i = 0; i < 10; i++)
         assert_int_equal(b1->seqs[i], i);
@@ -1299,41 +542,42 @@ static void t_rapid_publishes_in_order(void **state)
  * its own back (the echo is dropped and counted). */
 static void t_two_nodes_no_echo(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *b1 = ts_add_conn(B, "b1");
     rc_counters ca0, cb0;
 
-    join(a1, "e");
-    join(b1, "e");
-    wait_ready(w, A, "e");
-    wait_ready(w, B, "e");
-    ca0 = ctr(A);
-    cb0 = ctr(B);
+    ts_join(a1, "e");
+    ts_join(b1, "e");
+    ts_wait_ready(w, A, "e");
+    ts_wait_ready(w, B, "e");
+    ca0 = ts_ctr(A);
+    cb0 = ts_ctr(B);
 
-    assert_int_equal(bcast(A, "e", "from", "\"A\"", NULL, 0), 1);
+    assert_int_equal(ts_bcast(A, "e", "from", "\"A\"", NULL, 0), 1);
     assert_int_equal(a1->count, 1);
     WAIT_FOR(w, b1->count == 1, "b1 to get A's broadcast");
-    WAIT_FOR(w, ctr(A).echoes == ca0.echoes + 1,
+    WAIT_FOR(w, ts_ctr(A).echoes == ca0.echoes + 1,
              "A to drop its own envelope (echoes)");
     assert_int_equal(a1->count, 1);
     assert_string_equal(b1->data, "\"A\"");
 
-    assert_int_equal(bcast(B, "e", "from", "\"B\"", NULL, 0), 1);
+    assert_int_equal(ts_bcast(B, "e", "from", "\"B\"", NULL, 0), 1);
     assert_int_equal(b1->count, 2);
     WAIT_FOR(w, a1->count == 2, "a1 to get B's broadcast");
-    WAIT_FOR(w, ctr(B).echoes == cb0.echoes + 1,
+    WAIT_FOR(w, ts_ctr(B).echoes == cb0.echoes + 1,
              "B to drop its own envelope (echoes)");
     assert_string_equal(a1->data, "\"B\"");
 
     /* anything late would come before these markers (each marker orders
      * the other node's sub connection; the echo of a node's own marker
      * comes on its own one, so that is waited for) */
-    sync_marker(w, A, "e", b1);
-    sync_marker(w, B, "e", a1);
+    ts_sync_marker(w, A, "e", b1);
+    ts_sync_marker(w, B, "e", a1);
     WAIT_FOR(w,
-             ctr(A).echoes == ca0.echoes + 2 && ctr(B).echoes == cb0.echoes + 2,
+             ts_ctr(A).echoes == ca0.echoes + 2 &&
+                 ts_ctr(B).echoes == cb0.echoes + 2,
              "both markers to come back to their senders as echoes");
     assert_int_equal(a1->count, 2);
     assert_int_equal(b1->count, 2);
@@ -1343,33 +587,33 @@ static void t_two_nodes_no_echo(void **state)
 /* except: the named connection never gets it, on either node. */
 static void t_except(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2"),
-        *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2"),
+           *b1 = ts_add_conn(B, "b1"), *b2 = ts_add_conn(B, "b2");
 
-    join(a1, "x");
-    join(a2, "x");
-    join(b1, "x");
-    join(b2, "x");
-    wait_ready(w, A, "x");
-    wait_ready(w, B, "x");
+    ts_join(a1, "x");
+    ts_join(a2, "x");
+    ts_join(b1, "x");
+    ts_join(b2, "x");
+    ts_wait_ready(w, A, "x");
+    ts_wait_ready(w, B, "x");
 
-    assert_int_equal(bcast(A, "x", "ev", "1", "a1", 0), 1);
+    assert_int_equal(ts_bcast(A, "x", "ev", "1", "a1", 0), 1);
     assert_int_equal(a1->count, 0);
     assert_int_equal(a2->count, 1);
     WAIT_FOR(w, b1->count == 1 && b2->count == 1, "b1 and b2 to get it");
-    sync_marker(w, A, "x", b1);
+    ts_sync_marker(w, A, "x", b1);
     assert_int_equal(a1->count, 0);
     assert_int_equal(a2->count, 1);
     assert_int_equal(b1->count, 1);
     assert_int_equal(b2->count, 1);
 
     /* except a remote connection */
-    assert_int_equal(bcast(A, "x", "ev", "2", "b1", 0), 2);
+    assert_int_equal(ts_bcast(A, "x", "ev", "2", "b1", 0), 2);
     WAIT_FOR(w, b2->count == 2, "b2 to get the second broadcast");
-    sync_marker(w, A, "x", b2);
+    ts_sync_marker(w, A, "x", b2);
     assert_int_equal(b1->count, 1);
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 2);
@@ -1380,56 +624,55 @@ static void t_except(void **state)
  * empty prefix is allowed. */
 static void t_custom_prefix(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, "app:x:", "node-A");
-    node *B = node_up(w, 1, "app:x:", "node-B");
-    node *C = node_up(w, 2, "", "node-C");
-    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1"),
-        *c1 = add_conn(C, "c1");
-    strlist l;
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, "app:x:", "node-A");
+    ts_node *B = ts_node_up(w, 1, "app:x:", "node-B");
+    ts_node *C = ts_node_up(w, 2, "", "node-C");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *b1 = ts_add_conn(B, "b1"),
+           *c1 = ts_add_conn(C, "c1");
+    ts_strlist l;
     redisContext *raw;
-    char env_buf[256], *ch = NULL, *payload = NULL, scratch[512];
-    size_t env_len, len = 0;
+    char *ch = NULL, *payload = NULL, scratch[512];
+    size_t len = 0;
     rc_envelope env;
 
-    join(a1, "a:b:c");
-    join(b1, "a:b:c");
-    join(c1, "bare");
-    wait_ready(w, A, "a:b:c");
-    wait_ready(w, B, "a:b:c");
-    wait_ready(w, C, "bare");
+    ts_join(a1, "a:b:c");
+    ts_join(b1, "a:b:c");
+    ts_join(c1, "bare");
+    ts_wait_ready(w, A, "a:b:c");
+    ts_wait_ready(w, B, "a:b:c");
+    ts_wait_ready(w, C, "bare");
 
-    l = pubsub_channels(w, "app:x:*");
+    l = ts_pubsub_channels(w, "app:x:*");
     assert_int_equal(l.n, 1);
     assert_string_equal(l.v[0], "app:x:a:b:c");
-    strlist_free(&l);
-    l = pubsub_channels(w, "sse:room:*");
+    ts_strlist_free(&l);
+    l = ts_pubsub_channels(w, "sse:room:*");
     assert_int_equal(l.n, 0);
-    strlist_free(&l);
-    l = pubsub_channels(w, "*");
+    ts_strlist_free(&l);
+    l = ts_pubsub_channels(w, "*");
     assert_int_equal(l.n, 2);
     assert_string_equal(l.v[0], "app:x:a:b:c");
     assert_string_equal(l.v[1], "bare");
-    strlist_free(&l);
-    assert_int_equal(numsub(w, "app:x:a:b:c"), 2);
+    ts_strlist_free(&l);
+    assert_int_equal(ts_numsub(w, "app:x:a:b:c"), 2);
 
     /* publishing side */
-    raw = raw_sub(w, "app:x:a:b:c");
-    assert_int_equal(bcast(A, "a:b:c", "ev", "{\"k\":\"v\"}", NULL, 0), 1);
+    raw = ts_raw_sub(w, "app:x:a:b:c");
+    assert_int_equal(ts_bcast(A, "a:b:c", "ev", "{\"k\":\"v\"}", NULL, 0), 1);
     WAIT_FOR(w, b1->count == 1, "b1 to get A's broadcast on app:x:a:b:c");
     assert_string_equal(b1->data, "{\"k\":\"v\"}");
-    raw_next(raw, &ch, &payload, &len);
+    ts_raw_next(raw, &ch, &payload, &len);
     assert_string_equal(ch, "app:x:a:b:c");
-    decode_raw(payload, len, &env, scratch, sizeof scratch);
+    ts_decode(payload, len, &env, scratch, sizeof scratch);
     assert_string_equal(env.node, "node-A");
     free(ch);
     free(payload);
 
     /* receiving side: the default-prefixed channel has nobody, the custom
      * one A, B and the raw subscriber */
-    env_len = envelope(env_buf, sizeof env_buf, "raw", "ev", "7");
-    assert_int_equal(rh_publish(&w->rs, "sse:room:a:b:c", env_buf, env_len), 0);
-    assert_int_equal(rh_publish(&w->rs, "app:x:a:b:c", env_buf, env_len), 3);
+    assert_int_equal(ts_publish_env(w, "sse:room:a:b:c", "raw", "ev", "7"), 0);
+    assert_int_equal(ts_publish_env(w, "app:x:a:b:c", "raw", "ev", "7"), 3);
     /* a1 had A's own broadcast locally */
     WAIT_FOR(w, a1->count == 2 && b1->count == 2,
              "a1 and b1 to get the raw publish on app:x:a:b:c");
@@ -1437,24 +680,23 @@ static void t_custom_prefix(void **state)
     assert_string_equal(b1->data, "7");
 
     /* the empty prefix: the channel is the room */
-    assert_int_equal(rh_publish(&w->rs, "bare", env_buf, env_len), 1);
+    assert_int_equal(ts_publish_env(w, "bare", "raw", "ev", "7"), 1);
     WAIT_FOR(w, c1->count == 1, "c1 to get a raw publish on \"bare\"");
     /* A publishes on app:x:bare, which C does not hear: once A's PUBLISH
      * is answered, a marker published on "bare" comes after it */
     {
-        unsigned long long p0 = ctr(A).published;
+        unsigned long long p0 = ts_ctr(A).published;
 
-        assert_int_equal(bcast(A, "bare", "ev", "8", NULL, 0), 0);
-        WAIT_FOR(w, ctr(A).published == p0 + 1, "A: PUBLISH answered");
+        assert_int_equal(ts_bcast(A, "bare", "ev", "8", NULL, 0), 0);
+        WAIT_FOR(w, ts_ctr(A).published == p0 + 1, "A: PUBLISH answered");
     }
-    env_len = envelope(env_buf, sizeof env_buf, "raw", "marker", "0");
-    assert_int_equal(rh_publish(&w->rs, "bare", env_buf, env_len), 1);
+    assert_int_equal(ts_publish_env(w, "bare", "raw", "marker", "0"), 1);
     WAIT_FOR(w, c1->markers == 1, "c1 to get the raw marker on \"bare\"");
     assert_int_equal(c1->count, 1);
     ts_assert_clean(&(w)->problems);
 }
 
-static void hook_keep_frame(rec *r, rc_conn *c, rc_frame *f,
+static void hook_keep_frame(ts_rec *r, rc_conn *c, rc_frame *f,
                             const rc_message *m)
 {
     (void)c;
@@ -1467,15 +709,15 @@ static void hook_keep_frame(rec *r, rc_conn *c, rc_frame *f,
  * frame may outlive its adapter. */
 static void t_remote_frame_bytes(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *b1 = ts_add_conn(B, "b1");
     static const char data[] =
         " \n{\"a\":\n[1,\r\n2],\"s\":\"\\u2603 \xc3\xa9\"}\r\n";
     static const char trimmed[] =
         "{\"a\":\n[1,\r\n2],\"s\":\"\\u2603 \xc3\xa9\"}";
-    rc_message m = msg_of("upd\xc3\xa9", data, "id-1");
+    rc_message m = ts_msg("upd\xc3\xa9", data, "id-1");
     rc_message t = m;
     char want[256];
     size_t want_len = 0;
@@ -1487,10 +729,10 @@ static void t_remote_frame_bytes(void **state)
     assert_int_equal(rc_sse_format(&m, want, sizeof want, &want_len), 0);
 
     b1->hook = hook_keep_frame;
-    join(a1, "f");
-    join(b1, "f");
-    wait_ready(w, A, "f");
-    wait_ready(w, B, "f");
+    ts_join(a1, "f");
+    ts_join(b1, "f");
+    ts_wait_ready(w, A, "f");
+    ts_wait_ready(w, B, "f");
     assert_int_equal(rc_broadcast_to_room(A->a, "f", &m, NULL, 0), 1);
     WAIT_FOR(w, b1->count == 1, "b1 to get the frame");
 
@@ -1516,9 +758,7 @@ static void t_remote_frame_bytes(void **state)
 
     /* the kept frame outlives node B's adapter */
     assert_non_null(b1->kept);
-    B->freed = 1;
-    rc_adapter_free(B->a);
-    B->a = NULL;
+    ts_node_close(B);
     assert_int_equal(rc_frame_size(b1->kept), want_len);
     assert_memory_equal(rc_frame_data(b1->kept), want, want_len);
     rc_frame_unref(b1->kept);
@@ -1530,43 +770,43 @@ static void t_remote_frame_bytes(void **state)
  * one envelope per room, de-duplicated per connection by message id. */
 static void t_multi_room_broadcast(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
-    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2");
+    ts_rec *b1 = ts_add_conn(B, "b1"), *b2 = ts_add_conn(B, "b2");
     const char *rooms[2] = {"m1", "m2"};
-    rc_message with_id = msg_of("multi", "{\"n\":1}", "dup-1");
-    rc_message no_id = msg_of("multi", "{\"n\":2}", NULL);
+    rc_message with_id = ts_msg("multi", "{\"n\":1}", "dup-1");
+    rc_message no_id = ts_msg("multi", "{\"n\":2}", NULL);
     rc_broadcast_options o;
     rc_counters ca0, cb0, c;
 
-    join(a1, "m1");
-    join(a1, "m2");
-    join(a2, "m2");
-    join(b1, "m1");
-    join(b1, "m2");
-    join(b2, "m1");
-    wait_ready(w, A, "m1");
-    wait_ready(w, A, "m2");
-    wait_ready(w, B, "m1");
-    wait_ready(w, B, "m2");
-    ca0 = ctr(A);
-    cb0 = ctr(B);
+    ts_join(a1, "m1");
+    ts_join(a1, "m2");
+    ts_join(a2, "m2");
+    ts_join(b1, "m1");
+    ts_join(b1, "m2");
+    ts_join(b2, "m1");
+    ts_wait_ready(w, A, "m1");
+    ts_wait_ready(w, A, "m2");
+    ts_wait_ready(w, B, "m1");
+    ts_wait_ready(w, B, "m2");
+    ca0 = ts_ctr(A);
+    cb0 = ts_ctr(B);
     memset(&o, 0, sizeof o);
 
     /* with an id */
     assert_int_equal(rc_broadcast(A->a, rooms, 2, &with_id, &o), 2);
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 1);
-    WAIT_FOR(w, ctr(B).received == cb0.received + 2,
+    WAIT_FOR(w, ts_ctr(B).received == cb0.received + 2,
              "B to read both envelopes (one per room)");
-    sync_marker(w, A, "m1", b1);
+    ts_sync_marker(w, A, "m1", b1);
     assert_int_equal(b1->count, 1); /* in both rooms: once, by id */
     assert_int_equal(b2->count, 1);
-    c = ctr(B);
+    c = ts_ctr(B);
     assert_int_equal(c.duplicates, cb0.duplicates + 1);
-    WAIT_FOR(w, ctr(A).published == ca0.published + 3,
+    WAIT_FOR(w, ts_ctr(A).published == ca0.published + 3,
              "A: 2 envelopes and the marker published");
 
     /* Without an id there is nothing to de-duplicate by on the remote
@@ -1578,12 +818,12 @@ static void t_multi_room_broadcast(void **state)
     assert_int_equal(rc_broadcast(A->a, rooms, 2, &no_id, NULL), 2);
     assert_int_equal(a1->count, 2);
     assert_int_equal(a2->count, 2);
-    WAIT_FOR(w, ctr(B).received == cb0.received + 5,
+    WAIT_FOR(w, ts_ctr(B).received == cb0.received + 5,
              "B to read both envelopes of the second broadcast");
-    sync_marker(w, A, "m1", b1);
+    ts_sync_marker(w, A, "m1", b1);
     assert_int_equal(b1->count, 3);
     assert_int_equal(b2->count, 2);
-    assert_int_equal(ctr(B).duplicates, cb0.duplicates + 1);
+    assert_int_equal(ts_ctr(B).duplicates, cb0.duplicates + 1);
 
     /* an invalid meta is refused up front */
     o.meta = "{bad";
@@ -1618,29 +858,29 @@ static int filter_vip(rc_conn *conn, const rc_message *msg, const char *meta,
 /* The filter runs on both paths and sees the meta as sent. */
 static void t_filter_and_meta(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
-    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2");
+    ts_rec *b1 = ts_add_conn(B, "b1"), *b2 = ts_add_conn(B, "b2");
     struct filter_seen fa, fb;
     const char *rooms[1] = {"fm"};
     rc_broadcast_options o;
-    rc_message m = msg_of("ev", "1", NULL);
+    rc_message m = ts_msg("ev", "1", NULL);
     rc_counters ca0, cb0;
 
     memset(&fa, 0, sizeof fa);
     memset(&fb, 0, sizeof fb);
     rc_adapter_set_filter(A->a, filter_vip, &fa);
     rc_adapter_set_filter(B->a, filter_vip, &fb);
-    join(a1, "fm");
-    join(a2, "fm");
-    join(b1, "fm");
-    join(b2, "fm");
-    wait_ready(w, A, "fm");
-    wait_ready(w, B, "fm");
-    ca0 = ctr(A);
-    cb0 = ctr(B);
+    ts_join(a1, "fm");
+    ts_join(a2, "fm");
+    ts_join(b1, "fm");
+    ts_join(b2, "fm");
+    ts_wait_ready(w, A, "fm");
+    ts_wait_ready(w, B, "fm");
+    ca0 = ts_ctr(A);
+    cb0 = ts_ctr(B);
 
     memset(&o, 0, sizeof o);
     o.meta = " {\"vip\":true} ";
@@ -1649,15 +889,15 @@ static void t_filter_and_meta(void **state)
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 0);
     WAIT_FOR(w, b1->count == 1, "b1 to get the meta broadcast");
-    sync_marker(w, A, "fm", b1);
+    ts_sync_marker(w, A, "fm", b1);
     assert_int_equal(b2->count, 0);
-    assert_int_equal(ctr(A).filtered, ca0.filtered + 1);
-    assert_int_equal(ctr(B).filtered, cb0.filtered + 1);
+    assert_int_equal(ts_ctr(A).filtered, ca0.filtered + 1);
+    assert_int_equal(ts_ctr(B).filtered, cb0.filtered + 1);
     assert_string_equal(fb.meta, "{\"vip\":true}");
 
     /* no meta: the filter sees NULL and lets everybody through */
     rc_adapter_set_filter(B->a, NULL, NULL);
-    assert_int_equal(bcast(A, "fm", "ev", "2", NULL, 0), 2);
+    assert_int_equal(ts_bcast(A, "fm", "ev", "2", NULL, 0), 2);
     assert_int_equal(fa.had_meta, 0);
     WAIT_FOR(w, b1->count == 2 && b2->count == 1,
              "b1 and b2 to get the broadcast without meta");
@@ -1670,7 +910,7 @@ static void t_filter_and_meta(void **state)
 
 /* Apply ops to r in room: J join, L leave, '.' one loop turn. Returns
  * whether r ends up a member. */
-static int apply_ops(world *w, rec *r, const char *room, const char *ops,
+static int apply_ops(ts_world *w, ts_rec *r, const char *room, const char *ops,
                      int member)
 {
     const char *p;
@@ -1679,15 +919,15 @@ static int apply_ops(world *w, rec *r, const char *room, const char *ops,
         if (*p == 'J') {
             if (member)
                 fail_msg("bad op string %s", ops);
-            join(r, room);
+            ts_join(r, room);
             member = 1;
         } else if (*p == 'L') {
             if (!member)
                 fail_msg("bad op string %s", ops);
-            leave(r, room);
+            ts_leave(r, room);
             member = 0;
         } else if (*p == '.') {
-            ts_pump((w)->base);
+            ts_pump(&w->loop);
         }
     }
     return member;
@@ -1695,23 +935,24 @@ static int apply_ops(world *w, rec *r, const char *room, const char *ops,
 
 /* After the ops, the subscription state must match membership: NUMSUB 1
  * and a broadcast from B arrives, or NUMSUB 0 and nothing arrives. */
-static void check_rejoin_outcome(world *w, node *A, node *B, rec *a1, rec *ctl,
-                                 const char *room, const char *ops, int member)
+static void check_rejoin_outcome(ts_world *w, ts_node *A, ts_node *B,
+                                 ts_rec *a1, ts_rec *ctl, const char *room,
+                                 const char *ops, int member)
 {
     char ch[64], what[200];
     int before = a1->count;
 
     snprintf(ch, sizeof ch, "sse:room:%s", room);
-    wait_quiet(w, A);
+    ts_wait_quiet(w, A);
     if (member) {
         snprintf(what, sizeof what,
                  "room %s ready after \"%s\" (subscription lost?)", room, ops);
         WAIT_FOR(w, rc_room_is_ready(A->a, room) == 1, what);
-        if (numsub(w, ch) != 1)
+        if (ts_numsub(w, ch) != 1)
             fail_msg("after \"%s\" in %s: PUBSUB NUMSUB %s is %lld, "
                      "expected 1",
-                     ops, room, ch, numsub(w, ch));
-        assert_int_equal(bcast(B, room, "after", "1", NULL, 0), 0);
+                     ops, room, ch, ts_numsub(w, ch));
+        assert_int_equal(ts_bcast(B, room, "after", "1", NULL, 0), 0);
         snprintf(what, sizeof what,
                  "a broadcast from B in %s after \"%s\" (subscription lost "
                  "on the client side?)",
@@ -1719,13 +960,13 @@ static void check_rejoin_outcome(world *w, node *A, node *B, rec *a1, rec *ctl,
         WAIT_FOR(w, a1->count == before + 1, what);
     } else {
         assert_int_equal(rc_room_is_ready(A->a, room), 0);
-        if (numsub(w, ch) != 0)
+        if (ts_numsub(w, ch) != 0)
             fail_msg("after \"%s\" in %s: PUBSUB NUMSUB %s is %lld, "
                      "expected 0",
-                     ops, room, ch, numsub(w, ch));
-        assert_int_equal(bcast(B, room, "after", "1", NULL, 0), 0);
+                     ops, room, ch, ts_numsub(w, ch));
+        assert_int_equal(ts_bcast(B, room, "after", "1", NULL, 0), 0);
     }
-    sync_marker(w, B, "ctl", ctl);
+    ts_sync_marker(w, B, "ctl", ctl);
     if (a1->count != before + member)
         fail_msg("after \"%s\" in %s: a1 got %d message(s), expected %d", ops,
                  room, a1->count - before, member);
@@ -1733,10 +974,10 @@ static void check_rejoin_outcome(world *w, node *A, node *B, rec *a1, rec *ctl,
 
 static void t_leave_rejoin_before_reply(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *ctl = add_conn(A, "ctl");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *ctl = ts_add_conn(A, "ctl");
     static const struct {
         const char *room;
         int ready_first; /* joined and confirmed before the ops */
@@ -1752,15 +993,15 @@ static void t_leave_rejoin_before_reply(void **state)
     };
     size_t i;
 
-    join(ctl, "ctl");
-    wait_ready(w, A, "ctl");
+    ts_join(ctl, "ctl");
+    ts_wait_ready(w, A, "ctl");
     for (i = 0; i < sizeof v / sizeof v[0]; i++) {
         int member = 0;
 
         if (v[i].ready_first) {
-            join(a1, v[i].room);
-            wait_ready(w, A, v[i].room);
-            wait_quiet(w, A);
+            ts_join(a1, v[i].room);
+            ts_wait_ready(w, A, v[i].room);
+            ts_wait_quiet(w, A);
             member = 1;
         }
         member = apply_ops(w, a1, v[i].room, v[i].ops, member);
@@ -1769,7 +1010,7 @@ static void t_leave_rejoin_before_reply(void **state)
     ts_assert_clean(&(w)->problems);
 }
 
-static void hook_flip(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
+static void hook_flip(ts_rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
 {
     (void)f;
     if (m->event == NULL || strcmp(m->event, "flip") != 0)
@@ -1782,22 +1023,22 @@ static void hook_flip(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
  * (hiredis' reply handling), and on the local path. */
 static void t_leave_rejoin_in_sink(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *ctl = add_conn(A, "ctl");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *ctl = ts_add_conn(A, "ctl");
 
-    join(ctl, "ctl");
-    join(a1, "trig");
-    join(a1, "rjs");
-    wait_ready(w, A, "ctl");
-    wait_ready(w, A, "trig");
-    wait_ready(w, A, "rjs");
-    wait_quiet(w, A);
+    ts_join(ctl, "ctl");
+    ts_join(a1, "trig");
+    ts_join(a1, "rjs");
+    ts_wait_ready(w, A, "ctl");
+    ts_wait_ready(w, A, "trig");
+    ts_wait_ready(w, A, "rjs");
+    ts_wait_quiet(w, A);
 
     a1->hook = hook_flip;
     a1->hook_room = "rjs";
-    assert_int_equal(bcast(B, "trig", "flip", "0", NULL, 0), 0);
+    assert_int_equal(ts_bcast(B, "trig", "flip", "0", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 1, "a1 to get the flip message");
     assert_int_equal(a1->hook_rc[0], 1);
     assert_int_equal(a1->hook_rc[1], 1);
@@ -1806,7 +1047,7 @@ static void t_leave_rejoin_in_sink(void **state)
 
     /* local path */
     a1->hook_rc[0] = a1->hook_rc[1] = 0;
-    assert_int_equal(bcast(A, "trig", "flip", "0", NULL, 0), 1);
+    assert_int_equal(ts_bcast(A, "trig", "flip", "0", NULL, 0), 1);
     assert_int_equal(a1->hook_rc[0], 1);
     assert_int_equal(a1->hook_rc[1], 1);
     a1->hook = NULL;
@@ -1826,46 +1067,46 @@ static void t_leave_rejoin_in_sink(void **state)
  */
 static void t_last_channel_dropped_while_subscribing(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1");
 
-    join(a1, "only");
-    wait_ready(w, A, "only");
-    wait_quiet(w, A);
+    ts_join(a1, "only");
+    ts_wait_ready(w, A, "only");
+    ts_wait_quiet(w, A);
 
     /* UNSUBSCRIBE only (count 0), then SUBSCRIBE next */
-    leave(a1, "only");
-    join(a1, "next");
-    wait_quiet(w, A);
-    wait_ready(w, A, "next");
-    assert_int_equal(numsub(w, "sse:room:next"), 1);
-    assert_int_equal(numsub(w, "sse:room:only"), 0);
-    assert_int_equal(bcast(B, "next", "ev", "1", NULL, 0), 0);
+    ts_leave(a1, "only");
+    ts_join(a1, "next");
+    ts_wait_quiet(w, A);
+    ts_wait_ready(w, A, "next");
+    assert_int_equal(ts_numsub(w, "sse:room:next"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:only"), 0);
+    assert_int_equal(ts_bcast(B, "next", "ev", "1", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 1, "a1 to get B's broadcast to \"next\"");
 
     /* SUBSCRIBE third, then UNSUBSCRIBE next: the count never drops to 0 */
-    join(a1, "third");
-    leave(a1, "next");
-    wait_quiet(w, A);
-    wait_ready(w, A, "third");
-    assert_int_equal(numsub(w, "sse:room:third"), 1);
-    assert_int_equal(numsub(w, "sse:room:next"), 0);
+    ts_join(a1, "third");
+    ts_leave(a1, "next");
+    ts_wait_quiet(w, A);
+    ts_wait_ready(w, A, "third");
+    assert_int_equal(ts_numsub(w, "sse:room:third"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:next"), 0);
 
     /* the last channel goes and the same room comes back in one turn */
-    leave(a1, "third");
-    join(a1, "third");
-    wait_quiet(w, A);
-    wait_ready(w, A, "third");
-    assert_int_equal(numsub(w, "sse:room:third"), 1);
-    assert_int_equal(bcast(B, "third", "ev", "2", NULL, 0), 0);
+    ts_leave(a1, "third");
+    ts_join(a1, "third");
+    ts_wait_quiet(w, A);
+    ts_wait_ready(w, A, "third");
+    assert_int_equal(ts_numsub(w, "sse:room:third"), 1);
+    assert_int_equal(ts_bcast(B, "third", "ev", "2", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 2, "a1 to get B's broadcast to \"third\"");
 
     /* and leaving still works afterwards */
-    leave(a1, "third");
-    wait_quiet(w, A);
-    assert_int_equal(numsub(w, "sse:room:third"), 0);
+    ts_leave(a1, "third");
+    ts_wait_quiet(w, A);
+    assert_int_equal(ts_numsub(w, "sse:room:third"), 0);
     ts_assert_clean(&(w)->problems);
 }
 
@@ -1876,25 +1117,25 @@ static void t_last_channel_dropped_while_subscribing(void **state)
  */
 static void t_swap_sub_without_null(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1");
-    rlink *old = A->sub, *fresh;
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1");
+    ts_ctx *old = A->sub, *fresh;
 
-    join(a1, "sw");
-    wait_ready(w, A, "sw");
-    fresh = connect_link(w, A, 1);
+    ts_join(a1, "sw");
+    ts_wait_ready(w, A, "sw");
+    fresh = ts_ctx_connect(w, A, 1);
     old->attached = 0; /* its end is no news to the adapter any more */
     assert_int_equal(rc_adapter_set_sub(A->a, fresh->ac), 0);
     fresh->attached = 1;
     A->sub = fresh;
-    wait_ready(w, A, "sw");
-    wait_quiet(w, A);
-    assert_int_equal(numsub(w, "sse:room:sw"), 2); /* old and new */
-    assert_int_equal(bcast(B, "sw", "ev", "1", NULL, 0), 0);
+    ts_wait_ready(w, A, "sw");
+    ts_wait_quiet(w, A);
+    assert_int_equal(ts_numsub(w, "sse:room:sw"), 2); /* old and new */
+    assert_int_equal(ts_bcast(B, "sw", "ev", "1", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 1, "a1 to get B's broadcast");
-    sync_marker(w, B, "sw", a1);
+    ts_sync_marker(w, B, "sw", a1);
     assert_int_equal(a1->count, 1);
 
     /* the old context goes; nothing changes for the adapter */
@@ -1902,7 +1143,7 @@ static void t_swap_sub_without_null(void **state)
     assert_null(old->ac);
     WAIT_NUMSUB(w, "sse:room:sw", 1);
     assert_int_equal(rc_room_is_ready(A->a, "sw"), 1);
-    assert_int_equal(bcast(B, "sw", "ev", "2", NULL, 0), 0);
+    assert_int_equal(ts_bcast(B, "sw", "ev", "2", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 2, "a1 to get B's second broadcast");
     ts_assert_clean(&(w)->problems);
 }
@@ -1911,7 +1152,7 @@ static void t_swap_sub_without_null(void **state)
 /* Losing and replacing the sub context                                   */
 /* ===================================================================== */
 
-static void kill_client(world *w, rlink *l)
+static void kill_client(ts_world *w, ts_ctx *l)
 {
     struct sockaddr_in sa;
     socklen_t sl = sizeof sa;
@@ -1934,27 +1175,27 @@ static void kill_client(world *w, rlink *l)
  * drops the connection (CLIENT KILL), 2 = the host calls
  * rc_adapter_set_sub(NULL) while the old context is still up (and
  * subscribed), and frees that context later. */
-static void resubscribe_after_loss(world *w, int how)
+static void resubscribe_after_loss(ts_world *w, int how)
 {
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
-    rlink *old = A->sub, *fresh;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2");
+    ts_ctx *old = A->sub, *fresh;
     size_t mark;
     int i;
 
-    join(a1, "p1");
-    join(a1, "p2");
-    join(a2, "p3");
-    join(a2, "p4");
+    ts_join(a1, "p1");
+    ts_join(a1, "p2");
+    ts_join(a2, "p3");
+    ts_join(a2, "p4");
     for (i = 0; i < 4; i++) {
         char room[16];
 
         snprintf(room, sizeof room, "p%d", i + 1);
-        wait_ready(w, A, room);
+        ts_wait_ready(w, A, room);
     }
-    leave(a2, "p4"); /* empty again: must not come back */
-    wait_quiet(w, A);
+    ts_leave(a2, "p4"); /* empty again: must not come back */
+    ts_wait_quiet(w, A);
     mark = A->nev;
 
     if (how == 0) {
@@ -1964,63 +1205,62 @@ static void resubscribe_after_loss(world *w, int how)
     } else {
         old->attached = 0;
         assert_int_equal(rc_adapter_set_sub(A->a, NULL), 0);
-        assert_int_equal(old->state, LINK_UP);
+        assert_int_equal(old->state, TS_CTX_UP);
         /* still subscribed on the server, but no longer the adapter's:
          * a message there now must not be delivered */
-        assert_int_equal(numsub(w, "sse:room:p1"), 1);
+        assert_int_equal(ts_numsub(w, "sse:room:p1"), 1);
         {
-            unsigned long long p0 = ctr(B).published;
+            unsigned long long p0 = ts_ctr(B).published;
 
-            assert_int_equal(bcast(B, "p1", "ev", "0", NULL, 0), 0);
+            assert_int_equal(ts_bcast(B, "p1", "ev", "0", NULL, 0), 0);
             /* answered: Redis has written it to the old context too */
-            WAIT_FOR(w, ctr(B).published == p0 + 1, "B: PUBLISH answered");
+            WAIT_FOR(w, ts_ctr(B).published == p0 + 1, "B: PUBLISH answered");
             for (i = 0; i < 3; i++)
-                ts_idle((w)->base,
-                        (w)->guard); /* let the old context read it */
+                ts_idle(&w->loop); /* let the old context read it */
         }
         assert_int_equal(a1->count, 0);
         redisAsyncFree(old->ac);
     }
-    WAIT_FOR(w, old->state == LINK_DOWN, "the old sub context to go down");
-    assert_string_equal(events_since(A, mark, "p1"), "L");
-    assert_string_equal(events_since(A, mark, "p2"), "L");
-    assert_string_equal(events_since(A, mark, "p3"), "L");
-    assert_string_equal(events_since(A, mark, "p4"), "");
+    WAIT_FOR(w, old->state == TS_CTX_DOWN, "the old sub context to go down");
+    assert_string_equal(ts_events_since(A, mark, "p1"), "L");
+    assert_string_equal(ts_events_since(A, mark, "p2"), "L");
+    assert_string_equal(ts_events_since(A, mark, "p3"), "L");
+    assert_string_equal(ts_events_since(A, mark, "p4"), "");
     assert_int_equal(rc_room_is_ready(A->a, "p1"), 0);
     assert_int_equal(rc_room_is_ready(A->a, "p3"), 0);
 
     /* changes while there is no sub context */
-    join(a2, "p5");
+    ts_join(a2, "p5");
     assert_int_equal(rc_room_is_ready(A->a, "p5"), 0);
-    leave(a2, "p3");
-    leave(a1, "p2");
-    join(a1, "p2");
+    ts_leave(a2, "p3");
+    ts_leave(a1, "p2");
+    ts_join(a1, "p2");
     WAIT_NUMSUB(w, "sse:room:p1", 0); /* the server saw the old one go */
 
-    fresh = connect_link(w, A, 1);
+    fresh = ts_ctx_connect(w, A, 1);
     assert_int_equal(rc_adapter_set_sub(A->a, fresh->ac), 0);
     fresh->attached = 1;
     A->sub = fresh;
-    wait_ready(w, A, "p1");
-    wait_ready(w, A, "p2");
-    wait_ready(w, A, "p5");
-    wait_quiet(w, A);
-    assert_string_equal(events_since(A, mark, "p1"), "LR");
-    assert_string_equal(events_since(A, mark, "p2"), "LR");
-    assert_string_equal(events_since(A, mark, "p3"), "L");
-    assert_string_equal(events_since(A, mark, "p4"), "");
-    assert_string_equal(events_since(A, mark, "p5"), "R");
-    assert_int_equal(numsub(w, "sse:room:p1"), 1);
-    assert_int_equal(numsub(w, "sse:room:p2"), 1);
-    assert_int_equal(numsub(w, "sse:room:p5"), 1);
-    assert_int_equal(numsub(w, "sse:room:p3"), 0);
-    assert_int_equal(numsub(w, "sse:room:p4"), 0);
+    ts_wait_ready(w, A, "p1");
+    ts_wait_ready(w, A, "p2");
+    ts_wait_ready(w, A, "p5");
+    ts_wait_quiet(w, A);
+    assert_string_equal(ts_events_since(A, mark, "p1"), "LR");
+    assert_string_equal(ts_events_since(A, mark, "p2"), "LR");
+    assert_string_equal(ts_events_since(A, mark, "p3"), "L");
+    assert_string_equal(ts_events_since(A, mark, "p4"), "");
+    assert_string_equal(ts_events_since(A, mark, "p5"), "R");
+    assert_int_equal(ts_numsub(w, "sse:room:p1"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:p2"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:p5"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:p3"), 0);
+    assert_int_equal(ts_numsub(w, "sse:room:p4"), 0);
 
-    assert_int_equal(bcast(B, "p1", "ev", "1", NULL, 0), 0);
-    assert_int_equal(bcast(B, "p5", "ev", "2", NULL, 0), 0);
+    assert_int_equal(ts_bcast(B, "p1", "ev", "1", NULL, 0), 0);
+    assert_int_equal(ts_bcast(B, "p5", "ev", "2", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 1 && a2->count == 1,
              "broadcasts from B to arrive on the new sub context");
-    assert_int_equal(bcast(B, "p2", "ev", "3", NULL, 0), 0);
+    assert_int_equal(ts_bcast(B, "p2", "ev", "3", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 2, "a1 to get B's broadcast to p2");
     ts_assert_clean(&(w)->problems);
 }
@@ -2046,9 +1286,9 @@ static void t_resubscribe_after_set_sub_null(void **state)
 
 static void t_malformed_payloads(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    rec *a1 = add_conn(A, "a1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_rec *a1 = ts_add_conn(A, "a1");
     static const char bin[] = "{\"v\":1,\0\"m\":{\"data\":1},\"n\":\"raw\"}";
     struct {
         const char *what;
@@ -2079,8 +1319,6 @@ static void t_malformed_payloads(void **state)
     };
     size_t nbad = sizeof bad / sizeof bad[0], i, big_len;
     char *big;
-    char ok_buf[256];
-    size_t ok_len;
     rc_counters c0, c;
     unsigned long long expect_by[RC_REJECT_SLOTS];
 
@@ -2106,9 +1344,9 @@ static void t_malformed_payloads(void **state)
         }
     }
 
-    join(a1, "mal");
-    wait_ready(w, A, "mal");
-    c0 = ctr(A);
+    ts_join(a1, "mal");
+    ts_wait_ready(w, A, "mal");
+    c0 = ts_ctr(A);
     memcpy(expect_by, c0.rejected_by, sizeof expect_by);
 
     for (i = 0; i < nbad; i++) {
@@ -2122,13 +1360,13 @@ static void t_malformed_payloads(void **state)
         expect_by[-bad[i].code]++;
     }
     free(big);
-    ok_len = envelope(ok_buf, sizeof ok_buf, "raw", "ok", "{\"fine\":true}");
-    assert_int_equal(rh_publish(&w->rs, "sse:room:mal", ok_buf, ok_len), 1);
+    assert_int_equal(
+        ts_publish_env(w, "sse:room:mal", "raw", "ok", "{\"fine\":true}"), 1);
     WAIT_FOR(w, a1->count >= 1, "the valid message after the bad ones");
 
     assert_int_equal(a1->count, 1);
     assert_string_equal(a1->event, "ok");
-    c = ctr(A);
+    c = ts_ctr(A);
     assert_int_equal(c.received, c0.received + nbad + 1);
     assert_int_equal(c.rejected, c0.rejected + nbad);
     assert_int_equal(c.delivered, c0.delivered + 1);
@@ -2144,7 +1382,7 @@ static void t_malformed_payloads(void **state)
 /* Re-entrancy: removing connections and freeing the adapter from a sink   */
 /* ===================================================================== */
 
-static void hook_remove_self(rec *r, rc_conn *c, rc_frame *f,
+static void hook_remove_self(ts_rec *r, rc_conn *c, rc_frame *f,
                              const rc_message *m)
 {
     (void)f;
@@ -2154,10 +1392,10 @@ static void hook_remove_self(rec *r, rc_conn *c, rc_frame *f,
     r->conn = NULL;
 }
 
-static void hook_remove_other(rec *r, rc_conn *c, rc_frame *f,
+static void hook_remove_other(ts_rec *r, rc_conn *c, rc_frame *f,
                               const rc_message *m)
 {
-    rec *victim = r->hook_arg;
+    ts_rec *victim = r->hook_arg;
 
     (void)c;
     (void)f;
@@ -2169,27 +1407,27 @@ static void hook_remove_other(rec *r, rc_conn *c, rc_frame *f,
     }
 }
 
-static void remove_in_sink(world *w, node *A, node *B, int remote,
+static void remove_in_sink(ts_world *w, ts_node *A, ts_node *B, int remote,
                            const char *room)
 {
     char id[3][16], ch[64];
-    rec *r[3];
+    ts_rec *r[3];
     int i, rc;
 
     for (i = 0; i < 3; i++) {
         snprintf(id[i], sizeof id[i], "%s-%d", room, i + 1);
-        r[i] = add_conn(A, id[i]);
-        join(r[i], room);
+        r[i] = ts_add_conn(A, id[i]);
+        ts_join(r[i], room);
     }
-    wait_ready(w, A, room);
+    ts_wait_ready(w, A, room);
     r[0]->hook = hook_remove_self;  /* removes itself */
     r[1]->hook = hook_remove_other; /* removes the member after it */
     r[1]->hook_arg = r[2];
     if (remote) {
-        assert_int_equal(bcast(B, room, "ev", "1", NULL, 0), 0);
+        assert_int_equal(ts_bcast(B, room, "ev", "1", NULL, 0), 0);
         WAIT_FOR(w, r[1]->count == 1, "the second member to get it");
     } else {
-        rc = bcast(A, room, "ev", "1", NULL, 0);
+        rc = ts_bcast(A, room, "ev", "1", NULL, 0);
         assert_int_equal(rc, 2);
     }
     assert_int_equal(r[0]->count, 1);
@@ -2202,43 +1440,36 @@ static void remove_in_sink(world *w, node *A, node *B, int remote,
     /* the last one goes too: the room is unsubscribed */
     r[1]->hook = hook_remove_self;
     if (remote) {
-        assert_int_equal(bcast(B, room, "ev", "2", NULL, 0), 0);
+        assert_int_equal(ts_bcast(B, room, "ev", "2", NULL, 0), 0);
         WAIT_FOR(w, r[1]->count == 2, "the second member to get it again");
     } else {
-        assert_int_equal(bcast(A, room, "ev", "2", NULL, 0), 1);
+        assert_int_equal(ts_bcast(A, room, "ev", "2", NULL, 0), 1);
     }
     assert_int_equal(rc_room_size(A->a, room), 0);
-    wait_quiet(w, A);
+    ts_wait_quiet(w, A);
     snprintf(ch, sizeof ch, "sse:room:%s", room);
-    assert_int_equal(numsub(w, ch), 0);
-    assert_int_equal(ctr(A).connections, 0);
+    assert_int_equal(ts_numsub(w, ch), 0);
+    assert_int_equal(ts_ctr(A).connections, 0);
 }
 
 static void t_conn_remove_in_sink(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
 
     remove_in_sink(w, A, B, 0, "rml");
     remove_in_sink(w, A, B, 1, "rmr");
     ts_assert_clean(&(w)->problems);
 }
 
-static void hook_free_adapter(rec *r, rc_conn *c, rc_frame *f,
+static void hook_free_adapter(ts_rec *r, rc_conn *c, rc_frame *f,
                               const rc_message *m)
 {
-    node *n = r->owner;
-    rc_adapter *a = n->a;
-
     (void)c;
     (void)f;
     (void)m;
-    if (a == NULL)
-        return;
-    n->freed = 1;
-    n->a = NULL;
-    rc_adapter_free(a);
+    ts_node_close(r->owner);
 }
 
 /* rc_adapter_free from a sink on the remote path: the other members are
@@ -2246,31 +1477,31 @@ static void hook_free_adapter(rec *r, rc_conn *c, rc_frame *f,
  * channel is unsubscribed, and nothing leaks (LSan). */
 static void t_adapter_free_in_remote_sink(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
-    rec *b1 = add_conn(B, "b1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2");
+    ts_rec *b1 = ts_add_conn(B, "b1");
 
-    join(a1, "fr");
-    join(a2, "fr");
-    join(a1, "fr2");
-    join(b1, "ctl");
-    wait_ready(w, A, "fr");
-    wait_ready(w, A, "fr2");
-    wait_ready(w, B, "ctl");
+    ts_join(a1, "fr");
+    ts_join(a2, "fr");
+    ts_join(a1, "fr2");
+    ts_join(b1, "ctl");
+    ts_wait_ready(w, A, "fr");
+    ts_wait_ready(w, A, "fr2");
+    ts_wait_ready(w, B, "ctl");
     a1->hook = hook_free_adapter;
 
     /* three in a row: the next ones may sit in the same read buffer */
-    assert_int_equal(bcast(B, "fr", "ev", "1", NULL, 0), 0);
-    assert_int_equal(bcast(B, "fr", "ev", "2", NULL, 0), 0);
-    assert_int_equal(bcast(B, "fr2", "ev", "3", NULL, 0), 0);
+    assert_int_equal(ts_bcast(B, "fr", "ev", "1", NULL, 0), 0);
+    assert_int_equal(ts_bcast(B, "fr", "ev", "2", NULL, 0), 0);
+    assert_int_equal(ts_bcast(B, "fr2", "ev", "3", NULL, 0), 0);
     WAIT_FOR(w, a1->count == 1, "a1 to get the message");
     assert_true(A->freed);
     WAIT_NUMSUB(w, "sse:room:fr", 0);
     WAIT_NUMSUB(w, "sse:room:fr2", 0);
-    assert_int_equal(bcast(B, "fr", "ev", "4", NULL, 0), 0);
-    sync_marker(w, B, "ctl", b1);
+    assert_int_equal(ts_bcast(B, "fr", "ev", "4", NULL, 0), 0);
+    ts_sync_marker(w, B, "ctl", b1);
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 0);
     ts_assert_clean(&(w)->problems);
@@ -2279,15 +1510,15 @@ static void t_adapter_free_in_remote_sink(void **state)
 /* rc_adapter_free from a sink on the local path. */
 static void t_adapter_free_in_local_sink(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2");
 
-    join(a1, "fl");
-    join(a2, "fl");
-    wait_ready(w, A, "fl");
+    ts_join(a1, "fl");
+    ts_join(a2, "fl");
+    ts_wait_ready(w, A, "fl");
     a1->hook = hook_free_adapter;
-    (void)bcast(A, "fl", "ev", "1", NULL, 0); /* result: not specified */
+    (void)ts_bcast(A, "fl", "ev", "1", NULL, 0); /* result: not specified */
     assert_true(A->freed);
     assert_int_equal(a1->count, 1);
     assert_int_equal(a2->count, 0);
@@ -2301,44 +1532,40 @@ static void t_adapter_free_in_local_sink(void **state)
 
 /* Put an adapter in a busy state: rooms confirmed, one SUBSCRIBE and one
  * PUBLISH not yet sent. */
-static void make_busy(world *w, node *n, rec *r, const char *tag)
+static void make_busy(ts_world *w, ts_node *n, ts_rec *r, const char *tag)
 {
     char room[32];
     int i;
 
     for (i = 0; i < 5; i++) {
         snprintf(room, sizeof room, "%s%d", tag, i);
-        join(r, room);
+        ts_join(r, room);
     }
     for (i = 0; i < 5; i++) {
         snprintf(room, sizeof room, "%s%d", tag, i);
-        wait_ready(w, n, room);
+        ts_wait_ready(w, n, room);
     }
     snprintf(room, sizeof room, "%s-pending", tag);
-    join(r, room);
+    ts_join(r, room);
     snprintf(room, sizeof room, "%s0", tag);
-    assert_true(bcast(n, room, "ev", "1", NULL, 0) >= 1);
+    assert_true(ts_bcast(n, room, "ev", "1", NULL, 0) >= 1);
 }
 
 /* rc_adapter_free first, then the contexts: at once (hiredis hands the
  * adapter NULL replies), or after the loop ran to the replies. */
 static void t_teardown_adapter_first(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
-    rc_adapter *a;
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *b1 = ts_add_conn(B, "b1");
     int i;
 
     make_busy(w, A, a1, "ta");
     make_busy(w, B, b1, "tb");
 
     /* A: free the adapter, then the contexts right away */
-    a = A->a;
-    A->freed = 1;
-    A->a = NULL;
-    rc_adapter_free(a);
+    ts_node_close(A);
     redisAsyncFree(A->pub->ac);
     redisAsyncFree(A->sub->ac);
     assert_null(A->pub->ac); /* the disconnect callbacks ran */
@@ -2346,10 +1573,7 @@ static void t_teardown_adapter_first(void **state)
 
     /* B: free the adapter, let the loop run until its UNSUBSCRIBEs are
      * answered, then free the contexts */
-    a = B->a;
-    B->freed = 1;
-    B->a = NULL;
-    rc_adapter_free(a);
+    ts_node_close(B);
     for (i = 0; i < 5; i++) {
         char ch[32];
 
@@ -2369,38 +1593,34 @@ static void t_teardown_adapter_first(void **state)
  * then rc_adapter_free. In between the adapter keeps working locally. */
 static void t_teardown_contexts_first(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    rec *a1 = add_conn(A, "a1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_rec *a1 = ts_add_conn(A, "a1");
     rc_counters c0, c;
     size_t mark;
-    rc_adapter *a;
 
     make_busy(w, A, a1, "tc");
-    c0 = ctr(A);
+    c0 = ts_ctr(A);
     mark = A->nev;
     /* the PUBLISH make_busy queued is lost with the context */
     redisAsyncFree(A->pub->ac);
     assert_null(A->pub->ac);
     redisAsyncFree(A->sub->ac);
     assert_null(A->sub->ac);
-    assert_string_equal(events_since(A, mark, "tc0"), "L");
+    assert_string_equal(ts_events_since(A, mark, "tc0"), "L");
     assert_int_equal(rc_room_is_ready(A->a, "tc0"), 0);
-    c = ctr(A);
+    c = ts_ctr(A);
     assert_int_equal(c.published, c0.published);
     assert_int_equal(c.publish_errors, c0.publish_errors + 1);
 
     /* no contexts: local delivery still works */
-    assert_int_equal(bcast(A, "tc1", "ev", "2", NULL, 0), 1);
+    assert_int_equal(ts_bcast(A, "tc1", "ev", "2", NULL, 0), 1);
     assert_int_equal(a1->count, 2);
-    join(a1, "tc-new");
-    leave(a1, "tc2");
-    ts_pump((w)->base);
+    ts_join(a1, "tc-new");
+    ts_leave(a1, "tc2");
+    ts_pump(&w->loop);
 
-    a = A->a;
-    A->freed = 1;
-    A->a = NULL;
-    rc_adapter_free(a);
+    ts_node_close(A);
     WAIT_NUMSUB(w, "sse:room:tc0", 0);
     ts_assert_clean(&(w)->problems);
 }
@@ -2409,9 +1629,10 @@ static void t_teardown_contexts_first(void **state)
 /* De-duplication window, allocator hooks, size limit, nested broadcasts  */
 /* ===================================================================== */
 
-static int bcast_id(node *n, const char *room, const char *id, const char *data)
+static int bcast_id(ts_node *n, const char *room, const char *id,
+                    const char *data)
 {
-    rc_message m = msg_of("ev", data, id);
+    rc_message m = ts_msg("ev", data, id);
 
     return rc_broadcast_to_room(n->a, room, &m, NULL, 0);
 }
@@ -2422,12 +1643,12 @@ static int bcast_id(node *n, const char *room, const char *id, const char *data)
  * the streams run through every slot of the memory. An empty id is no id. */
 static void t_remote_dedup_window(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
     rc_adapter_options o;
-    node *C;
-    rec *b1 = add_conn(B, "b1"), *c1;
+    ts_node *C;
+    ts_rec *b1 = ts_add_conn(B, "b1"), *c1;
     rc_counters cb0, cc0;
     static const struct {
         char tag;
@@ -2441,14 +1662,14 @@ static void t_remote_dedup_window(void **state)
     memset(&o, 0, sizeof o);
     o.node_id = "node-C";
     o.dedup_window = 2;
-    C = node_up_opts(w, 2, &o);
-    c1 = add_conn(C, "c1");
-    join(b1, "dw");
-    join(c1, "dw");
-    wait_ready(w, B, "dw");
-    wait_ready(w, C, "dw");
-    cb0 = ctr(B);
-    cc0 = ctr(C);
+    C = ts_node_up_opts(w, 2, &o);
+    c1 = ts_add_conn(C, "c1");
+    ts_join(b1, "dw");
+    ts_join(c1, "dw");
+    ts_wait_ready(w, B, "dw");
+    ts_wait_ready(w, C, "dw");
+    cb0 = ts_ctr(B);
+    cc0 = ts_ctr(C);
 
     for (k = 0; k < sizeof streams / sizeof streams[0]; k++) {
         int n = streams[k].period * streams[k].rounds;
@@ -2465,24 +1686,30 @@ static void t_remote_dedup_window(void **state)
         b_dup += streams[k].period <= 8 ? n - streams[k].period : 0;
         c_want += streams[k].period <= 2 ? streams[k].period : n;
         c_dup += streams[k].period <= 2 ? n - streams[k].period : 0;
-        sync_marker(w, A, "dw", b1);
-        sync_marker(w, A, "dw", c1);
+        ts_sync_marker(w, A, "dw", b1);
+        ts_sync_marker(w, A, "dw", c1);
         if (b1->count != b_want || c1->count != c_want)
             fail_msg("after the period-%d stream: b1 (window 8) got %d, "
                      "expected %d; c1 (window 2) got %d, expected %d",
                      streams[k].period, b1->count, b_want, c1->count, c_want);
     }
-    assert_int_equal(ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
-    assert_int_equal(ctr(C).duplicates, cc0.duplicates + (unsigned)c_dup);
+    assert_int_equal(ts_ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
+    assert_int_equal(ts_ctr(C).duplicates, cc0.duplicates + (unsigned)c_dup);
 
     /* an empty id is no id: both delivered */
     assert_int_equal(bcast_id(A, "dw", "", "7"), 0);
     assert_int_equal(bcast_id(A, "dw", "", "8"), 0);
-    sync_marker(w, A, "dw", b1);
+    ts_sync_marker(w, A, "dw", b1);
     assert_int_equal(b1->count, b_want + 2);
-    assert_int_equal(ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
+    assert_int_equal(ts_ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
     ts_assert_clean(&(w)->problems);
 }
+
+struct acct {
+    long live; /* blocks handed out and not freed */
+    unsigned long long calls;
+    int foreign; /* frees/reallocs of blocks not ours */
+};
 
 #define ACCT_HDR 16
 static const char acct_magic[8] = {'r', 'c', 't', 'e', 's', 't', 'm', 'm'};
@@ -2541,68 +1768,68 @@ static void acct_free(void *ptr, void *user)
  * the last block, freed by its unref. */
 static void t_allocator_hooks(void **state)
 {
-    world *w = *state;
+    ts_world *w = *state;
+    struct acct *acct = calloc(2, sizeof *acct);
     rc_alloc hooks[2];
     rc_adapter_options o;
-    node *n[2];
-    rec *r[2];
+    ts_node *n[2];
+    ts_rec *r[2];
     const char *rooms[2] = {"al1", "al2"};
-    rc_message m = msg_of("ev", "{\"big\":\"0123456789abcdef\"}", "id-al");
+    rc_message m = ts_msg("ev", "{\"big\":\"0123456789abcdef\"}", "id-al");
     rc_broadcast_options bo;
     int i;
 
+    /* freed by the teardown after the adapters and their frames */
+    assert_non_null(acct);
+    w->user = acct;
+    w->user_free = free;
     for (i = 0; i < 2; i++) {
         char id[16];
 
         hooks[i].malloc_fn = acct_malloc;
         hooks[i].realloc_fn = acct_realloc;
         hooks[i].free_fn = acct_free;
-        hooks[i].user = &w->acct[i];
+        hooks[i].user = &acct[i];
         snprintf(id, sizeof id, "node-%c", 'A' + i);
         memset(&o, 0, sizeof o);
         o.node_id = id;
         o.alloc = &hooks[i];
-        n[i] = node_up_opts(w, i, &o);
+        n[i] = ts_node_up_opts(w, i, &o);
         snprintf(id, sizeof id, "%c1", 'a' + i);
-        r[i] = add_conn(n[i], id);
-        join(r[i], "al1");
-        join(r[i], "al2");
-        wait_ready(w, n[i], "al1");
-        wait_ready(w, n[i], "al2");
+        r[i] = ts_add_conn(n[i], id);
+        ts_join(r[i], "al1");
+        ts_join(r[i], "al2");
+        ts_wait_ready(w, n[i], "al1");
+        ts_wait_ready(w, n[i], "al2");
     }
     r[1]->hook = hook_keep_frame;
     memset(&bo, 0, sizeof bo);
     bo.meta = "{\"k\":[1,2,3]}";
     bo.meta_len = strlen(bo.meta);
     assert_int_equal(rc_broadcast(n[0]->a, rooms, 2, &m, &bo), 1);
-    WAIT_FOR(w, r[1]->count == 1 && ctr(n[1]).duplicates == 1,
+    WAIT_FOR(w, r[1]->count == 1 && ts_ctr(n[1]).duplicates == 1,
              "b1 to get the message once (and drop its duplicate)");
-    assert_true(w->acct[0].live > 0);
-    assert_true(w->acct[1].live > 0);
+    assert_true(acct[0].live > 0);
+    assert_true(acct[1].live > 0);
 
     /* both adapters go, then their contexts */
+    for (i = 0; i < 2; i++)
+        ts_node_close(n[i]);
     for (i = 0; i < 2; i++) {
-        rc_adapter *a = n[i]->a;
-
-        n[i]->freed = 1;
-        n[i]->a = NULL;
-        rc_adapter_free(a);
-    }
-    for (i = 0; i < 2; i++) {
-        WAIT_FOR(w, w->acct[i].live <= (i == 1 ? 1 : 0),
+        WAIT_FOR(w, acct[i].live <= (i == 1 ? 1 : 0),
                  "the adapter to give back its memory once its replies "
                  "are in");
         redisAsyncFree(n[i]->pub->ac);
         redisAsyncFree(n[i]->sub->ac);
     }
-    assert_int_equal(w->acct[0].live, 0);
-    assert_int_equal(w->acct[1].live, 1); /* the kept frame */
+    assert_int_equal(acct[0].live, 0);
+    assert_int_equal(acct[1].live, 1); /* the kept frame */
     assert_non_null(r[1]->kept);
     rc_frame_unref(r[1]->kept);
     r[1]->kept = NULL;
-    assert_int_equal(w->acct[1].live, 0);
-    assert_int_equal(w->acct[0].foreign, 0);
-    assert_int_equal(w->acct[1].foreign, 0);
+    assert_int_equal(acct[1].live, 0);
+    assert_int_equal(acct[0].foreign, 0);
+    assert_int_equal(acct[1].foreign, 0);
     ts_assert_clean(&(w)->problems);
 }
 
@@ -2610,10 +1837,10 @@ static void t_allocator_hooks(void **state)
  * byte more is refused with nothing delivered or published. */
 static void t_data_size_limit(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *b1 = add_conn(B, "b1");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *b1 = ts_add_conn(B, "b1");
     size_t n = RC_DEFAULT_MAX_DATA;
     char *data = malloc(n + 2);
     rc_message m = RC_MESSAGE_INIT;
@@ -2625,11 +1852,11 @@ static void t_data_size_limit(void **state)
     memset(data + 1, 'q', n - 2);
     data[n - 1] = '"';
     data[n] = '\0';
-    join(a1, "big");
-    join(b1, "big");
-    wait_ready(w, A, "big");
-    wait_ready(w, B, "big");
-    ca0 = ctr(A);
+    ts_join(a1, "big");
+    ts_join(b1, "big");
+    ts_wait_ready(w, A, "big");
+    ts_wait_ready(w, B, "big");
+    ca0 = ts_ctr(A);
 
     m.data = data;
     m.data_len = n;
@@ -2654,15 +1881,15 @@ static void t_data_size_limit(void **state)
     free(data);
     assert_int_equal(rc, RC_ETOOBIG);
     assert_int_equal(a1->count, 1);
-    sync_marker(w, A, "big", b1);
+    ts_sync_marker(w, A, "big", b1);
     assert_int_equal(b1->count, 1);
-    assert_int_equal(ctr(A).published, ca0.published + 2); /* + marker */
+    assert_int_equal(ts_ctr(A).published, ca0.published + 2); /* + marker */
     ts_assert_clean(&(w)->problems);
 }
 
-static void hook_relay(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
+static void hook_relay(ts_rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
 {
-    node *n = r->owner;
+    ts_node *n = r->owner;
     char data[96];
     rc_message in;
     int rc;
@@ -2672,7 +1899,7 @@ static void hook_relay(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
     if (m->event == NULL || strcmp(m->event, "outer") != 0)
         return;
     snprintf(data, sizeof data, "{\"relayed_by\":\"%s\"}", r->id);
-    in = msg_of("inner", data, NULL);
+    in = ts_msg("inner", data, NULL);
     rc = rc_broadcast_to_room(n->a, r->hook_room, &in, NULL, 0);
     r->hook_rc[0]++;
     if (rc < 0)
@@ -2686,14 +1913,14 @@ static void hook_relay(rec *r, rc_conn *c, rc_frame *f, const rc_message *m)
  * and published too. */
 static void t_broadcast_from_sink(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *a1 = add_conn(A, "a1"), *a2 = add_conn(A, "a2"),
-        *a3 = add_conn(A, "a3");
-    rec *b1 = add_conn(B, "b1"), *b2 = add_conn(B, "b2");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *a1 = ts_add_conn(A, "a1"), *a2 = ts_add_conn(A, "a2"),
+           *a3 = ts_add_conn(A, "a3");
+    ts_rec *b1 = ts_add_conn(B, "b1"), *b2 = ts_add_conn(B, "b2");
     const char *rooms[2] = {"n1", "n2"};
-    rc_message outer = msg_of("outer", "{\"o\":1}", NULL);
+    rc_message outer = ts_msg("outer", "{\"o\":1}", NULL);
     redisContext *raw;
     char *ch = NULL, *payload = NULL, scratch[256];
     size_t len = 0;
@@ -2702,25 +1929,25 @@ static void t_broadcast_from_sink(void **state)
     unsigned long long p0;
 
     /* a1 in n1 and n2 relays to n2; a2 in n2; a3 in n3 */
-    join(a1, "n1");
-    join(a1, "n2");
-    join(a2, "n2");
-    join(a3, "n3");
-    join(b1, "n1");
-    join(b2, "n3");
-    wait_ready(w, A, "n1");
-    wait_ready(w, A, "n2");
-    wait_ready(w, A, "n3");
-    wait_ready(w, B, "n1");
-    wait_ready(w, B, "n3");
-    raw = raw_sub(w, "sse:room:n2");
+    ts_join(a1, "n1");
+    ts_join(a1, "n2");
+    ts_join(a2, "n2");
+    ts_join(a3, "n3");
+    ts_join(b1, "n1");
+    ts_join(b2, "n3");
+    ts_wait_ready(w, A, "n1");
+    ts_wait_ready(w, A, "n2");
+    ts_wait_ready(w, A, "n3");
+    ts_wait_ready(w, B, "n1");
+    ts_wait_ready(w, B, "n3");
+    raw = ts_raw_sub(w, "sse:room:n2");
     a1->hook = hook_relay;
     a1->hook_room = "n2";
     b1->hook = hook_relay; /* remote path: relays to n3 */
     b1->hook_room = "n3";
 
     /* outer to n1+n2 on A: a1 once (relays inner to n2: a1, a2), a2 once */
-    p0 = ctr(A).published;
+    p0 = ts_ctr(A).published;
     assert_int_equal(rc_broadcast(A->a, rooms, 2, &outer, NULL), 2);
     assert_int_equal(a1->hook_rc[0], 1);
     /* each got outer once and inner once */
@@ -2729,11 +1956,11 @@ static void t_broadcast_from_sink(void **state)
 
     /* on the wire, n2 carries the inner and the outer envelope (read once
      * A's three PUBLISHes are answered: the raw read blocks the loop) */
-    WAIT_FOR(w, ctr(A).published == p0 + 3,
+    WAIT_FOR(w, ts_ctr(A).published == p0 + 3,
              "A: outer (n1, n2) and inner (n2) published");
     for (i = 0; i < 2; i++) {
-        raw_next(raw, &ch, &payload, &len);
-        decode_raw(payload, len, &env, scratch, sizeof scratch);
+        ts_raw_next(raw, &ch, &payload, &len);
+        ts_decode(payload, len, &env, scratch, sizeof scratch);
         if (env.msg.event && strcmp(env.msg.event, "outer") == 0)
             outer_n2++;
         else if (env.msg.event && strcmp(env.msg.event, "inner") == 0)
@@ -2752,7 +1979,7 @@ static void t_broadcast_from_sink(void **state)
     WAIT_FOR(w, a3->count == 1, "a3 to get the message b1 relayed to n3");
     assert_string_equal(a3->event, "inner");
     assert_string_equal(a3->data, "{\"relayed_by\":\"b1\"}");
-    sync_marker(w, A, "n1", b1);
+    ts_sync_marker(w, A, "n1", b1);
     assert_int_equal(outer_n1, 1);
     assert_int_equal(b1->count, 1);
     ts_assert_clean(&(w)->problems);
@@ -2764,10 +1991,10 @@ static void t_broadcast_from_sink(void **state)
 
 static void t_r6_echo_except_order(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, NULL, "node-A");
-    node *B = node_up(w, 1, NULL, "node-B");
-    rec *rs[3];
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, NULL, "node-A");
+    ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    ts_rec *rs[3];
     static int expect[3][1000];
     size_t nexp[3] = {0, 0, 0};
     uint64_t rng = UINT64_C(0x9e3779b97f4a7c15);
@@ -2776,22 +2003,22 @@ static void t_r6_echo_except_order(void **state)
     int i, k;
     char data[32];
 
-    rs[0] = add_conn(A, "a1");
-    rs[1] = add_conn(A, "a2");
-    rs[2] = add_conn(B, "b1");
+    rs[0] = ts_add_conn(A, "a1");
+    rs[1] = ts_add_conn(A, "a2");
+    rs[2] = ts_add_conn(B, "b1");
     for (k = 0; k < 3; k++)
-        join(rs[k], "r6");
-    wait_ready(w, A, "r6");
-    wait_ready(w, B, "r6");
-    ca0 = ctr(A);
-    cb0 = ctr(B);
+        ts_join(rs[k], "r6");
+    ts_wait_ready(w, A, "r6");
+    ts_wait_ready(w, B, "r6");
+    ca0 = ts_ctr(A);
+    cb0 = ts_ctr(B);
 
     for (i = 0; i < 1000; i++) {
         int ex = (int)rng_below(&rng, 3);
         int rc;
 
         snprintf(data, sizeof data, "{\"seq\":%d}", i);
-        rc = bcast(A, "r6", "seq", data, rs[ex]->id, 0);
+        rc = ts_bcast(A, "r6", "seq", data, rs[ex]->id, 0);
         if (rc != (ex == 2 ? 2 : 1))
             fail_msg("broadcast %d except %s: %d local deliveries", i,
                      rs[ex]->id, rc);
@@ -2799,13 +2026,13 @@ static void t_r6_echo_except_order(void **state)
             if (k != ex)
                 expect[k][nexp[k]++] = i;
         if (i % 50 == 49)
-            ts_pump((w)->base);
+            ts_pump(&w->loop);
     }
     WAIT_FOR(w, rs[2]->nseq >= nexp[2], "b1 to get all its messages");
-    WAIT_FOR(w, ctr(A).echoes >= ca0.echoes + 1000,
+    WAIT_FOR(w, ts_ctr(A).echoes >= ca0.echoes + 1000,
              "A to see its 1000 envelopes come back (echoes)");
-    sync_marker(w, A, "r6", rs[2]);
-    WAIT_FOR(w, ctr(A).echoes == ca0.echoes + 1001,
+    ts_sync_marker(w, A, "r6", rs[2]);
+    WAIT_FOR(w, ts_ctr(A).echoes == ca0.echoes + 1001,
              "A to see the marker come back too");
 
     for (k = 0; k < 3; k++) {
@@ -2819,10 +2046,10 @@ static void t_r6_echo_except_order(void **state)
                 fail_msg("%s: message #%zu is seq %d, expected %d", rs[k]->id,
                          j, rs[k]->seqs[j], expect[k][j]);
     }
-    c = ctr(A);
+    c = ts_ctr(A);
     assert_int_equal(c.echoes, ca0.echoes + 1001);
     assert_int_equal(c.delivered, ca0.delivered + nexp[0] + nexp[1] + 2);
-    c = ctr(B);
+    c = ts_ctr(B);
     assert_int_equal(c.received, cb0.received + 1001);
     assert_int_equal(c.delivered, cb0.delivered + nexp[2] + 1);
     assert_int_equal(c.echoes, cb0.echoes);
@@ -2839,17 +2066,19 @@ static void t_r6_echo_except_order(void **state)
 #define CH_CONNS 2000
 #define CH_OPS 200000
 
-struct churn {
+typedef struct churn {
     unsigned char *bits; /* conn * CH_ROOMS + room */
     int *room_n;
     int **conn_rooms; /* a conn's rooms, unordered */
     int *conn_nrooms, *conn_cap;
     rc_conn **conns;
     size_t memberships, occupied;
-};
+    unsigned long long delivered; /* sink calls */
+} churn;
 
-static void churn_free(churn *ch)
+static void churn_free(void *arg)
 {
+    churn *ch = arg;
     int i;
 
     if (ch == NULL)
@@ -2867,12 +2096,12 @@ static void churn_free(churn *ch)
 
 static int churn_sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
 {
-    world *w = user;
+    churn *ch = user;
 
     (void)c;
     (void)f;
     (void)m;
-    w->churn_delivered++;
+    ch->delivered++;
     return 0;
 }
 
@@ -2981,21 +2210,21 @@ static void ch_left_cb(const char *room, void *user)
     ch_model_del(x->ch, x->c, r);
 }
 
-static void ch_add_conn(world *w, churn *ch, node *A, int c)
+static void ch_add_conn(churn *ch, ts_node *A, int c)
 {
     char id[16];
     int rc;
 
     snprintf(id, sizeof id, "c%d", c);
-    rc = rc_conn_add(A->a, id, churn_sink, w, &ch->conns[c]);
+    rc = rc_conn_add(A->a, id, churn_sink, ch, &ch->conns[c]);
     if (rc != 0)
         fail_msg("rc_conn_add(%s): %s", id, rc_strerror(rc));
 }
 
 static void t_r5_churn(void **state)
 {
-    world *w = *state;
-    node *A = node_up(w, 0, "churn:", "node-A");
+    ts_world *w = *state;
+    ts_node *A = ts_node_up(w, 0, "churn:", "node-A");
     churn *ch;
     uint64_t rng = UINT64_C(0x2545f4914f6cdd1d);
     long op;
@@ -3004,8 +2233,8 @@ static void t_r5_churn(void **state)
     rc_counters cnt;
     const char **names;
     size_t nnames;
-    strlist chans;
-    char name[32], env_buf[256];
+    ts_strlist chans;
+    char name[32], *env;
     size_t env_len;
     redisContext *pubc;
     unsigned long long recv0;
@@ -3013,7 +2242,8 @@ static void t_r5_churn(void **state)
     rc_adapter_set_room_cb(A->a, NULL, NULL);
     ch = calloc(1, sizeof *ch);
     assert_non_null(ch);
-    w->ch = ch;
+    w->user = ch;
+    w->user_free = churn_free;
     ch->bits = calloc((size_t)CH_CONNS * CH_ROOMS / 8 + 1, 1);
     ch->room_n = calloc(CH_ROOMS, sizeof *ch->room_n);
     ch->conn_rooms = calloc(CH_CONNS, sizeof *ch->conn_rooms);
@@ -3023,7 +2253,7 @@ static void t_r5_churn(void **state)
     assert_true(ch->bits && ch->room_n && ch->conn_rooms && ch->conn_nrooms &&
                 ch->conn_cap && ch->conns);
     for (c = 0; c < CH_CONNS; c++)
-        ch_add_conn(w, ch, A, c);
+        ch_add_conn(ch, A, c);
 
     for (op = 0; op < CH_OPS; op++) {
         unsigned p = rng_below(&rng, 1000);
@@ -3078,21 +2308,21 @@ static void t_r5_churn(void **state)
                 ch_model_del(ch, c, ch->conn_rooms[c][0]);
             rc_conn_remove(ch->conns[c]);
             ch->conns[c] = NULL;
-            ch_add_conn(w, ch, A, c);
+            ch_add_conn(ch, A, c);
         }
         if (op % 1000 == 999) {
             for (i = 0; i < 4; i++)
-                ts_pump((w)->base);
+                ts_pump(&w->loop);
         }
     }
     t_ops = ts_now_ms();
 
-    WAIT_FOR_MS(w, is_quiet(A), 30000,
+    WAIT_FOR_MS(w, ts_is_quiet(A), 30000,
                 "churn: every SUBSCRIBE/UNSUBSCRIBE confirmed");
     t_quiet = ts_now_ms();
 
     /* the adapter's view equals the model */
-    cnt = ctr(A);
+    cnt = ts_ctr(A);
     if (cnt.rooms != ch->occupied || cnt.memberships != ch->memberships ||
         cnt.connections != CH_CONNS)
         fail_msg("churn: counters rooms=%llu memberships=%llu "
@@ -3131,8 +2361,8 @@ static void t_r5_churn(void **state)
                 snprintf(want[j], wl, "churn:%s", names[j]);
         }
         free(names);
-        qsort(want, nnames, sizeof *want, cmp_str);
-        chans = pubsub_channels(w, "churn:*");
+        qsort(want, nnames, sizeof *want, ts_cmp_str);
+        chans = ts_pubsub_channels(w, "churn:*");
         {
             char wx[64] = "", wy[64] = "";
             size_t bad_at = (size_t)-1;
@@ -3151,7 +2381,7 @@ static void t_r5_churn(void **state)
             for (j = 0; j < nnames; j++)
                 free(want[j]);
             free(want);
-            strlist_free(&chans);
+            ts_strlist_free(&chans);
             if (bad_at != (size_t)-1)
                 fail_msg("churn: PUBSUB CHANNELS differs from the rooms "
                          "with members at #%zu (sorted): rooms say %s, "
@@ -3163,17 +2393,15 @@ static void t_r5_churn(void **state)
     /* and the client side dispatches every subscribed channel: one raw
      * PUBLISH per room (pipelined), each with 1 receiver for an occupied
      * room, 0 otherwise; every member's sink runs once */
-    env_len = envelope(env_buf, sizeof env_buf, "raw-churn", "c", "0");
-    pubc = rh_connect(&w->rs);
-    assert_non_null(pubc);
-    assert_true(w->nraw < MAX_RAW);
-    w->raw[w->nraw++] = pubc;
-    recv0 = ctr(A).received;
-    w->churn_delivered = 0;
+    env = ts_envelope("raw-churn", "c", "0", 1, &env_len);
+    pubc = ts_raw(w);
+    recv0 = ts_ctr(A).received;
+    ch->delivered = 0;
     for (r = 0; r < CH_ROOMS; r++) {
         snprintf(name, sizeof name, "churn:r%d", r);
-        redisAppendCommand(pubc, "PUBLISH %s %b", name, env_buf, env_len);
+        redisAppendCommand(pubc, "PUBLISH %s %b", name, env, env_len);
     }
+    free(env); /* the commands hold copies */
     for (r = 0; r < CH_ROOMS; r++) {
         void *p = NULL;
         redisReply *rep;
@@ -3189,10 +2417,10 @@ static void t_r5_churn(void **state)
                      "room has %d members",
                      r, n, ch->room_n[r]);
     }
-    WAIT_FOR_MS(w, w->churn_delivered >= ch->memberships, 30000,
+    WAIT_FOR_MS(w, ch->delivered >= ch->memberships, 30000,
                 "churn: every member to get the raw publish of its room");
-    assert_int_equal(ctr(A).received, recv0 + ch->occupied);
-    assert_int_equal(w->churn_delivered, ch->memberships);
+    assert_int_equal(ts_ctr(A).received, recv0 + ch->occupied);
+    assert_int_equal(ch->delivered, ch->memberships);
 
     print_message("R5: %d ops in %lld ms, quiesce %lld ms, %zu rooms with "
                   "members, %zu memberships, %llu SUBSCRIBE / %llu "
@@ -3204,7 +2432,7 @@ static void t_r5_churn(void **state)
 
 /* ===================================================================== */
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, ts_world_teardown)
 
 int main(void)
 {

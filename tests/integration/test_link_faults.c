@@ -15,14 +15,16 @@
  *                    in order, without duplicates, and only what Redis
  *                    acknowledged.
  *
- * Every test gets its own redis-server (redis_harness) and event_base(s).
+ * Every test gets its own redis-server (redis_harness) and event_base.
  * Synchronisation is never a sleep: the loop is driven one turn at a time
  * until a condition holds, with a deadline and a message naming what was
  * awaited (a turn that finds nothing to do blocks for at most 1 ms on a
  * guard timer). Waiting for external processes (socat, Redis) polls them
  * with a bound (rh_wait_until). No assertion runs inside a callback:
- * callbacks record and note problems (cb_error); tests end with
- * assert_clean().
+ * callbacks record and note problems (ts_note); tests end with
+ * ts_assert_clean(). The world, the nodes (ts_node_link), their recorded
+ * state changes and the recording sink are shared with the other
+ * integration tests (test_nodes.h).
  *
  * The half-open test needs socat (apt-get install socat); without it the
  * test is skipped.
@@ -35,7 +37,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_support.h"
+#include "test_nodes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,15 +58,14 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
-#include "redis_harness.h"
 #include "roomcast/libevent.h"
 #include "roomcast/roomcast.h"
 
-#define WAIT_MS 10000 /* default deadline of one wait */
-#define MAX_TR 256    /* state transitions recorded per node */
-#define MAX_NODES 2
-#define MAX_MEMBERS 4
-#define MAX_SEQ 4096
+#define MAX_SEQ TS_MAX_SEQ
+
+/* The envelopes published here come from a foreign node (so that no
+ * adapter drops them as its own echo). */
+#define EXTERNAL "external-publisher"
 
 #define HALF_OPEN_PROBE_MS 300u
 
@@ -84,41 +85,7 @@
 
 /* ---- fixture -------------------------------------------------------- */
 
-typedef struct fx fx;
-
-typedef struct loop {
-    struct event_base *base;
-    struct event *guard;
-} loop;
-
-typedef struct transition {
-    long long t; /* ts_now_ms() */
-    int state;
-    char reason[128];
-} transition;
-
-typedef struct lnode {
-    fx *f;
-    char id[32];
-    loop *lp;
-    rc_adapter *a;
-    rc_link *link;
-    transition tr[MAX_TR];
-    size_t ntr; /* may exceed MAX_TR: only the first MAX_TR are kept */
-} lnode;
-
-typedef struct member {
-    fx *f;
-    lnode *n;
-    char id[32];
-    rc_conn *conn;
-    unsigned long count;   /* non-marker messages */
-    unsigned long markers; /* messages with event "marker" */
-    unsigned long long bytes;
-    long long first_t; /* ts_now_ms() of the first non-marker message */
-    int seqs[MAX_SEQ]; /* {"seq":N} in arrival order */
-    size_t nseq;       /* may exceed MAX_SEQ */
-} member;
+typedef struct outage outage;
 
 typedef struct proxy {
     pid_t pid; /* socat, leader of its own process group; 0 if none */
@@ -126,17 +93,12 @@ typedef struct proxy {
     int stopped;
 } proxy;
 
-struct fx {
-    rh_server rs;
+/* This file's own state (w->user). */
+typedef struct fx {
     proxy px;
-    loop loops[MAX_NODES];
-    lnode nodes[MAX_NODES];
-    member members[MAX_MEMBERS];
-    size_t nmembers;
     struct event *tick; /* outage_accounting's broadcaster */
-    void *scratch;      /* freed by teardown */
-    ts_problems problems;
-};
+    outage *o;
+} fx;
 
 /* ---- small utilities ------------------------------------------------ */
 
@@ -156,254 +118,15 @@ static long long rss_bytes(void)
     return (long long)resident * sysconf(_SC_PAGESIZE);
 }
 
-/* ---- the loop --------------------------------------------------------- */
+/* ---- nodes ------------------------------------------------------------ */
 
-static void loop_init(loop *lp)
+/* A connection id on node n, in room. */
+static ts_rec *member(ts_node *n, const char *id, const char *room)
 {
-    lp->base = event_base_new();
-    assert_non_null(lp->base);
-    lp->guard = ts_guard_new(lp->base);
-    assert_non_null(lp->guard);
-}
+    ts_rec *r = ts_add_conn(n, id);
 
-/* Drive the loop for ms milliseconds (the loop's own timers do the work). */
-static void run_for(loop *lp, int ms)
-{
-    long long deadline = ts_now_ms() + ms;
-
-    while (ts_now_ms() < deadline) {
-        ts_pump((lp)->base);
-        ts_idle((lp)->base, (lp)->guard);
-    }
-}
-
-#define WAIT_FOR_MS(lp, cond, ms, what)                                        \
-    TS_WAIT_FOR((lp)->base, (lp)->guard, cond, ms, what, (void)0)
-#define WAIT_FOR(lp, cond, what) WAIT_FOR_MS(lp, cond, WAIT_MS, what)
-
-/* ---- envelopes ---------------------------------------------------------- */
-
-/* An envelope from a foreign node (so that no adapter drops it as its own
- * echo); malloc'ed, *len set. */
-static char *envelope(const char *event, const char *data, size_t data_len,
-                      size_t *len)
-{
-    rc_envelope env;
-    char *buf;
-    size_t need = 0;
-    int rc;
-
-    memset(&env, 0, sizeof env);
-    env.msg.event = event;
-    env.msg.data = data;
-    env.msg.data_len = data_len;
-    env.msg.retry = -1;
-    env.node = "external-publisher";
-    rc = rc_envelope_encode(&env, NULL, NULL, 0, &need);
-    if (rc != RC_ENOBUFS)
-        fail_msg("rc_envelope_encode (size): %s", rc_strerror(rc));
-    buf = malloc(need);
-    assert_non_null(buf);
-    rc = rc_envelope_encode(&env, NULL, buf, need, len);
-    if (rc != 0)
-        fail_msg("rc_envelope_encode: %s", rc_strerror(rc));
-    return buf;
-}
-
-/* ---- nodes, links and members -------------------------------------------- */
-
-static void on_state(rc_link *link, int state, const char *reason, void *user)
-{
-    lnode *n = user;
-
-    if (n->link != NULL && link != n->link)
-        ts_note(&(n->f)->problems, "%s: state callback with a foreign link",
-                n->id);
-    if (state != RC_LINK_UP && state != RC_LINK_DOWN)
-        ts_note(&(n->f)->problems, "%s: unknown link state %d", n->id, state);
-    if (reason == NULL) {
-        ts_note(&(n->f)->problems, "%s: state callback with a NULL reason",
-                n->id);
-        reason = "(null)";
-    }
-    if (n->ntr < MAX_TR) {
-        transition *t = &n->tr[n->ntr];
-
-        t->t = ts_now_ms();
-        t->state = state;
-        snprintf(t->reason, sizeof t->reason, "%s", reason);
-    }
-    n->ntr++;
-}
-
-/* Index of the first transition to state at or after index mark, or -1. */
-static long first_since(const lnode *n, size_t mark, int state)
-{
-    size_t i;
-
-    for (i = mark; i < n->ntr && i < MAX_TR; i++)
-        if (n->tr[i].state == state)
-            return (long)i;
-    return -1;
-}
-
-static int link_up(const lnode *n)
-{
-    return rc_link_state(n->link) == RC_LINK_UP;
-}
-
-static lnode *node_open(fx *f, int i, loop *lp, const char *id,
-                        const rc_link_options *base_opts)
-{
-    lnode *n = &f->nodes[i];
-    rc_adapter_options ao;
-    rc_link_options lo = *base_opts;
-    int rc;
-
-    memset(n, 0, sizeof *n);
-    n->f = f;
-    n->lp = lp;
-    snprintf(n->id, sizeof n->id, "%s", id);
-    memset(&ao, 0, sizeof ao);
-    ao.node_id = id;
-    rc = rc_adapter_open(&ao, NULL, NULL, &n->a);
-    if (rc != 0)
-        fail_msg("rc_adapter_open(%s): %s", id, rc_strerror(rc));
-    lo.state_cb = on_state;
-    lo.user = n;
-    rc = rc_link_open(n->a, lp->base, &lo, &n->link);
-    if (rc != 0)
-        fail_msg("rc_link_open(%s, %s): %s", id, lo.url, rc_strerror(rc));
-    return n;
-}
-
-static int sink(rc_conn *c, rc_frame *fr, const rc_message *m, void *user)
-{
-    member *mb = user;
-    static const char head[] = "{\"seq\":";
-    size_t i = sizeof head - 1;
-    int v = 0;
-
-    if (c != mb->conn || fr == NULL || m == NULL || m->data == NULL) {
-        ts_note(&(mb->f)->problems, "%s: sink called with a wrong argument",
-                mb->id);
-        return 0;
-    }
-    if (m->event != NULL && strcmp(m->event, "marker") == 0) {
-        mb->markers++;
-        return 0;
-    }
-    if (mb->count++ == 0)
-        mb->first_t = ts_now_ms();
-    mb->bytes += m->data_len;
-    if (m->data_len > i && memcmp(m->data, head, i) == 0) {
-        for (; i < m->data_len && m->data[i] >= '0' && m->data[i] <= '9'; i++)
-            v = v * 10 + (m->data[i] - '0');
-        if (mb->nseq < MAX_SEQ)
-            mb->seqs[mb->nseq] = v;
-        mb->nseq++;
-    }
-    return 0;
-}
-
-static member *member_add(fx *f, lnode *n, const char *id, const char *room)
-{
-    member *mb;
-    int rc;
-
-    assert_true(f->nmembers < MAX_MEMBERS);
-    mb = &f->members[f->nmembers++];
-    memset(mb, 0, sizeof *mb);
-    mb->f = f;
-    mb->n = n;
-    snprintf(mb->id, sizeof mb->id, "%s", id);
-    rc = rc_conn_add(n->a, id, sink, mb, &mb->conn);
-    if (rc != 0)
-        fail_msg("rc_conn_add(%s): %s", id, rc_strerror(rc));
-    rc = rc_room_join(mb->conn, room);
-    if (rc != 1)
-        fail_msg("rc_room_join(%s, %s) = %d", id, room, rc);
-    return mb;
-}
-
-static rc_counters counters(const lnode *n)
-{
-    rc_counters c;
-
-    memset(&c, 0, sizeof c);
-    rc_adapter_counters(n->a, &c, sizeof c);
-    return c;
-}
-
-/* ---- Redis-side helpers ---------------------------------------------- */
-
-/* The ids of the clients named name in CLIENT LIST (up to max); returns
- * how many there are, or -1 if CLIENT LIST failed. */
-static int clients_named(const rh_server *rs, const char *name,
-                         unsigned long long *ids, int max)
-{
-    redisReply *r = rh_cmd(rs, "CLIENT LIST");
-    const char *p;
-    size_t nl = strlen(name);
-    int count = 0;
-
-    if (r == NULL)
-        return -1;
-    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS) {
-        freeReplyObject(r);
-        return -1;
-    }
-    for (p = r->str; p != NULL && *p != '\0';) {
-        const char *eol = strchr(p, '\n');
-        const char *q = strstr(p, " name=");
-
-        if (q != NULL && (eol == NULL || q < eol) &&
-            strncmp(q + 6, name, nl) == 0 &&
-            (q[6 + nl] == ' ' || q[6 + nl] == '\r' || q[6 + nl] == '\n' ||
-             q[6 + nl] == '\0')) {
-            if (count < max && strncmp(p, "id=", 3) == 0)
-                ids[count] = strtoull(p + 3, NULL, 10);
-            count++;
-        }
-        p = eol ? eol + 1 : NULL;
-    }
-    freeReplyObject(r);
-    return count;
-}
-
-/* Is the client with this id still connected? 1, 0, or -1 on failure. */
-static int client_alive(const rh_server *rs, unsigned long long id)
-{
-    redisReply *r = rh_cmd(rs, "CLIENT LIST");
-    char needle[40];
-    const char *p;
-    int found = 0;
-
-    if (r == NULL)
-        return -1;
-    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS) {
-        freeReplyObject(r);
-        return -1;
-    }
-    snprintf(needle, sizeof needle, "id=%llu ", id);
-    for (p = r->str; p != NULL && *p != '\0' && !found;) {
-        const char *eol = strchr(p, '\n');
-
-        if (strncmp(p, needle, strlen(needle)) == 0)
-            found = 1;
-        p = eol ? eol + 1 : NULL;
-    }
-    freeReplyObject(r);
-    return found;
-}
-
-static void config_set(const rh_server *rs, const char *key, const char *value)
-{
-    redisReply *r = rh_cmd(rs, "CONFIG SET %s %s", key, value);
-
-    if (r == NULL || r->type == REDIS_REPLY_ERROR)
-        fail_msg("CONFIG SET %s %s: %s", key, value, r ? r->str : "no reply");
-    freeReplyObject(r);
+    ts_join(r, room);
+    return r;
 }
 
 /* ---- socat: a loopback TCP proxy in its own process group ---------------- */
@@ -543,52 +266,46 @@ static void proxy_start(proxy *px, int target)
 
 /* ---- setup / teardown ------------------------------------------------- */
 
+static void proxy_kill(proxy *px);
+
+static void fx_free(void *arg)
+{
+    fx *x = arg;
+
+    proxy_kill(&x->px);
+    free(x->o);
+    free(x);
+}
+
+/* A world without redis-server (each test starts it when it needs it). */
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
+    ts_world *w;
 
-    if (f == NULL)
+    if (ts_world_setup(state, NULL, 0) != 0)
         return -1;
-    *state = f;
-    return 0;
+    w = *state;
+    w->user = calloc(1, sizeof(fx));
+    w->user_free = fx_free;
+    return w->user ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    int i;
+    ts_world *w = *state;
+    fx *x = w ? w->user : NULL;
 
-    if (f->tick != NULL)
-        event_free(f->tick);
-    free(f->scratch);
-    for (i = 0; i < MAX_NODES; i++) {
-        rc_link_close(f->nodes[i].link);
-        f->nodes[i].link = NULL;
-        rc_adapter_free(f->nodes[i].a);
-        f->nodes[i].a = NULL;
+    if (x != NULL && x->tick != NULL) {
+        event_free(x->tick);
+        x->tick = NULL;
     }
-    for (i = 0; i < MAX_NODES; i++) {
-        if (f->loops[i].guard != NULL)
-            event_free(f->loops[i].guard);
-        if (f->loops[i].base != NULL)
-            event_base_free(f->loops[i].base);
-    }
-    proxy_kill(&f->px);
-    rh_stop(&f->rs);
-    free(f);
-    return 0;
-}
-
-static void start_redis(fx *f)
-{
-    if (rh_start(&f->rs, NULL) != 0)
-        fail_msg("rh_start: %s", f->rs.error);
+    return ts_world_teardown(state);
 }
 
 /* ---- a) half-open link ----------------------------------------------- */
 
 struct gone_arg {
-    const rh_server *rs;
+    ts_world *w;
     const unsigned long long *ids;
     int n;
 };
@@ -599,81 +316,78 @@ static int pred_clients_gone(void *arg)
     int i;
 
     for (i = 0; i < g->n; i++)
-        if (client_alive(g->rs, g->ids[i]) != 0)
+        if (ts_client_alive(g->w, g->ids[i]) != 0)
             return 0;
     return 1;
 }
 
 static void test_half_open(void **state)
 {
-    fx *f = *state;
-    loop *lp = &f->loops[0];
+    ts_world *w = *state;
+    fx *x = w->user;
     rc_link_options lo;
-    lnode *A;
-    member *m;
-    char url[64], *env;
+    ts_node *A;
+    ts_rec *m;
+    char url[64];
     unsigned long long old[2], ids[4];
     struct gone_arg g;
     long long t0, dt, t_cont, t_up, ch_deadline;
     long down;
-    size_t mark, len;
+    size_t mark;
     int nsub, npub;
 
     if (!have_program("socat")) {
         print_message("socat is not installed: half-open test skipped\n");
         skip();
     }
-    start_redis(f);
-    proxy_start(&f->px, f->rs.port);
-    loop_init(lp);
+    ts_start_redis(w);
+    proxy_start(&x->px, w->rs.port);
 
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f->px.port);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", x->px.port);
     memset(&lo, 0, sizeof lo);
     lo.url = url;
     lo.probe_interval_ms = HALF_OPEN_PROBE_MS;
     lo.connect_timeout_ms = 1000;
     lo.backoff_min_ms = 50;
     lo.backoff_max_ms = 400;
-    A = node_open(f, 0, lp, "nodeA", &lo);
-    m = member_add(f, A, "a1", "r1");
-    WAIT_FOR(lp, link_up(A) && rc_room_is_ready(A->a, "r1") == 1,
+    A = ts_node_link(w, 0, "nodeA", &lo);
+    m = member(A, "a1", "r1");
+    WAIT_FOR(w, ts_link_up(A) && rc_room_is_ready(A->a, "r1") == 1,
              "nodeA: link UP through the proxy and room r1 ready");
-    assert_int_equal(rh_numsub(&f->rs, "sse:room:r1"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:r1"), 1);
 
     /* A healthy link survives several probe rounds. */
     mark = A->ntr;
-    run_for(lp, (int)(4 * HALF_OPEN_PROBE_MS));
-    if (A->ntr != mark || !link_up(A))
+    ts_run_for(&w->loop, (int)(4 * HALF_OPEN_PROBE_MS));
+    if (A->ntr != mark || !ts_link_up(A))
         fail_msg("the probe took down a healthy link: \"%s\"",
                  rc_link_reason(A->link));
 
     /* A stall of half an interval delays one probe by less than an
      * interval: that is no reason to drop the link. */
-    assert_int_equal(kill(-f->px.pid, SIGSTOP), 0);
-    f->px.stopped = 1;
-    run_for(lp, (int)(HALF_OPEN_PROBE_MS / 2));
-    assert_int_equal(kill(-f->px.pid, SIGCONT), 0);
-    f->px.stopped = 0;
-    run_for(lp, (int)(3 * HALF_OPEN_PROBE_MS));
-    if (A->ntr != mark || !link_up(A))
+    assert_int_equal(kill(-x->px.pid, SIGSTOP), 0);
+    x->px.stopped = 1;
+    ts_run_for(&w->loop, (int)(HALF_OPEN_PROBE_MS / 2));
+    assert_int_equal(kill(-x->px.pid, SIGCONT), 0);
+    x->px.stopped = 0;
+    ts_run_for(&w->loop, (int)(3 * HALF_OPEN_PROBE_MS));
+    if (A->ntr != mark || !ts_link_up(A))
         fail_msg("a %u ms stall took the link down: \"%s\"",
                  HALF_OPEN_PROBE_MS / 2, rc_link_reason(A->link));
 
     /* The connections through the proxy, to see them go later. */
-    assert_int_equal(clients_named(&f->rs, "roomcast:nodeA:sub", &old[0], 1),
-                     1);
-    assert_int_equal(clients_named(&f->rs, "roomcast:nodeA:pub", &old[1], 1),
-                     1);
+    assert_int_equal(ts_clients_named(w, "roomcast:nodeA:sub", &old[0], 1), 1);
+    assert_int_equal(ts_clients_named(w, "roomcast:nodeA:pub", &old[1], 1), 1);
 
     /* Freeze the proxy: TCP stays up (the kernel ACKs), nothing answers. */
     mark = A->ntr;
     t0 = ts_now_ms();
-    assert_int_equal(kill(-f->px.pid, SIGSTOP), 0);
-    f->px.stopped = 1;
-    WAIT_FOR_MS(lp, first_since(A, mark, RC_LINK_DOWN) >= 0,
+    assert_int_equal(kill(-x->px.pid, SIGSTOP), 0);
+    x->px.stopped = 1;
+    WAIT_FOR_MS(w, ts_first_since(A, mark, RC_LINK_DOWN) >= 0,
                 (int)(10 * HALF_OPEN_PROBE_MS),
                 "nodeA: link DOWN after the proxy froze");
-    down = first_since(A, mark, RC_LINK_DOWN);
+    down = ts_first_since(A, mark, RC_LINK_DOWN);
     dt = A->tr[down].t - t0;
     print_message("half-open detected after %lld ms (probe interval %u ms, "
                   "limit %u ms), reason \"%s\"\n",
@@ -686,29 +400,29 @@ static void test_half_open(void **state)
         fail_msg("half-open detection took %lld ms, more than 3 probe "
                  "intervals (%u ms)",
                  dt, 3 * HALF_OPEN_PROBE_MS);
-    assert_false(link_up(A));
+    assert_false(ts_link_up(A));
     assert_int_equal(rc_room_is_ready(A->a, "r1"), 0);
 
     /* Stay frozen past two connect timeouts: the reconnect attempts reach
      * the kernel's accept queue of the frozen proxy and get no answer;
      * none of them may bring the link up. */
-    run_for(lp, 2500);
-    if (link_up(A))
+    ts_run_for(&w->loop, 2500);
+    if (ts_link_up(A))
         fail_msg("the link came UP through a frozen proxy");
     print_message("while frozen: %lu failed attempts, last reason \"%s\"\n",
                   rc_link_failures(A->link), rc_link_reason(A->link));
 
     /* Thaw: the link comes back by itself. */
     t_cont = ts_now_ms();
-    assert_int_equal(kill(-f->px.pid, SIGCONT), 0);
-    f->px.stopped = 0;
-    WAIT_FOR_MS(lp, link_up(A) && rc_room_is_ready(A->a, "r1") == 1, 15000,
+    assert_int_equal(kill(-x->px.pid, SIGCONT), 0);
+    x->px.stopped = 0;
+    WAIT_FOR_MS(w, ts_link_up(A) && rc_room_is_ready(A->a, "r1") == 1, 15000,
                 "nodeA: link UP again and room r1 ready after SIGCONT");
     t_up = ts_now_ms();
 
     /* The stale connections (through the thawed socat children) close;
      * keep the loop running meanwhile, so that the link stays healthy. */
-    g.rs = &f->rs;
+    g.w = w;
     g.ids = old;
     g.n = 2;
     ch_deadline = ts_now_ms() + 10000;
@@ -719,7 +433,7 @@ static void test_half_open(void **state)
             fail_msg("the connections from before the freeze (ids %llu, "
                      "%llu) are still open 10 s after SIGCONT",
                      old[0], old[1]);
-        run_for(lp, 20);
+        ts_run_for(&w->loop, 20);
     }
     print_message("link UP again %lld ms after SIGCONT (%lld ms after it "
                   "went down); the stale connections were gone %lld ms "
@@ -731,30 +445,29 @@ static void test_half_open(void **state)
      * for them to go too. None of them ever got to SUBSCRIBE. */
     ch_deadline = ts_now_ms() + 10000;
     for (;;) {
-        nsub = clients_named(&f->rs, "roomcast:nodeA:sub", ids, 4);
-        npub = clients_named(&f->rs, "roomcast:nodeA:pub", ids, 4);
+        nsub = ts_clients_named(w, "roomcast:nodeA:sub", ids, 4);
+        npub = ts_clients_named(w, "roomcast:nodeA:pub", ids, 4);
         if (nsub == 1 && npub == 1)
             break;
         if (ts_now_ms() >= ch_deadline)
             fail_msg("10 s after SIGCONT Redis has %d sub and %d pub "
                      "connections of nodeA, expected 1 and 1",
                      nsub, npub);
-        run_for(lp, 20);
+        ts_run_for(&w->loop, 20);
     }
-    assert_true(link_up(A));
-    assert_int_equal(rh_numsub(&f->rs, "sse:room:r1"), 1);
+    assert_true(ts_link_up(A));
+    assert_int_equal(ts_numsub(w, "sse:room:r1"), 1);
 
     /* And it delivers, once. */
-    env = envelope(NULL, "{\"after\":\"thaw\"}", 16, &len);
-    assert_int_equal(rh_publish(&f->rs, "sse:room:r1", env, len), 1);
-    free(env);
-    WAIT_FOR(lp, m->count >= 1, "a1: the message published after the thaw");
-    env = envelope("marker", "1", 1, &len);
-    assert_int_equal(rh_publish(&f->rs, "sse:room:r1", env, len), 1);
-    free(env);
-    WAIT_FOR(lp, m->markers >= 1, "a1: the marker after it");
+    assert_int_equal(ts_publish_env(w, "sse:room:r1", EXTERNAL, NULL,
+                                    "{\"after\":\"thaw\"}"),
+                     1);
+    WAIT_FOR(w, m->count >= 1, "a1: the message published after the thaw");
+    assert_int_equal(ts_publish_env(w, "sse:room:r1", EXTERNAL, "marker", "1"),
+                     1);
+    WAIT_FOR(w, m->markers >= 1, "a1: the marker after it");
     assert_int_equal(m->count, 1);
-    ts_assert_clean(&(f)->problems);
+    ts_assert_clean(&w->problems);
 }
 
 /* ---- b) slow subscriber dropped by Redis (R4) ------------------------- */
@@ -765,11 +478,10 @@ static void test_half_open(void **state)
 
 static void test_slow_subscriber(void **state)
 {
-    fx *f = *state;
-    loop *lp = &f->loops[0];
+    ts_world *w = *state;
     rc_link_options lo;
-    lnode *B;
-    member *slow, *other;
+    ts_node *B;
+    ts_rec *slow, *other;
     char url[64], *data, *env;
     unsigned long long sub_id, ids[4];
     long long rss0, rss1, t_res, t_recv;
@@ -779,24 +491,24 @@ static void test_slow_subscriber(void **state)
     long down;
     int gone = 0;
 
-    start_redis(f);
-    config_set(&f->rs, "client-output-buffer-limit", "pubsub 256kb 128kb 1");
-    loop_init(lp);
+    ts_start_redis(w);
+    ts_reply_ok(rh_cmd(&w->rs, "CONFIG SET client-output-buffer-limit %s",
+                       "pubsub 256kb 128kb 1"),
+                "CONFIG SET client-output-buffer-limit");
 
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f->rs.port);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", w->rs.port);
     memset(&lo, 0, sizeof lo);
     lo.url = url;
     lo.backoff_min_ms = 50;
     lo.backoff_max_ms = 400;
-    B = node_open(f, 0, lp, "nodeB", &lo);
-    slow = member_add(f, B, "b-slow", "slow");
-    other = member_add(f, B, "b-other", "other");
-    WAIT_FOR(lp,
-             link_up(B) && rc_room_is_ready(B->a, "slow") == 1 &&
+    B = ts_node_link(w, 0, "nodeB", &lo);
+    slow = member(B, "b-slow", "slow");
+    other = member(B, "b-other", "other");
+    WAIT_FOR(w,
+             ts_link_up(B) && rc_room_is_ready(B->a, "slow") == 1 &&
                  rc_room_is_ready(B->a, "other") == 1,
              "nodeB: link UP, rooms slow and other ready");
-    assert_int_equal(clients_named(&f->rs, "roomcast:nodeB:sub", &sub_id, 1),
-                     1);
+    assert_int_equal(ts_clients_named(w, "roomcast:nodeB:sub", &sub_id, 1), 1);
     rss0 = rss_bytes();
     assert_true(rss0 > 0);
     mark = B->ntr;
@@ -808,10 +520,10 @@ static void test_slow_subscriber(void **state)
     memset(data + 1, 'x', SLOW_MSG_BYTES);
     data[SLOW_MSG_BYTES + 1] = '"';
     data[SLOW_MSG_BYTES + 2] = '\0';
-    env = envelope(NULL, data, SLOW_MSG_BYTES + 2, &len);
+    env = ts_envelope(EXTERNAL, NULL, data, SLOW_MSG_BYTES + 2, &len);
     env_len = len;
     free(data);
-    c = rh_connect(&f->rs);
+    c = rh_connect(&w->rs);
     assert_non_null(c);
     while (sent < SLOW_MAX_BYTES && !gone) {
         redisReply *r = redisCommand(c, "PUBLISH sse:room:slow %b", env, len);
@@ -828,7 +540,7 @@ static void test_slow_subscriber(void **state)
         nmsg++;
         /* ~2 MB first, then check every 256 KB. */
         if (sent >= SLOW_FIRST_BYTES && nmsg % 16 == 0)
-            gone = client_alive(&f->rs, sub_id) == 0;
+            gone = ts_client_alive(w, sub_id) == 0;
     }
     redisFree(c);
     free(env);
@@ -839,28 +551,28 @@ static void test_slow_subscriber(void **state)
         fail_msg("Redis kept the non-reading subscriber (id %llu) after %llu "
                  "bytes with pubsub hard limit 256kb",
                  sub_id, sent);
-    assert_int_equal(clients_named(&f->rs, "roomcast:nodeB:sub", ids, 4), 0);
+    assert_int_equal(ts_clients_named(w, "roomcast:nodeB:sub", ids, 4), 0);
 
     /* Run B again: it must see the close, reconnect, resubscribe. */
     t_res = ts_now_ms();
-    WAIT_FOR_MS(lp, first_since(B, mark, RC_LINK_DOWN) >= 0, 5000,
+    WAIT_FOR_MS(w, ts_first_since(B, mark, RC_LINK_DOWN) >= 0, 5000,
                 "nodeB: link DOWN once its loop runs again");
-    down = first_since(B, mark, RC_LINK_DOWN);
-    WAIT_FOR_MS(lp, link_up(B) && rc_room_is_ready(B->a, "other") == 1, 2000,
+    down = ts_first_since(B, mark, RC_LINK_DOWN);
+    WAIT_FOR_MS(w, ts_link_up(B) && rc_room_is_ready(B->a, "other") == 1, 2000,
                 "nodeB: link UP and room other ready again");
-    env = envelope(NULL, "{\"room\":\"other\"}", 16, &len);
-    assert_int_equal(rh_publish(&f->rs, "sse:room:other", env, len), 1);
-    free(env);
-    WAIT_FOR_MS(lp, other->count >= 1, 2000,
+    assert_int_equal(ts_publish_env(w, "sse:room:other", EXTERNAL, NULL,
+                                    "{\"room\":\"other\"}"),
+                     1);
+    WAIT_FOR_MS(w, other->count >= 1, 2000,
                 "b-other: a message after the reconnect");
     t_recv = other->first_t;
-    WAIT_FOR(lp, rc_room_is_ready(B->a, "slow") == 1,
+    WAIT_FOR(w, rc_room_is_ready(B->a, "slow") == 1,
              "nodeB: room slow ready again");
-    assert_int_equal(rh_numsub(&f->rs, "sse:room:slow"), 1);
-    assert_int_equal(rh_numsub(&f->rs, "sse:room:other"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:slow"), 1);
+    assert_int_equal(ts_numsub(w, "sse:room:other"), 1);
     rss1 = rss_bytes();
     print_message("down after %lld ms (\"%s\"), room other received %lld ms "
-                  "after the loop resumed; b-slow got %lu of %llu messages; "
+                  "after the loop resumed; b-slow got %d of %llu messages; "
                   "RSS %lld -> %lld KiB\n",
                   B->tr[down].t - t_res, B->tr[down].reason, t_recv - t_res,
                   slow->count, nmsg, rss0 / 1024, rss1 / 1024);
@@ -871,17 +583,16 @@ static void test_slow_subscriber(void **state)
         fail_msg("RSS grew by %lld KiB (limit %lld KiB)", (rss1 - rss0) / 1024,
                  RSS_GROWTH_LIMIT / 1024);
     assert_int_equal(other->count, 1);
-    ts_assert_clean(&(f)->problems);
+    ts_assert_clean(&w->problems);
 }
 
 /* ---- c) outage accounting (R2) ---------------------------------------- */
 
 enum { OUT_UNKNOWN = 0, OUT_OK, OUT_ERR, OUT_AMBIG };
 
-typedef struct outage {
-    fx *f;
-    lnode *A, *B;
-    member *mb;
+struct outage {
+    ts_node *A, *B;
+    ts_rec *mb;
     int seq;                 /* last seq broadcast */
     int stop;                /* the tick stops broadcasting */
     unsigned long long p, e; /* A's counters as last accounted */
@@ -892,7 +603,7 @@ typedef struct outage {
     long long t_send[MAX_SEQ + 1];
     int ambiguous;
     int bad_rc;
-} outage;
+};
 
 /*
  * Publish outcomes arrive in the order of the broadcasts (replies in
@@ -903,7 +614,7 @@ typedef struct outage {
  */
 static void account(outage *o)
 {
-    rc_counters c = counters(o->A);
+    rc_counters c = ts_ctr(o->A);
     unsigned long long dp = c.published - o->p, de = c.publish_errors - o->e;
     unsigned char what;
     unsigned long long k;
@@ -948,25 +659,25 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Run the loop for ms, accounting after every turn. */
-static void run_accounting(loop *lp, outage *o, int ms)
+static void run_accounting(ts_loop *lp, outage *o, int ms)
 {
     long long deadline = ts_now_ms() + ms;
 
     while (ts_now_ms() < deadline) {
-        ts_pump((lp)->base);
+        ts_pump(lp);
         account(o);
-        ts_idle((lp)->base, (lp)->guard);
+        ts_idle(lp);
         account(o);
     }
 }
 
 static void test_outage_accounting(void **state)
 {
-    fx *f = *state;
-    loop *lp = &f->loops[0];
+    ts_world *w = *state;
+    fx *x = w->user;
     rc_link_options lo;
     outage *o;
-    member *mb;
+    ts_rec *mb;
     char url[64];
     struct timeval tv = {0, 10000};
     long long t_kill, t_restart, t_back, deadline;
@@ -976,54 +687,52 @@ static void test_outage_accounting(void **state)
     int errors = 0, oks = 0, ambig = 0, violations = 0, first_violation = 0;
     int max_before_restart = 0;
 
-    o = f->scratch = calloc(1, sizeof *o);
+    o = x->o = calloc(1, sizeof *o);
     assert_non_null(o);
-    start_redis(f);
-    loop_init(lp);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f->rs.port);
+    ts_start_redis(w);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", w->rs.port);
     memset(&lo, 0, sizeof lo);
     lo.url = url;
     lo.connect_timeout_ms = 1000;
     lo.backoff_min_ms = 50;
     lo.backoff_max_ms = 200;
-    o->f = f;
-    o->A = node_open(f, 0, lp, "nodeA", &lo);
-    o->B = node_open(f, 1, lp, "nodeB", &lo);
-    mb = o->mb = member_add(f, o->B, "b1", "seq");
-    WAIT_FOR(lp,
-             link_up(o->A) && link_up(o->B) &&
+    o->A = ts_node_link(w, 0, "nodeA", &lo);
+    o->B = ts_node_link(w, 1, "nodeB", &lo);
+    mb = o->mb = member(o->B, "b1", "seq");
+    WAIT_FOR(w,
+             ts_link_up(o->A) && ts_link_up(o->B) &&
                  rc_room_is_ready(o->B->a, "seq") == 1,
              "nodes A and B UP and B's room seq ready");
-    ca = counters(o->A);
+    ca = ts_ctr(o->A);
     o->p = o->p0 = ca.published;
     o->e = ca.publish_errors;
 
-    f->tick = event_new(lp->base, -1, EV_PERSIST, on_tick, o);
-    assert_non_null(f->tick);
-    assert_int_equal(event_add(f->tick, &tv), 0);
+    x->tick = event_new(w->loop.base, -1, EV_PERSIST, on_tick, o);
+    assert_non_null(x->tick);
+    assert_int_equal(event_add(x->tick, &tv), 0);
 
-    run_accounting(lp, o, 500);
+    run_accounting(&w->loop, o, 500);
     t_kill = ts_now_ms();
-    if (rh_kill9(&f->rs) != 0)
-        fail_msg("rh_kill9: %s", f->rs.error);
-    run_accounting(lp, o, 2000);
+    if (rh_kill9(&w->rs) != 0)
+        fail_msg("rh_kill9: %s", w->rs.error);
+    run_accounting(&w->loop, o, 2000);
     for (i = 0; i < mb->nseq && i < MAX_SEQ; i++)
         if (mb->seqs[i] > max_before_restart)
             max_before_restart = mb->seqs[i];
     t_restart = ts_now_ms();
-    if (rh_restart(&f->rs) != 0)
-        fail_msg("rh_restart: %s", f->rs.error);
+    if (rh_restart(&w->rs) != 0)
+        fail_msg("rh_restart: %s", w->rs.error);
     deadline = ts_now_ms() + 10000;
-    while (!(link_up(o->A) && link_up(o->B) &&
+    while (!(ts_link_up(o->A) && ts_link_up(o->B) &&
              rc_room_is_ready(o->B->a, "seq") == 1)) {
         if (ts_now_ms() >= deadline)
             fail_msg("links not UP again 10 s after the restart");
-        run_accounting(lp, o, 5);
+        run_accounting(&w->loop, o, 5);
     }
     t_back = ts_now_ms();
-    run_accounting(lp, o, 1000);
+    run_accounting(&w->loop, o, 1000);
     o->stop = 1;
-    event_del(f->tick);
+    event_del(x->tick);
 
     /* Every publish has an outcome... */
     deadline = ts_now_ms() + 5000;
@@ -1031,7 +740,7 @@ static void test_outage_accounting(void **state)
         if (ts_now_ms() >= deadline)
             fail_msg("only %d of %d publishes resolved 5 s after the end",
                      o->resolved, o->seq);
-        run_accounting(lp, o, 5);
+        run_accounting(&w->loop, o, 5);
     }
     /* ...and whatever reached B's connection has been read: a marker
      * published after the last seq comes back (same publisher, same
@@ -1046,11 +755,11 @@ static void test_outage_accounting(void **state)
         m.data = "0";
         m.data_len = 1;
         rc_broadcast_to_room(o->A->a, "seq", &m, NULL, 0);
-        run_for(lp, 100);
+        ts_run_for(&w->loop, 100);
     }
 
-    ca = counters(o->A);
-    cb = counters(o->B);
+    ca = ts_ctr(o->A);
+    cb = ts_ctr(o->B);
     received = (int)mb->nseq;
     assert_true(mb->nseq <= MAX_SEQ);
     assert_int_equal(o->bad_rc, 0);
@@ -1135,7 +844,7 @@ static void test_outage_accounting(void **state)
         fail_msg("%d acknowledged message(s) sent while B was subscribed "
                  "never reached B (first: seq %d)",
                  violations, first_violation);
-    ts_assert_clean(&(f)->problems);
+    ts_assert_clean(&w->problems);
 }
 
 int main(void)

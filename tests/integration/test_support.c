@@ -1,4 +1,5 @@
-/* Shared integration-test support (see test_support.h). */
+/* Shared integration-test support: the loop and the waits (see
+ * test_support.h). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdarg.h>
@@ -44,44 +45,83 @@ static void guard_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
-struct event *ts_guard_new(struct event_base *base)
+int ts_loop_init(ts_loop *lp)
 {
-    return evtimer_new(base, guard_cb, NULL);
+    lp->base = event_base_new();
+    if (lp->base == NULL)
+        return -1;
+    lp->guard = evtimer_new(lp->base, guard_cb, NULL);
+    return lp->guard ? 0 : -1;
 }
 
-void ts_pump(struct event_base *base)
+int ts_loop_free(ts_loop *lp, int ms)
 {
-    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    long long deadline = ts_now_ms() + ms;
+    int rc = 0;
+
+    if (lp->guard != NULL) {
+        event_free(lp->guard);
+        lp->guard = NULL;
+    }
+    if (lp->base == NULL)
+        return 0;
+    while (event_base_loop(lp->base, EVLOOP_NONBLOCK) == 0) {
+        if (ts_now_ms() > deadline) {
+            rc = -1;
+            break;
+        }
+    }
+    event_base_free(lp->base);
+    lp->base = NULL;
+    return rc;
 }
 
-void ts_idle(struct event_base *base, struct event *guard)
+void ts_pump(ts_loop *lp)
+{
+    event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+void ts_idle(ts_loop *lp)
 {
     struct timeval tv = {0, 1000};
 
-    evtimer_add(guard, &tv);
-    event_base_loop(base, EVLOOP_ONCE);
-    evtimer_del(guard);
+    evtimer_add(lp->guard, &tv);
+    event_base_loop(lp->base, EVLOOP_ONCE);
+    evtimer_del(lp->guard);
 }
 
-void ts_run_until(struct event_base *base, struct event *guard,
-                  int (*pred)(void *), void *arg, int timeout_ms,
-                  const char *what, const char *file, int line,
-                  void (*dump)(const void *), const void *dump_arg)
+void ts_run_for(ts_loop *lp, int ms)
 {
-    long long deadline = ts_now_ms() + timeout_ms;
+    long long end = ts_now_ms() + ms;
+
+    while (ts_now_ms() < end) {
+        ts_pump(lp);
+        ts_idle(lp);
+    }
+}
+
+void ts_timed_out(const ts_loop *lp, int ms, const char *what, const char *file,
+                  int line)
+{
+    if (lp->dump != NULL)
+        lp->dump(lp->dump_arg);
+    fail_msg("%s:%d: timed out after %d ms waiting for %s", file, line, ms,
+             what);
+}
+
+void ts_run_until(ts_loop *lp, int (*pred)(void *), void *arg, int ms,
+                  const char *what, const char *file, int line)
+{
+    long long deadline = ts_now_ms() + ms;
 
     for (;;) {
         if (pred(arg))
             return;
-        ts_pump(base);
+        ts_pump(lp);
         if (pred(arg))
             return;
-        if (ts_now_ms() >= deadline) {
-            if (dump != NULL)
-                dump(dump_arg);
-            fail_msg("%s:%d: timed out after %d ms waiting for %s", file, line,
-                     timeout_ms, what);
-        }
-        ts_idle(base, guard);
+        if (ts_now_ms() >= deadline)
+            ts_timed_out(lp, ms, what, file, line);
+        ts_idle(lp);
     }
 }

@@ -1,9 +1,13 @@
 /*
- * What the integration tests share: problems noted inside callbacks (where
- * cmocka may not assert), and driving a libevent loop until something
- * holds, bounded in time, without spinning and without sleeps: a guard
- * timer lets each blocking turn wait at most 1 ms.
+ * What the integration tests share, part 1: the loop and the waits.
  *
+ * Problems noted inside callbacks (where cmocka may not assert), and
+ * driving a libevent loop until something holds, bounded in time, without
+ * spinning and without sleeps: a guard timer lets each blocking turn wait
+ * at most 1 ms. A time-out fails the test naming file:line and what was
+ * awaited, after the loop's dump (if set) has printed the test's state.
+ *
+ * Part 2 (worlds, nodes, connections, Redis): test_nodes.h.
  * Include after <cmocka.h>.
  */
 #ifndef RC_TEST_SUPPORT_H
@@ -26,34 +30,49 @@ void ts_assert_clean(const ts_problems *p);
 /* Monotonic milliseconds. */
 long long ts_now_ms(void);
 
-/* The guard timer for base (NULL if out of memory). */
-struct event *ts_guard_new(struct event_base *base);
+/* A loop and its guard timer; dump(dump_arg), if set, runs before a wait
+ * fails. */
+typedef struct ts_loop {
+    struct event_base *base;
+    struct event *guard;
+    void (*dump)(const void *arg);
+    const void *dump_arg;
+} ts_loop;
+
+/* 0, or -1 if out of memory. */
+int ts_loop_init(ts_loop *lp);
+
+/* Run the loop until nothing is registered (at most ms), then free it:
+ * 0, or -1 if it did not go quiet (freed all the same). */
+int ts_loop_free(ts_loop *lp, int ms);
 
 /* One turn that does not block; one that blocks at most 1 ms. */
-void ts_pump(struct event_base *base);
-void ts_idle(struct event_base *base, struct event *guard);
+void ts_pump(ts_loop *lp);
+void ts_idle(ts_loop *lp);
 
-/* Run the loop until pred(arg) holds; after timeout_ms, call dump(arg of
- * dump) if given and fail the test naming what and file:line. */
-void ts_run_until(struct event_base *base, struct event *guard,
-                  int (*pred)(void *), void *arg, int timeout_ms,
-                  const char *what, const char *file, int line,
-                  void (*dump)(const void *), const void *dump_arg);
+/* Run the loop for ms (a measurement window, not a wait). */
+void ts_run_for(ts_loop *lp, int ms);
 
-/* The same for an expression; on_timeout is a statement run before the
- * test fails (e.g. a dump of the test's state, or (void)0). */
-#define TS_WAIT_FOR(base, guard, cond, ms, what, on_timeout)                   \
+/* Dump, then fail "file:line: timed out after ms ms waiting for what". */
+void ts_timed_out(const ts_loop *lp, int ms, const char *what, const char *file,
+                  int line);
+
+/* Run the loop until pred(arg) holds, or time out after ms. */
+void ts_run_until(ts_loop *lp, int (*pred)(void *), void *arg, int ms,
+                  const char *what, const char *file, int line);
+#define TS_RUN_UNTIL(lp, pred, arg, ms, what)                                  \
+    ts_run_until((lp), (pred), (arg), (ms), (what), __FILE__, __LINE__)
+
+/* The same for an expression. */
+#define TS_WAIT_FOR(lp, cond, ms, what)                                        \
     do {                                                                       \
         long long ts_deadline_ = ts_now_ms() + (ms);                           \
         while (!(cond)) {                                                      \
-            if (ts_now_ms() >= ts_deadline_) {                                 \
-                on_timeout;                                                    \
-                fail_msg("%s:%d: timed out after %d ms waiting for %s",        \
-                         __FILE__, __LINE__, (int)(ms), (what));               \
-            }                                                                  \
-            ts_pump(base);                                                     \
+            if (ts_now_ms() >= ts_deadline_)                                   \
+                ts_timed_out((lp), (ms), (what), __FILE__, __LINE__);          \
+            ts_pump(lp);                                                       \
             if (!(cond))                                                       \
-                ts_idle((base), (guard));                                      \
+                ts_idle(lp);                                                   \
         }                                                                      \
     } while (0)
 
