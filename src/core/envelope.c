@@ -192,7 +192,8 @@ typedef enum key {
 typedef struct decoder {
     rc__jcur c;
     rc_limits lim;
-    char *sp, *send; /* free part of scratch */
+    char *sp;     /* the free part of scratch: sp, sleft bytes */
+    size_t sleft;
     int v_ok, m_ok, retry_bad;
     field event, id, node, except;
     const unsigned char *data, *meta;
@@ -267,7 +268,7 @@ static int read_field(decoder *d, field *f)
     rv = rc__json_string(&d->c, &body, &len, &escaped);
     if (rv != 0)
         return rv;
-    if ((size_t)(d->send - d->sp) < len + 1)
+    if (d->sleft < len + 1)
         return RC_ENOBUFS;
     if (escaped) {
         n = rc__json_unescape(body, len, d->sp, 1);
@@ -282,6 +283,7 @@ static int read_field(decoder *d, field *f)
     f->str = d->sp;
     f->len = (size_t)n;
     d->sp += n + 1;
+    d->sleft -= (size_t)n + 1;
     return 0;
 }
 
@@ -511,7 +513,7 @@ int rc_envelope_decode(const char *buf, size_t len, const rc_limits *limits,
     d.c.p = (const unsigned char *)(buf != NULL ? buf : "");
     d.c.end = d.c.p + len;
     d.sp = scratch;
-    d.send = scratch != NULL ? scratch + scratch_size : NULL;
+    d.sleft = scratch_size; /* no pointer sum: scratch may be NULL */
     d.retry = -1;
 
     rc__json_ws(&d.c);

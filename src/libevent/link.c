@@ -9,6 +9,12 @@
  * backoff. hiredis frees a context itself after its disconnect callback,
  * so a context is never freed there; the link frees a context only from
  * its own timers and rc_link_close, never from inside a hiredis callback.
+ *
+ * Every entry point (hiredis callbacks, timers) counts itself in in_cb. An
+ * rc_link_close made while one runs (from the state callback, say) gives
+ * the contexts back to the adapter at once, so that the host may free the
+ * adapter right after, and leaves the rest to the closer event: the code
+ * that called back still stands on the link.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +28,12 @@
 #include <hiredis/hiredis.h>
 
 #include "roomcast/libevent.h"
+
+#ifndef REDIS_REPLY_PUSH
+#define REPLY_PUSH 12 /* RESP3 (hiredis 1.x) */
+#else
+#define REPLY_PUSH REDIS_REPLY_PUSH
+#endif
 
 typedef struct side {
     struct rc_link *link;
@@ -49,9 +61,24 @@ struct rc_link {
     char reason[256];
     unsigned long connects, failures;
     unsigned long long rng;
+    unsigned in_cb;        /* entry points running */
+    int closing;           /* rc_link_close waits for them */
+    struct event *closer;  /* finishes a deferred rc_link_close */
 };
 
 static void side_connect(side *s);
+static void finish_close(rc_link *l);
+static void on_closer(evutil_socket_t fd, short what, void *arg);
+
+static void enter(rc_link *l)
+{
+    l->in_cb++;
+}
+
+static void leave(rc_link *l)
+{
+    l->in_cb--;
+}
 
 static void set_state(rc_link *l, int state, const char *reason)
 {
@@ -95,10 +122,11 @@ static void hand_back(side *s)
     if (!s->up)
         return;
     s->up = 0;
+    /* Taking a context back cannot fail. */
     if (s->is_sub)
-        rc_adapter_set_sub(s->link->a, NULL);
+        (void)rc_adapter_set_sub(s->link->a, NULL);
     else
-        rc_adapter_set_pub(s->link->a, NULL);
+        (void)rc_adapter_set_pub(s->link->a, NULL);
 }
 
 /* This side is down (its context already gone): report, retry later. */
@@ -110,8 +138,8 @@ static void side_failed(side *s, const char *reason)
     s->ac = NULL;
     l->failures++;
     event_del(l->probe);
-    set_state(l, RC_LINK_DOWN, reason);
     arm(s, backoff_ms(l, s->attempt++));
+    set_state(l, RC_LINK_DOWN, reason);
 }
 
 /* Drop this side's context ourselves (from a timer, never from inside a
@@ -143,17 +171,26 @@ static void check_up(rc_link *l)
     set_state(l, RC_LINK_UP, "up");
 }
 
+/* Hand the context to the adapter. Should it refuse (out of memory, or
+ * its SUBSCRIBEs could not be sent), the side goes down with the reason
+ * and is retried, rather than look up while rooms miss messages. */
 static void side_ready(side *s)
 {
     rc_link *l = s->link;
+    int rv;
 
     evtimer_del(s->timer);
-    s->attempt = 0;
+    rv = s->is_sub ? rc_adapter_set_sub(l->a, s->ac)
+                   : rc_adapter_set_pub(l->a, s->ac);
     s->up = 1;
-    if (s->is_sub)
-        rc_adapter_set_sub(l->a, s->ac);
-    else
-        rc_adapter_set_pub(l->a, s->ac);
+    if (rv != 0) {
+        s->failed = 1;
+        snprintf(s->error, sizeof s->error, "cannot hand over the %s "
+                 "context: %s", s->is_sub ? "sub" : "pub", rc_strerror(rv));
+        redisAsyncDisconnect(s->ac); /* on_disconnect reports, retries */
+        return;
+    }
+    s->attempt = 0;
     check_up(l);
 }
 
@@ -161,15 +198,20 @@ static void side_ready(side *s)
  * messages are the probes the pub side sent. */
 static void on_ctl(redisAsyncContext *ac, void *r, void *privdata)
 {
-    rc_link *l = privdata;
+    side *s = ac->data;
+    rc_link *l = s ? s->link : NULL;
     redisReply *reply = r;
     unsigned long seq;
 
-    if (reply == NULL || ac != l->sub.ac || reply->type != REDIS_REPLY_ARRAY ||
+    (void)privdata;
+    if (reply == NULL || l == NULL || ac != l->sub.ac || l->closing ||
+        (reply->type != REDIS_REPLY_ARRAY && reply->type != REPLY_PUSH) ||
         reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING)
         return;
     if (strcmp(reply->element[0]->str, "subscribe") == 0 && !l->sub.up) {
+        enter(l);
         side_ready(&l->sub);
+        leave(l);
     } else if (strcmp(reply->element[0]->str, "message") == 0 &&
                reply->element[2]->type == REDIS_REPLY_STRING) {
         seq = strtoul(reply->element[2]->str, NULL, 10);
@@ -180,10 +222,12 @@ static void on_ctl(redisAsyncContext *ac, void *r, void *privdata)
 
 static void on_handshake(redisAsyncContext *ac, void *r, void *privdata)
 {
-    side *s = privdata;
+    side *s = ac->data;
     redisReply *reply = r;
 
-    if (reply == NULL || ac != s->ac || s->failed)
+    (void)privdata;
+    if (reply == NULL || s == NULL || ac != s->ac || s->failed ||
+        s->link->closing)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
         /* The disconnect callback reports it and schedules the retry. */
@@ -194,40 +238,50 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *privdata)
     }
     if (--s->pending > 0)
         return;
-    if (s->is_sub)
-        redisAsyncCommand(ac, on_ctl, s->link, "SUBSCRIBE %s", s->link->ctl);
-    else
-        side_ready(s);
+    if (s->is_sub) {
+        redisAsyncCommand(ac, on_ctl, NULL, "SUBSCRIBE %s", s->link->ctl);
+        return;
+    }
+    enter(s->link);
+    side_ready(s);
+    leave(s->link);
 }
 
 static void on_connect(const redisAsyncContext *c, int status)
 {
     side *s = c->data;
     redisAsyncContext *ac = (redisAsyncContext *)c;
-    const rc_redis_url *u = &s->link->url;
+    const rc_redis_url *u;
 
-    if (ac != s->ac)
+    if (s == NULL || ac != s->ac)
+        return;
+    u = &s->link->url;
+    if (status != REDIS_OK && s->link->closing)
+        s->ac = NULL; /* hiredis frees it after this */
+    if (s->link->closing)
         return;
     if (status != REDIS_OK) { /* hiredis frees the context after this */
         evtimer_del(s->timer);
+        enter(s->link);
         side_failed(s, c->errstr[0] ? c->errstr : "cannot connect");
+        leave(s->link);
         return;
     }
     s->pending = 0;
     s->failed = 0;
     if (u->password[0] != '\0') {
         if (u->user[0] != '\0')
-            redisAsyncCommand(ac, on_handshake, s, "AUTH %s %s", u->user,
+            redisAsyncCommand(ac, on_handshake, NULL, "AUTH %s %s", u->user,
                               u->password);
         else
-            redisAsyncCommand(ac, on_handshake, s, "AUTH %s", u->password);
+            redisAsyncCommand(ac, on_handshake, NULL, "AUTH %s", u->password);
         s->pending++;
     }
     if (u->db != 0) {
-        redisAsyncCommand(ac, on_handshake, s, "SELECT %d", u->db);
+        redisAsyncCommand(ac, on_handshake, NULL, "SELECT %d", u->db);
         s->pending++;
     }
-    redisAsyncCommand(ac, on_handshake, s, "CLIENT SETNAME %s", s->name);
+    redisAsyncCommand(ac, on_handshake, NULL, "CLIENT SETNAME %s", s->name);
     s->pending++;
 }
 
@@ -236,8 +290,12 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     side *s = c->data;
     char reason[256];
 
-    if (c != s->ac) /* one the link dropped itself */
+    if (s == NULL || c != s->ac) /* one the link dropped itself */
         return;
+    if (s->link->closing) {
+        s->ac = NULL; /* hiredis frees it after this */
+        return;
+    }
     evtimer_del(s->timer);
     if (s->failed)
         snprintf(reason, sizeof reason, "%s", s->error);
@@ -245,7 +303,9 @@ static void on_disconnect(const redisAsyncContext *c, int status)
         snprintf(reason, sizeof reason, "%s",
                  status != REDIS_OK && c->errstr[0] ? c->errstr
                                                     : "connection closed");
+    enter(s->link);
     side_failed(s, reason);
+    leave(s->link);
 }
 
 /* The side's timer: the connect/handshake deadline, or the retry. */
@@ -255,10 +315,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (s->link->closing)
+        return;
+    enter(s->link);
     if (s->ac != NULL)
         side_kill(s, "connect timeout");
     else
         side_connect(s);
+    leave(s->link);
 }
 
 static void side_connect(side *s)
@@ -298,11 +362,14 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!l->pub.up || !l->sub.up)
+    if (!l->pub.up || !l->sub.up || l->closing)
         return;
     if (l->probes_seen < l->probes_sent) {
+        enter(l);
         side_kill(&l->pub, "probe lost");
-        side_kill(&l->sub, "probe lost");
+        if (!l->closing)
+            side_kill(&l->sub, "probe lost");
+        leave(l);
         return;
     }
     l->probes_sent++;
@@ -381,17 +448,21 @@ int rc_link_open(rc_adapter *a, struct event_base *base,
     l->pub.timer = evtimer_new(base, on_timer, &l->pub);
     l->sub.timer = evtimer_new(base, on_timer, &l->sub);
     l->probe = event_new(base, -1, EV_PERSIST, on_probe, l);
+    l->closer = event_new(base, -1, 0, on_closer, l);
     if (l->pub.timer == NULL || l->sub.timer == NULL || l->probe == NULL ||
-        l->ctl == NULL || l->pub.name == NULL || l->sub.name == NULL) {
-        rc_link_close(l);
+        l->closer == NULL || l->ctl == NULL || l->pub.name == NULL ||
+        l->sub.name == NULL) {
+        finish_close(l);
         return RC_ENOMEM;
     }
     /* Linked from now on: until Redis answers, rooms are not ready and
      * publishes are counted as failed. */
-    rc_adapter_set_pub(a, NULL);
-    rc_adapter_set_sub(a, NULL);
-    side_connect(&l->pub);
-    side_connect(&l->sub);
+    (void)rc_adapter_set_pub(a, NULL);
+    (void)rc_adapter_set_sub(a, NULL);
+    /* The first attempts run from the loop, so that no state callback
+     * comes before this returns. */
+    arm(&l->pub, 0);
+    arm(&l->sub, 0);
     *out = l;
     return 0;
 }
@@ -405,24 +476,55 @@ static void side_close(side *s)
     s->timer = NULL;
     hand_back(s);
     s->ac = NULL;
-    if (ac != NULL)
+    if (ac == NULL)
+        return;
+    ac->data = NULL; /* its callbacks find no side from here on */
+    /* One that is disconnecting is freed by hiredis: a free from inside
+     * its teardown (an adapter callback it caused) would be a second. */
+    if (!(ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
         redisAsyncFree(ac);
 }
 
-void rc_link_close(rc_link *l)
+static void finish_close(rc_link *l)
 {
-    if (l == NULL)
-        return;
-    l->o.state_cb = NULL; /* no callbacks from here on */
     if (l->probe != NULL)
         event_free(l->probe);
-    l->probe = NULL;
+    if (l->closer != NULL)
+        event_free(l->closer);
     side_close(&l->sub);
     side_close(&l->pub);
     free(l->sub.name);
     free(l->pub.name);
     free(l->ctl);
     free(l);
+}
+
+static void on_closer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    finish_close(arg);
+}
+
+void rc_link_close(rc_link *l)
+{
+    if (l == NULL || l->closing)
+        return;
+    l->o.state_cb = NULL; /* no callbacks from here on */
+    hand_back(&l->sub);
+    hand_back(&l->pub);
+    l->a = NULL; /* the host may free the adapter now */
+    if (l->in_cb == 0) {
+        finish_close(l);
+        return;
+    }
+    /* Called from inside one of the link's callbacks, which still stands
+     * on the link: finish on the next loop turn. */
+    l->closing = 1;
+    evtimer_del(l->pub.timer);
+    evtimer_del(l->sub.timer);
+    event_del(l->probe);
+    event_active(l->closer, EV_TIMEOUT, 1);
 }
 
 int rc_link_state(const rc_link *l)
