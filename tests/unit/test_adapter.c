@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,67 +342,443 @@ static void broadcast_from_inside_a_sink(void **state)
     rc_adapter_free(a);
 }
 
+/* ---- callbacks that call back in -------------------------------------- */
+
+/* The header allows any rc_ call from inside a callback. Each test below
+ * has one callback path (leave_all, filter, sink) remove a connection,
+ * leave rooms or free the adapter, with its allocations counted; ASan
+ * reports any use after free. */
+typedef struct host {
+    counting cnt;
+    rc_alloc al;
+    rc_adapter *a;
+    int calls;                   /* calls of the acting callback so far */
+    int act_at;                  /* it acts on this call (1-based) */
+    void (*act)(struct host *h); /* what it does then */
+    const char *target;          /* the connection act works on */
+    int result;                  /* what act's rc_ call returned */
+    char log[256];               /* sinks: "conn-id " per delivery */
+    char rooms[256];             /* leave_all callbacks: "room " per call */
+} host;
+
+static void host_open(host *h)
+{
+    rc_adapter_options o;
+
+    memset(h, 0, sizeof *h);
+    h->al = counting_alloc(&h->cnt);
+    memset(&o, 0, sizeof o);
+    o.alloc = &h->al;
+    o.node_id = "n";
+    assert_int_equal(rc_adapter_open(&o, NULL, NULL, &h->a), 0);
+}
+
+/* Everything the adapter allocated came back. */
+static void host_done(host *h)
+{
+    assert_int_equal(h->cnt.live, 0);
+}
+
+static void act_remove(host *h)
+{
+    rc_conn_remove(rc_conn_find(h->a, h->target));
+}
+
+static void act_free(host *h)
+{
+    rc_adapter_free(h->a);
+}
+
+static void log_room(const char *room, void *user)
+{
+    host *h = user;
+
+    strcat(h->rooms, room);
+    strcat(h->rooms, " ");
+}
+
+static void act_leave_all(host *h)
+{
+    h->result = rc_room_leave_all(rc_conn_find(h->a, h->target), log_room, h);
+}
+
+static void step(host *h)
+{
+    if (++h->calls == h->act_at)
+        h->act(h);
+}
+
+static int log_sink(rc_conn *conn, rc_frame *frame, const rc_message *msg,
+                    void *user)
+{
+    host *h = user;
+
+    (void)frame;
+    (void)msg;
+    strcat(h->log, rc_conn_id(conn));
+    strcat(h->log, " ");
+    return 0;
+}
+
+static int acting_sink(rc_conn *conn, rc_frame *frame, const rc_message *msg,
+                       void *user)
+{
+    log_sink(conn, frame, msg, user);
+    step(user);
+    return 0;
+}
+
+static int acting_filter(rc_conn *conn, const rc_message *msg, const char *meta,
+                         size_t meta_len, void *user)
+{
+    (void)conn;
+    (void)msg;
+    (void)meta;
+    (void)meta_len;
+    step(user);
+    return 0; /* deliver */
+}
+
+static void acting_leave_cb(const char *room, void *user)
+{
+    log_room(room, user);
+    step(user);
+}
+
+/* Add connection id, with sink fn, to the space-separated rooms. */
+static rc_conn *add(host *h, const char *id, rc_sink_cb fn, const char *rooms)
+{
+    char room[16];
+    rc_conn *c = NULL;
+    size_t n;
+
+    assert_int_equal(rc_conn_add(h->a, id, fn, h, &c), 0);
+    for (; *rooms != '\0'; rooms += n + (rooms[n] == ' ')) {
+        n = strcspn(rooms, " ");
+        assert_true(n > 0 && n < sizeof room);
+        memcpy(room, rooms, n);
+        room[n] = '\0';
+        assert_int_equal(rc_room_join(c, room), 1);
+    }
+    return c;
+}
+
+static const char *const first_rooms[] = {"", "r1 ", "r1 r2 ", "r1 r2 r3 "};
+
+/* The callback of rc_room_leave_all removes the connection being walked,
+ * after its first, second or last room. */
+static void t_leave_all_callback_removes_its_conn(void **state)
+{
+    rc_conn *c1;
+    host h;
+    int at;
+
+    (void)state;
+    for (at = 1; at <= 3; at++) {
+        host_open(&h);
+        c1 = add(&h, "c1", log_sink, "r1 r2 r3");
+        add(&h, "c2", log_sink, "r2");
+        h.act = act_remove;
+        h.act_at = at;
+        h.target = "c1";
+        /* The rooms the removal took are not reported by this call. */
+        assert_int_equal(rc_room_leave_all(c1, acting_leave_cb, &h), at);
+        assert_string_equal(h.rooms, first_rooms[at]);
+        assert_null(rc_conn_find(h.a, "c1"));
+        assert_int_equal(rc_room_size(h.a, "r1"), 0);
+        assert_int_equal(rc_room_size(h.a, "r2"), 1);
+        assert_int_equal(rc_room_size(h.a, "r3"), 0);
+        assert_int_equal(rc_adapter_rooms(h.a, NULL, 0), 1);
+        rc_adapter_free(h.a);
+        host_done(&h);
+    }
+}
+
+/* The callback of rc_room_leave_all frees the adapter: it is not called
+ * again, and the adapter's memory is gone when the call returns. */
+static void t_leave_all_callback_frees_adapter(void **state)
+{
+    rc_conn *c1;
+    host h;
+    int at;
+
+    (void)state;
+    for (at = 1; at <= 3; at++) {
+        host_open(&h);
+        c1 = add(&h, "c1", log_sink, "r1 r2 r3");
+        add(&h, "c2", log_sink, "r4");
+        h.act = act_free;
+        h.act_at = at;
+        assert_int_equal(rc_room_leave_all(c1, acting_leave_cb, &h), at);
+        assert_string_equal(h.rooms, first_rooms[at]);
+        assert_int_equal(h.calls, at);
+        host_done(&h);
+    }
+}
+
+/* A filter removes the connection it is asked about and says "deliver":
+ * that connection's sink is not called; the others' are. */
+static void t_filter_removes_its_conn(void **state)
+{
+    rc_message m = message("1");
+    rc_counters k;
+    host h;
+
+    (void)state;
+    host_open(&h);
+    add(&h, "c1", log_sink, "r");
+    add(&h, "c2", log_sink, "r");
+    add(&h, "c3", log_sink, "r");
+    rc_adapter_set_filter(h.a, acting_filter, &h);
+    h.act = act_remove;
+    h.act_at = 2;
+    h.target = "c2";
+    assert_int_equal(rc_broadcast_to_room(h.a, "r", &m, NULL, 0), 2);
+    assert_string_equal(h.log, "c1 c3 ");
+    assert_int_equal(h.calls, 3);
+    assert_null(rc_conn_find(h.a, "c2"));
+    assert_int_equal(rc_room_size(h.a, "r"), 2);
+    rc_adapter_counters(h.a, &k, sizeof k);
+    assert_int_equal(k.delivered, 2);
+    assert_int_equal(k.sink_errors, 0);
+    rc_adapter_free(h.a);
+    host_done(&h);
+}
+
+/* A filter frees the adapter and says "deliver": no sink runs after. */
+static void t_filter_frees_adapter(void **state)
+{
+    rc_message m = message("1");
+    host h;
+
+    (void)state;
+    host_open(&h);
+    add(&h, "c1", log_sink, "r");
+    add(&h, "c2", log_sink, "r");
+    add(&h, "c3", log_sink, "r");
+    rc_adapter_set_filter(h.a, acting_filter, &h);
+    h.act = act_free;
+    h.act_at = 2;
+    assert_int_equal(rc_broadcast_to_room(h.a, "r", &m, NULL, 0), 1);
+    assert_string_equal(h.log, "c1 ");
+    assert_int_equal(h.calls, 2);
+    host_done(&h);
+}
+
+/* A sink frees the adapter in the middle of a broadcast to three rooms. */
+static void t_sink_frees_adapter_multi_room(void **state)
+{
+    const char *rooms[] = {"r1", "r2", "r3"};
+    rc_message m = message("1");
+    host h;
+
+    (void)state;
+    host_open(&h);
+    add(&h, "c1", acting_sink, "r1 r2");
+    add(&h, "c2", acting_sink, "r2 r3");
+    add(&h, "c3", acting_sink, "r3");
+    h.act = act_free;
+    h.act_at = 2;
+    assert_int_equal(rc_broadcast(h.a, rooms, 3, &m, NULL), 2);
+    assert_string_equal(h.log, "c1 c2 ");
+    host_done(&h);
+}
+
+/* A sink makes another connection, not yet delivered to, leave all its
+ * rooms, among them the one being walked and one walked next. */
+static void t_sink_leaves_all_for_another(void **state)
+{
+    const char *rooms[] = {"r1", "r2"};
+    rc_message m = message("1");
+    host h;
+
+    (void)state;
+    host_open(&h);
+    add(&h, "c1", acting_sink, "r1");
+    add(&h, "c2", acting_sink, "r1 r2 r3");
+    add(&h, "c3", acting_sink, "r1");
+    add(&h, "c4", acting_sink, "r2");
+    h.act = act_leave_all;
+    h.act_at = 1;
+    h.target = "c2";
+    assert_int_equal(rc_broadcast(h.a, rooms, 2, &m, NULL), 3);
+    assert_string_equal(h.log, "c1 c3 c4 ");
+    assert_int_equal(h.result, 3);
+    assert_string_equal(h.rooms, "r1 r2 r3 ");
+    assert_int_equal(rc_room_size(h.a, "r1"), 2);
+    assert_int_equal(rc_room_size(h.a, "r2"), 1);
+    assert_int_equal(rc_room_size(h.a, "r3"), 0);
+    assert_int_equal(rc_conn_rooms(rc_conn_find(h.a, "c2"), NULL, 0), 0);
+    rc_adapter_free(h.a);
+    host_done(&h);
+}
+
+/* ---- arguments --------------------------------------------------------- */
+
+/* A de-dup window over 4096 ids per connection is refused. */
+static void t_dedup_window_bounds(void **state)
+{
+    rc_adapter_options o;
+    rc_adapter *a = NULL;
+    rc_conn *c = NULL;
+    seen s;
+
+    (void)state;
+    memset(&s, 0, sizeof s);
+    memset(&o, 0, sizeof o);
+    o.node_id = "n";
+    o.dedup_window = 4097;
+    assert_int_equal(rc_adapter_open(&o, NULL, NULL, &a), RC_EINVAL);
+    assert_null(a);
+    o.dedup_window = UINT_MAX;
+    assert_int_equal(rc_adapter_open(&o, NULL, NULL, &a), RC_EINVAL);
+    assert_null(a);
+    o.dedup_window = 4096;
+    assert_int_equal(rc_adapter_open(&o, NULL, NULL, &a), 0);
+    assert_int_equal(rc_conn_add(a, "c1", sink, &s, &c), 0);
+    assert_int_equal(rc_room_join(c, "r"), 1);
+    rc_adapter_free(a);
+}
+
+static void room_event(rc_adapter *a, const char *room, int event, void *user)
+{
+    (void)a;
+    (void)room;
+    (void)event;
+    (void)user;
+    fail();
+}
+
+/* The setters ignore a NULL adapter; counters of none are zeros. */
+static void t_null_adapter_setters_and_counters(void **state)
+{
+    rc_adapter *a = rc_adapter_new(NULL, NULL, NULL, "n");
+    rc_counters k, zero;
+    int canary = 0x5a;
+
+    (void)state;
+    rc_adapter_set_filter(NULL, only_c2, &canary);
+    rc_adapter_set_room_cb(NULL, room_event, &canary);
+    rc_adapter_set_filter(NULL, NULL, NULL);
+    rc_adapter_set_room_cb(NULL, NULL, NULL);
+
+    memset(&zero, 0, sizeof zero);
+    memset(&k, 0xab, sizeof k);
+    rc_adapter_counters(NULL, &k, sizeof k);
+    assert_memory_equal(&k, &zero, sizeof k);
+    /* Only size bytes are written. */
+    memset(&k, 0xab, sizeof k);
+    rc_adapter_counters(NULL, &k, sizeof k.published);
+    assert_int_equal(k.published, 0);
+    assert_int_equal(k.publish_errors, 0xababababababababULL);
+    /* Nowhere to write: nothing happens. */
+    rc_adapter_counters(NULL, NULL, sizeof k);
+    rc_adapter_counters(a, NULL, sizeof k);
+    rc_adapter_free(a);
+}
+
 /* ---- allocation failures --------------------------------------------- */
 
-/* One scenario; returns the first error, or 0. */
+/* Whether the allocation made to fail was one of the calls made since
+ * cnt->calls was before. */
+static int failed_since(const counting *cnt, long before)
+{
+    return cnt->fail_at > before && cnt->fail_at <= cnt->calls;
+}
+
+/* Run call and check what it returns, exactly: RC_ENOMEM if the failed
+ * allocation was its own (the scenario ends there), want otherwise. */
+#define STEP(call, want)                                                       \
+    do {                                                                       \
+        long before_ = cnt->calls;                                             \
+        int rv_ = (call);                                                      \
+        if (failed_since(cnt, before_)) {                                      \
+            assert_int_equal(rv_, RC_ENOMEM);                                  \
+            goto done;                                                         \
+        }                                                                      \
+        assert_int_equal(rv_, (want));                                         \
+    } while (0)
+
+/* One scenario on a local adapter: open, connections (one with a random
+ * id), joins, broadcasts to one room and to several, a leave. Returns
+ * whether it ran to the end. */
 static int scenario(counting *cnt, seen *s)
 {
+    static const char *const some[] = {"x", "y"}, *all[] = {"r", "x", "y"};
     long fail_at = cnt->fail_at;
     rc_alloc al = counting_alloc(cnt); /* resets the counters */
     rc_adapter_options o;
+    rc_broadcast_options bo;
     rc_message m = message("[1,2]");
     rc_adapter *a = NULL;
     rc_conn *c1 = NULL, *c2 = NULL;
-    int rv;
+    int end = 0;
 
     cnt->fail_at = fail_at;
     memset(&o, 0, sizeof o);
+    memset(&bo, 0, sizeof bo);
     o.alloc = &al;
     o.node_id = "n";
-    rv = rc_adapter_open(&o, NULL, NULL, &a);
-    if (rv == 0)
-        rv = rc_conn_add(a, "c1", sink, s, &c1);
-    if (rv == 0)
-        rv = rc_conn_add(a, NULL, sink, s, &c2);
-    if (rv == 0)
-        rv = rc_room_join(c1, "r") < 0 ? RC_ENOMEM : 0;
-    if (rv == 0)
-        rv = rc_room_join(c2, "r") < 0 ? RC_ENOMEM : 0;
-    if (rv == 0)
-        rv = rc_broadcast_to_room(a, "r", &m, NULL, 0) < 0 ? RC_ENOMEM : 0;
-    if (rv == 0 && rc_room_size(a, "r") != 2)
-        rv = -100;
+    bo.meta = "{\"k\":1}";
+    bo.meta_len = strlen(bo.meta);
+    m.event = "e";
+    STEP(rc_adapter_open(&o, NULL, NULL, &a), 0);
+    STEP(rc_conn_add(a, "c1", sink, s, &c1), 0);
+    STEP(rc_conn_add(a, NULL, sink, s, &c2), 0);
+    STEP(rc_room_join(c1, "r"), 1);
+    STEP(rc_room_join(c2, "r"), 1);
+    STEP(rc_room_join_list(c2, some, 2), 2);
+    STEP(rc_broadcast_to_room(a, "r", &m, NULL, 0), 2);
+    STEP(rc_broadcast(a, all, 3, &m, &bo), 2);
+    STEP(rc_room_leave(c2, "x"), 1);
+    STEP(rc_room_leave_all(c2, NULL, NULL), 2);
+    assert_int_equal(rc_room_size(a, "r"), 1);
+    assert_int_equal(rc_adapter_rooms(a, NULL, 0), 1);
+    end = 1;
+done:
+    /* Whatever failed left the adapter consistent: every room it lists
+     * has members. */
+    if (a != NULL) {
+        const char *names[4];
+        size_t i, n = rc_adapter_rooms(a, names, 4);
+
+        for (i = 0; i < n && i < 4; i++)
+            assert_true(rc_room_size(a, names[i]) > 0);
+    }
     rc_adapter_free(a);
     cleanup(s);
-    return rv;
+    return end;
 }
 
+/* Fail allocation k of the scenario, for every k: the call that made it
+ * returns RC_ENOMEM, every earlier call its usual result, and everything
+ * allocated comes back. */
 static void allocation_failures(void **state)
 {
     counting cnt;
     seen s;
-    long k, total;
-    int rv, failed = 0;
+    long k;
+    int ran, failed = 0;
 
     (void)state;
-    for (k = 1;; k++) {
+    for (k = 1; k < 10000; k++) {
         memset(&cnt, 0, sizeof cnt);
         memset(&s, 0, sizeof s);
         cnt.fail_at = k;
-        rv = scenario(&cnt, &s);
-        total = cnt.calls;
-        if (rv != 0) {
-            assert_int_equal(rv, RC_ENOMEM);
-            failed++;
-        }
+        ran = scenario(&cnt, &s);
         assert_int_equal(cnt.live, 0);
-        if (k > total)
-            break;
+        if (ran)
+            break; /* k is beyond the scenario's last allocation */
+        failed++;
     }
-    assert_true(failed >= 6);
+    /* Each of the scenario's allocations, and nothing else, stopped it. */
+    assert_true(cnt.calls >= 10);
+    assert_int_equal(cnt.calls, k - 1);
+    assert_int_equal(failed, k - 1);
 }
 
-int main(void)
+/* An optional argument runs only the tests whose names match it. */
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_and_ids),
@@ -411,6 +788,16 @@ int main(void)
         cmocka_unit_test(removal_from_inside_sinks),
         cmocka_unit_test(broadcast_from_inside_a_sink),
         cmocka_unit_test(allocation_failures),
+        cmocka_unit_test(t_leave_all_callback_removes_its_conn),
+        cmocka_unit_test(t_leave_all_callback_frees_adapter),
+        cmocka_unit_test(t_filter_removes_its_conn),
+        cmocka_unit_test(t_filter_frees_adapter),
+        cmocka_unit_test(t_sink_frees_adapter_multi_room),
+        cmocka_unit_test(t_sink_leaves_all_for_another),
+        cmocka_unit_test(t_dedup_window_bounds),
+        cmocka_unit_test(t_null_adapter_setters_and_counters),
     };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -334,6 +334,25 @@ static void decode_arguments_and_scratch(void **state)
     assert_int_equal(env.msg.data_len, 1);
 }
 
+/* No scratch at all (NULL, 0) for an envelope with string fields: not
+ * enough room, said without arithmetic on the NULL pointer. */
+static void t_decode_null_scratch(void **state)
+{
+    const char *text = "{\"v\":1,\"m\":{\"data\":1,\"id\":\"i\"},"
+                       "\"n\":\"node\"}";
+    const char *none = "{\"v\":1,\"m\":{\"data\":{\"a\":\"b\"}},\"n\":\"\"}";
+    rc_envelope env;
+
+    (void)state;
+    assert_int_equal(
+        rc_envelope_decode(text, strlen(text), NULL, &env, NULL, 0),
+        RC_ENOBUFS);
+    /* Even the empty node name needs its NUL. */
+    assert_int_equal(
+        rc_envelope_decode(none, strlen(none), NULL, &env, NULL, 0),
+        RC_ENOBUFS);
+}
+
 static void decode_version_forms(void **state)
 {
     static const char *ones[] = {"1",      "1.0",   "1.000", "1e0",
@@ -475,6 +494,7 @@ int main(void)
         cmocka_unit_test(size_limits_both_ways),
         cmocka_unit_test(depth_limits),
         cmocka_unit_test(decode_arguments_and_scratch),
+        cmocka_unit_test(t_decode_null_scratch),
         cmocka_unit_test(decode_version_forms),
         cmocka_unit_test(decode_retry_forms),
         cmocka_unit_test(decode_strings),
