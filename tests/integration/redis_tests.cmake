@@ -46,6 +46,7 @@ function(rc_redis_link_test name)
 endfunction()
 
 rc_redis_test(test_adapter_redis)
+rc_redis_test(test_port)
 if(TARGET roomcast_libevent_static)
     rc_redis_link_test(test_link)
     rc_redis_link_test(test_link_faults)

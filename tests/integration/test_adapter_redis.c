@@ -1705,71 +1705,13 @@ static void t_remote_dedup_window(void **state)
     ts_assert_clean(&(w)->problems);
 }
 
-struct acct {
-    long live; /* blocks handed out and not freed */
-    unsigned long long calls;
-    int foreign; /* frees/reallocs of blocks not ours */
-};
-
-#define ACCT_HDR 16
-static const char acct_magic[8] = {'r', 'c', 't', 'e', 's', 't', 'm', 'm'};
-
-static void *acct_malloc(size_t n, void *user)
-{
-    struct acct *a = user;
-    unsigned char *p = malloc(n + ACCT_HDR);
-
-    if (p == NULL)
-        return NULL;
-    memcpy(p, acct_magic, sizeof acct_magic);
-    a->live++;
-    a->calls++;
-    return p + ACCT_HDR;
-}
-
-static void *acct_realloc(void *ptr, size_t n, void *user)
-{
-    struct acct *a = user;
-    unsigned char *h, *p;
-
-    if (ptr == NULL)
-        return acct_malloc(n, user);
-    h = (unsigned char *)ptr - ACCT_HDR;
-    if (memcmp(h, acct_magic, sizeof acct_magic) != 0) {
-        a->foreign++;
-        return NULL;
-    }
-    p = realloc(h, n + ACCT_HDR);
-    if (p == NULL)
-        return NULL;
-    a->calls++;
-    return p + ACCT_HDR;
-}
-
-static void acct_free(void *ptr, void *user)
-{
-    struct acct *a = user;
-    unsigned char *h;
-
-    if (ptr == NULL)
-        return;
-    h = (unsigned char *)ptr - ACCT_HDR;
-    if (memcmp(h, acct_magic, sizeof acct_magic) != 0) {
-        a->foreign++;
-        return;
-    }
-    memset(h, 0, sizeof acct_magic);
-    a->live--;
-    free(h);
-}
-
 /* Everything an adapter allocates goes through its hooks and is given back
  * once the adapter and its contexts are gone; a frame kept by a sink is
  * the last block, freed by its unref. */
 static void t_allocator_hooks(void **state)
 {
     ts_world *w = *state;
-    struct acct *acct = calloc(2, sizeof *acct);
+    ts_acct *acct = calloc(2, sizeof *acct);
     rc_alloc hooks[2];
     rc_adapter_options o;
     ts_node *n[2];
@@ -1786,10 +1728,7 @@ static void t_allocator_hooks(void **state)
     for (i = 0; i < 2; i++) {
         char id[16];
 
-        hooks[i].malloc_fn = acct_malloc;
-        hooks[i].realloc_fn = acct_realloc;
-        hooks[i].free_fn = acct_free;
-        hooks[i].user = &acct[i];
+        hooks[i] = ts_acct_hooks(&acct[i]);
         snprintf(id, sizeof id, "node-%c", 'A' + i);
         memset(&o, 0, sizeof o);
         o.node_id = id;

@@ -644,6 +644,132 @@ static void t_open_errors(void **state)
     assert_int_equal(event_base_loop(w->loop.base, EVLOOP_NONBLOCK), 1);
 }
 
+/* ---- callbacks that close the link ------------------------------------ */
+
+typedef struct closer {
+    ts_world *w;
+    ts_node *n;
+    int on_state;    /* close and free when the link reports this */
+    int opened;      /* rc_link_open has returned */
+    int calls, late; /* calls before the close, and after it */
+} closer;
+
+/* Close the link and free the adapter from inside the state callback, as
+ * the header allows. */
+static void close_on(rc_link *link, int state, const char *reason, void *user)
+{
+    closer *k = user;
+    ts_node *n = k->n;
+
+    (void)reason;
+    if (!k->opened)
+        ts_note(&k->w->problems, "state callback before rc_link_open returned");
+    if (n->closed) {
+        k->late++;
+        return;
+    }
+    k->calls++;
+    if (state != k->on_state)
+        return;
+    n->closed = 1;
+    n->freed = 1;
+    n->link = NULL;
+    rc_link_close(link);
+    rc_adapter_free(n->a);
+    n->a = NULL;
+}
+
+static ts_node *closer_open(ts_world *w, closer *k, const char *url,
+                            int on_state)
+{
+    rc_link_options lo;
+    int rc;
+
+    memset(k, 0, sizeof *k);
+    k->w = w;
+    k->n = ts_node_open_(w, 0, "X");
+    k->on_state = on_state;
+    memset(&lo, 0, sizeof lo);
+    lo.url = url;
+    lo.backoff_min_ms = BACKOFF_MIN;
+    lo.backoff_max_ms = BACKOFF_MAX;
+    lo.probe_interval_ms = PROBE_MS;
+    lo.state_cb = close_on;
+    lo.user = k;
+    k->n->close_link = rc_link_close;
+    rc = rc_link_open(k->n->a, w->loop.base, &lo, &k->n->link);
+    assert_int_equal(rc, 0);
+    k->opened = 1;
+    return k->n;
+}
+
+/* The link closes itself fully on the next turns: no call after the
+ * close, and its connections leave the server. */
+static void closer_check(ts_world *w, closer *k, int server)
+{
+    WAIT_FOR(w, k->n->closed, "the state callback to close the link");
+    ts_run_for(&w->loop, 100);
+    assert_int_equal(k->late, 0);
+    if (server)
+        WAIT_FOR(w,
+                 ts_clients_named(w, "roomcast:X:pub", NULL, 0) == 0 &&
+                     ts_clients_named(w, "roomcast:X:sub", NULL, 0) == 0,
+                 "the closed link's connections to leave");
+    ts_assert_clean(&w->problems);
+}
+
+/* On UP: the callback runs inside the sub context's reply. */
+static void t_state_cb_closes_on_up(void **state)
+{
+    ts_world *w = *state;
+    char url[128];
+    closer k;
+
+    url_of(w, url, sizeof url, NULL);
+    closer_open(w, &k, url, RC_LINK_UP);
+    closer_check(w, &k, 1);
+    assert_int_equal(k.calls, 1);
+}
+
+/* On DOWN from a refused connect: inside hiredis' connect callback. */
+static void t_state_cb_closes_on_refused(void **state)
+{
+    ts_world *w = *state;
+    closer k;
+
+    closer_open(w, &k, "redis://127.0.0.1:1", RC_LINK_DOWN);
+    closer_check(w, &k, 0);
+}
+
+/* On DOWN after CLIENT KILL: inside the context's disconnect callback. */
+static void t_state_cb_closes_on_kill(void **state)
+{
+    ts_world *w = *state;
+    unsigned long long id;
+    char url[128];
+    closer k;
+
+    url_of(w, url, sizeof url, NULL);
+    closer_open(w, &k, url, RC_LINK_DOWN);
+    WAIT_FOR(w, rc_link_state(k.n->link) == RC_LINK_UP, "the link to be up");
+    assert_int_equal(ts_clients_named(w, "roomcast:X:sub", &id, 1), 1);
+    ts_reply_ok(rh_cmd(&w->rs, "CLIENT KILL ID %llu", id), "CLIENT KILL");
+    closer_check(w, &k, 1);
+}
+
+/* rc_link_open calls no state callback before it returns, even when the
+ * first connect fails at once (a Unix socket that is not there). */
+static void t_open_calls_back_later(void **state)
+{
+    ts_world *w = *state;
+    closer k;
+
+    closer_open(w, &k, "unix:///nonexistent/roomcast-test.sock", -1);
+    WAIT_FOR(w, k.calls > 0, "the state callback, from the loop");
+    assert_int_equal(rc_link_state(k.n->link), RC_LINK_DOWN);
+    ts_assert_clean(&w->problems);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +785,14 @@ int main(void)
                                         ts_world_teardown),
         cmocka_unit_test_setup_teardown(t_probe_lost, setup, ts_world_teardown),
         cmocka_unit_test_setup_teardown(t_fifty_cycles, setup,
+                                        ts_world_teardown),
+        cmocka_unit_test_setup_teardown(t_state_cb_closes_on_up, setup,
+                                        ts_world_teardown),
+        cmocka_unit_test_setup_teardown(t_state_cb_closes_on_refused,
+                                        setup_nostart, ts_world_teardown),
+        cmocka_unit_test_setup_teardown(t_state_cb_closes_on_kill, setup,
+                                        ts_world_teardown),
+        cmocka_unit_test_setup_teardown(t_open_calls_back_later, setup_nostart,
                                         ts_world_teardown),
     };
 

@@ -779,3 +779,82 @@ void ts_decode(const char *payload, size_t len, rc_envelope *env, char *scratch,
                  "%s",
                  rc_strerror(rc));
 }
+
+/* ---- an accounting allocator ------------------------------------------ */
+
+#define ACCT_HDR 16
+static const char acct_magic[8] = {'r', 'c', 't', 'e', 's', 't', 'm', 'm'};
+
+/* Count a call; 1 if it is to fail. */
+static int acct_fails(ts_acct *a, int is_realloc)
+{
+    a->calls++;
+    if (a->fail_all || (is_realloc && a->fail_realloc) ||
+        a->calls == a->fail_at) {
+        a->failed++;
+        return 1;
+    }
+    return 0;
+}
+
+static void *acct_block(ts_acct *a, size_t n)
+{
+    unsigned char *p = malloc(n + ACCT_HDR);
+
+    if (p == NULL)
+        return NULL;
+    memcpy(p, acct_magic, sizeof acct_magic);
+    a->live++;
+    return p + ACCT_HDR;
+}
+
+static void *acct_malloc(size_t n, void *user)
+{
+    return acct_fails(user, 0) ? NULL : acct_block(user, n);
+}
+
+static void *acct_realloc(void *ptr, size_t n, void *user)
+{
+    ts_acct *a = user;
+    unsigned char *h, *p;
+
+    if (acct_fails(a, 1))
+        return NULL;
+    if (ptr == NULL)
+        return acct_block(a, n);
+    h = (unsigned char *)ptr - ACCT_HDR;
+    if (memcmp(h, acct_magic, sizeof acct_magic) != 0) {
+        a->foreign++;
+        return NULL;
+    }
+    p = realloc(h, n + ACCT_HDR);
+    return p ? p + ACCT_HDR : NULL;
+}
+
+static void acct_free(void *ptr, void *user)
+{
+    ts_acct *a = user;
+    unsigned char *h;
+
+    if (ptr == NULL)
+        return;
+    h = (unsigned char *)ptr - ACCT_HDR;
+    if (memcmp(h, acct_magic, sizeof acct_magic) != 0) {
+        a->foreign++;
+        return;
+    }
+    memset(h, 0, sizeof acct_magic);
+    a->live--;
+    free(h);
+}
+
+rc_alloc ts_acct_hooks(ts_acct *acct)
+{
+    rc_alloc h;
+
+    h.malloc_fn = acct_malloc;
+    h.realloc_fn = acct_realloc;
+    h.free_fn = acct_free;
+    h.user = acct;
+    return h;
+}

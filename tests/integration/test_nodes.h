@@ -227,6 +227,22 @@ void ts_start_redis(ts_world *w);
 #define RUN_UNTIL(w, pred, arg, ms, what)                                      \
     TS_RUN_UNTIL(&(w)->loop, pred, arg, ms, what)
 
+/* ---- an accounting allocator ------------------------------------------ */
+
+/* Counts the blocks an adapter holds, spots frees of blocks not its own,
+ * and fails on request: call number fail_at (counting from 1; 0: never),
+ * every realloc while fail_realloc, every call while fail_all. */
+typedef struct ts_acct {
+    long live; /* blocks handed out and not freed */
+    unsigned long long calls;
+    int foreign; /* frees/reallocs of blocks not ours */
+    unsigned long long fail_at;
+    int fail_realloc, fail_all;
+    unsigned long long failed; /* calls made to fail */
+} ts_acct;
+
+rc_alloc ts_acct_hooks(ts_acct *acct);
+
 /* ---- the Redis side ---------------------------------------------------- */
 
 /* PUBSUB NUMSUB channel, or -1; wait until it is n. */
