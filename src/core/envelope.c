@@ -95,75 +95,99 @@ static char *put_text(char *d, const char *key, size_t key_len, const text *t)
     return rc__json_quote(d, t->s, t->len, t->quoted);
 }
 
-int rc_envelope_encode(const rc_envelope *env, const rc_limits *limits,
-                       char *buf, size_t size, size_t *len)
-{
-    rc_limits l = rc__limits(limits);
-    const char *data, *meta = NULL;
-    size_t data_len, meta_len = 0, need;
+/* The checked parts of an envelope, ready to be sized and written. */
+typedef struct parts {
+    const char *data, *meta;
+    size_t data_len, meta_len;
     long long retry;
     text event, id, node, except;
-    char *d = buf;
-    int rv;
+} parts;
 
-    if (env == NULL || len == NULL || (buf == NULL && size > 0))
-        return RC_EINVAL;
-    rv = message_check(&env->msg, &l, &data, &data_len, &event, &id);
+static int parts_check(const rc_envelope *env, const rc_limits *l, parts *p)
+{
+    int rv = message_check(&env->msg, l, &p->data, &p->data_len, &p->event,
+                           &p->id);
+
     if (rv != 0)
         return rv;
     if (env->node == NULL)
         return RC_ETYPE;
-    rv = text_check(&node, env->node);
+    p->retry = env->msg.retry;
+    p->meta = NULL;
+    p->meta_len = 0;
+    rv = text_check(&p->node, env->node);
     if (rv == 0)
-        rv = text_check(&except, env->except);
+        rv = text_check(&p->except, env->except);
     if (rv == 0 && env->meta != NULL) {
-        meta_len = rc__json_trim(env->meta, env->meta_len, &meta);
-        rv = rc__json_check(meta, meta_len, l.max_depth);
+        p->meta_len = rc__json_trim(env->meta, env->meta_len, &p->meta);
+        rv = rc__json_check(p->meta, p->meta_len, l->max_depth);
     }
-    if (rv != 0)
-        return rv;
+    return rv;
+}
 
-    retry = env->msg.retry;
-    need = sizeof("{\"v\":1,\"m\":{\"data\":},\"n\":}") - 1 + data_len +
-           node.quoted;
-    if (event.s != NULL)
-        need += sizeof("\"event\":,") - 1 + event.quoted;
-    if (id.s != NULL)
-        need += sizeof(",\"id\":") - 1 + id.quoted;
-    if (retry >= 0)
-        need +=
-            sizeof(",\"retry\":") - 1 + rc__dec_len((unsigned long long)retry);
-    if (except.s != NULL)
-        need += sizeof(",\"e\":") - 1 + except.quoted;
-    if (meta != NULL)
-        need += sizeof(",\"meta\":") - 1 + meta_len;
+static size_t parts_size(const parts *p)
+{
+    size_t need = sizeof("{\"v\":1,\"m\":{\"data\":},\"n\":}") - 1 +
+                  p->data_len + p->node.quoted;
+
+    if (p->event.s != NULL)
+        need += sizeof("\"event\":,") - 1 + p->event.quoted;
+    if (p->id.s != NULL)
+        need += sizeof(",\"id\":") - 1 + p->id.quoted;
+    if (p->retry >= 0)
+        need += sizeof(",\"retry\":") - 1 +
+                rc__dec_len((unsigned long long)p->retry);
+    if (p->except.s != NULL)
+        need += sizeof(",\"e\":") - 1 + p->except.quoted;
+    if (p->meta != NULL)
+        need += sizeof(",\"meta\":") - 1 + p->meta_len;
+    return need;
+}
+
+static void parts_write(const parts *p, char *d)
+{
+    d = put(d, LIT("{\"v\":1,\"m\":{"));
+    if (p->event.s != NULL) {
+        d = put_text(d, LIT("\"event\":"), &p->event);
+        *d++ = ',';
+    }
+    d = put(d, LIT("\"data\":"));
+    d = put(d, p->data, p->data_len);
+    if (p->id.s != NULL)
+        d = put_text(d, LIT(",\"id\":"), &p->id);
+    if (p->retry >= 0) {
+        d = put(d, LIT(",\"retry\":"));
+        d = rc__dec_put(d, (unsigned long long)p->retry);
+    }
+    d = put_text(d, LIT("},\"n\":"), &p->node);
+    if (p->except.s != NULL)
+        d = put_text(d, LIT(",\"e\":"), &p->except);
+    if (p->meta != NULL) {
+        d = put(d, LIT(",\"meta\":"));
+        d = put(d, p->meta, p->meta_len);
+    }
+    *d = '}';
+}
+
+int rc_envelope_encode(const rc_envelope *env, const rc_limits *limits,
+                       char *buf, size_t size, size_t *len)
+{
+    rc_limits l = rc__limits(limits);
+    size_t need;
+    parts p;
+    int rv;
+
+    if (env == NULL || len == NULL || (buf == NULL && size > 0))
+        return RC_EINVAL;
+    if ((rv = parts_check(env, &l, &p)) != 0)
+        return rv;
+    need = parts_size(&p);
     if (over_total(need, &l))
         return RC_ETOOBIG;
     *len = need;
     if (need > size)
         return RC_ENOBUFS;
-
-    d = put(d, LIT("{\"v\":1,\"m\":{"));
-    if (event.s != NULL) {
-        d = put_text(d, LIT("\"event\":"), &event);
-        *d++ = ',';
-    }
-    d = put(d, LIT("\"data\":"));
-    d = put(d, data, data_len);
-    if (id.s != NULL)
-        d = put_text(d, LIT(",\"id\":"), &id);
-    if (retry >= 0) {
-        d = put(d, LIT(",\"retry\":"));
-        d = rc__dec_put(d, (unsigned long long)retry);
-    }
-    d = put_text(d, LIT("},\"n\":"), &node);
-    if (except.s != NULL)
-        d = put_text(d, LIT(",\"e\":"), &except);
-    if (meta != NULL) {
-        d = put(d, LIT(",\"meta\":"));
-        d = put(d, meta, meta_len);
-    }
-    *d = '}';
+    parts_write(&p, buf);
     return 0;
 }
 

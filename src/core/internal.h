@@ -364,6 +364,8 @@ void rc__after_leave(rc_adapter *a, rc__room *room);
 
 /* subscribe.c: the subscription state machine. */
 void rc__sub_reconcile(rc_adapter *a, rc__aroom *room);
+/* Send again what could not be sent (a reply came on the sub context). */
+void rc__sub_retry(rc_adapter *a);
 rc__aroom *rc__room_of_channel(rc_adapter *a, const char *chan, size_t len);
 
 /* frame.c: one frame for msg, refs 1; NULL if out of memory. */

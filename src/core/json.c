@@ -239,6 +239,23 @@ static int scalar(rc__jcur *c)
     return rc__json_number(c);
 }
 
+/* An object key and its colon. */
+static int key(rc__jcur *c)
+{
+    int rv;
+
+    rc__json_ws(c);
+    if (c->p == c->end || *c->p != '"')
+        return RC_EJSON;
+    if ((rv = scalar(c)) != 0)
+        return rv;
+    rc__json_ws(c);
+    if (c->p == c->end || *c->p != ':')
+        return RC_EJSON;
+    c->p++;
+    return 0;
+}
+
 /* The scanner is a small state machine over three states: expecting a
  * value, expecting an object key, and having just finished a value. Bit i
  * of `objects` says whether nesting level i is an object. */
@@ -278,16 +295,8 @@ value:
     goto done;
 
 key:
-    rc__json_ws(c);
-    if (c->p == c->end || *c->p != '"')
-        return RC_EJSON;
-    rv = scalar(c);
-    if (rv != 0)
+    if ((rv = key(c)) != 0)
         return rv;
-    rc__json_ws(c);
-    if (c->p == c->end || *c->p != ':')
-        return RC_EJSON;
-    c->p++;
     goto value;
 
 done:

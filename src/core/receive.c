@@ -81,6 +81,7 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
     const char *name;
 
     a->c.received++;
+    rc__sub_retry(a);
     if (a->closing || decode(a, payload, len, &env) != 0)
         return;
     room = rc__room_of_channel(a, chan, chan_len);

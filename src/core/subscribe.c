@@ -117,6 +117,12 @@ static int resync(rc_adapter *a)
     return b.rv;
 }
 
+void rc__sub_retry(rc_adapter *a)
+{
+    if (a->resync)
+        resync(a);
+}
+
 rc__aroom *rc__room_of_channel(rc_adapter *a, const char *chan, size_t len)
 {
     if (len < a->prefix_len || memcmp(chan, a->prefix, a->prefix_len) != 0)
@@ -140,8 +146,7 @@ void rc__on_subscribed(rc_adapter *a, const char *chan, size_t len)
     room_event(a, room, RC_ROOM_READY);
     if (!room->base.removed)
         rc__sub_reconcile(a, room);
-    if (a->resync)
-        resync(a);
+    rc__sub_retry(a);
     rc__registry_release(&a->reg);
     rc__exit(a);
 }
@@ -155,8 +160,7 @@ void rc__on_unsubscribed(rc_adapter *a, const char *chan, size_t len)
         a->c.unsubscribes_confirmed++;
         rc__sub_reconcile(a, room);
     }
-    if (a->resync)
-        resync(a);
+    rc__sub_retry(a);
 }
 
 /* Every room starts over as unsubscribed; rooms without members go.
@@ -243,7 +247,7 @@ int rc_adapter_set_sub(rc_adapter *a, struct redisAsyncContext *sub)
     if (rv < 0)
         return rv;
     a->local_only = 0; /* linked from now on, even while it is down */
-    if (rv == 0)
+    if (rv == 0) /* the context in use: only what failed is sent again */
         return a->resync ? resync(a) : 0;
     rc__enter(a);
     forget(a);
