@@ -247,12 +247,22 @@ ROOMCAST_EXTERN int rc_sse_format(const rc_message *msg, char *buf, size_t size,
  * local members first, then publishes one envelope on "<prefix><room>";
  * other nodes' adapters receive it and deliver to their members.
  *
- * Threads: an adapter, its connections and its frames are used from one
- * thread, the one running the loop its hiredis contexts are attached to.
- * Callbacks (sinks, filter, room events) run on that thread, from inside
- * the call that caused them (a broadcast) or from hiredis' reply handling.
- * Any rc_ call may be made from inside a callback, rc_adapter_free and
- * rc_conn_remove included.
+ * Threads: an adapter, its connections and its frames belong to one
+ * thread, the one running the loop its hiredis contexts are attached to;
+ * every function from here to the end of this header is called on that
+ * thread only (no function here locks). Callbacks (sinks, the filter, room
+ * events) run on that thread, from inside the call that caused them (a
+ * broadcast, a join) or from hiredis' reply handling.
+ *
+ * Re-entry: any rc_ call may be made from inside any callback, including
+ * rc_conn_remove of the connection being served and rc_adapter_free; the
+ * work finishes when the outermost call returns, and from rc_adapter_free
+ * on no callback of that adapter runs again.
+ *
+ * Ownership: strings passed in are copied when kept; pointers handed to
+ * callbacks (room names, messages, frames) are valid for the call only,
+ * except frames the host references (rc_frame_ref). `user` pointers are
+ * never read or freed by roomcast.
  */
 
 struct redisAsyncContext;
@@ -277,7 +287,9 @@ typedef int (*rc_sink_cb)(rc_conn *conn, rc_frame *frame, const rc_message *msg,
 /**
  * Optional pre-delivery filter, on the local and the remote path alike.
  * meta is the broadcast's raw JSON meta (meta_len bytes) or NULL. Return
- * 0 to deliver, nonzero to skip this connection (counted as filtered).
+ * 0 to deliver, nonzero to skip this connection (counted as filtered). A
+ * filter that removes conn (or frees the adapter) skips it whatever it
+ * returns.
  */
 typedef int (*rc_filter_cb)(rc_conn *conn, const rc_message *msg,
                             const char *meta, size_t meta_len, void *user);
@@ -285,9 +297,11 @@ typedef int (*rc_filter_cb)(rc_conn *conn, const rc_message *msg,
 /** Room subscription events for rc_adapter_set_room_cb(). */
 enum rc_room_event {
     RC_ROOM_READY = 1, /* SUBSCRIBE confirmed: members will receive */
-    RC_ROOM_LOST = 2   /* the subscription is gone (sub link down) */
+    RC_ROOM_LOST = 2   /* the subscription is gone (sub context gone) */
 };
 
+/** A room event; room is valid for the call. Told only for rooms with
+ *  local members. */
 typedef void (*rc_room_cb)(rc_adapter *a, const char *room, int event,
                            void *user);
 
@@ -306,11 +320,13 @@ typedef struct rc_adapter_options {
     const rc_alloc *alloc; /* NULL: libc; copied, not kept */
     rc_limits limits;      /* for envelopes sent and received */
     unsigned dedup_window; /* message ids remembered per connection on the
-                              remote path; 0: 8 */
+                              remote path; 0: 8; at most RC_MAX_DEDUP */
 } rc_adapter_options;
 
 /** The default channel prefix. */
 #define RC_DEFAULT_PREFIX "sse:room:"
+/** The largest rc_adapter_options.dedup_window. */
+#define RC_MAX_DEDUP 4096u
 
 /** Flags for rc_broadcast_to_room() and rc_broadcast(). */
 #define RC_LOCAL_ONLY 1u /* deliver to local members, publish nothing */
@@ -320,9 +336,9 @@ typedef struct rc_adapter_options {
  * attached to the host's loop (see rc_adapter_set_pub/sub for the rules);
  * either may be NULL: with both NULL the adapter is local only. prefix
  * NULL means RC_DEFAULT_PREFIX (it may be ""); node_id NULL means a random
- * UUID v4. Both strings are copied. Returns the adapter, or NULL if out of
- * memory or node_id contains CR, LF or invalid UTF-8. rc_adapter_open()
- * tells the errors apart.
+ * UUID v4. Both strings are copied. Returns the adapter (free it with
+ * rc_adapter_free), or NULL on any error of rc_adapter_open(), which tells
+ * them apart.
  */
 ROOMCAST_EXTERN rc_adapter *rc_adapter_new(struct redisAsyncContext *pub,
                                            struct redisAsyncContext *sub,
@@ -330,8 +346,11 @@ ROOMCAST_EXTERN rc_adapter *rc_adapter_new(struct redisAsyncContext *pub,
                                            const char *node_id);
 
 /**
- * Create an adapter with options (NULL: defaults). Returns 0 and sets
- * *out, or RC_EINVAL (out NULL), RC_ECHAR / RC_EUTF8 (node_id), RC_ENOMEM.
+ * Create an adapter with options (NULL: defaults; copied, not kept).
+ * Returns 0 and sets *out, or RC_EINVAL (out NULL, dedup_window over
+ * RC_MAX_DEDUP), RC_ECHAR / RC_EUTF8 (node_id), RC_ERANDOM (node_id NULL
+ * and the system gave no random bytes), RC_ENOMEM. On error nothing is
+ * kept and the contexts are untouched.
  */
 ROOMCAST_EXTERN int rc_adapter_open(const rc_adapter_options *opts,
                                     struct redisAsyncContext *pub,
@@ -339,47 +358,71 @@ ROOMCAST_EXTERN int rc_adapter_open(const rc_adapter_options *opts,
                                     rc_adapter **out);
 
 /**
- * Free the adapter: every connection is removed (no callback runs again),
- * every subscribed channel is unsubscribed. NULL is allowed; so is a call
- * from inside a callback (the work finishes when the callback returns).
- * The contexts stay the host's. The adapter's memory is released once the
- * contexts hold no more replies for it (they answer, or the host frees
- * them): until then hiredis may still call into it, harmlessly.
+ * Free the adapter: every connection is removed, every subscribed channel
+ * is unsubscribed (a SUBSCRIBE still unconfirmed is undone when its reply
+ * comes), and from here on no callback of the adapter runs. NULL is
+ * allowed; so is a call from inside a callback (the rest finishes when the
+ * outermost call returns). The memory is released then; for a context
+ * that still owes replies (pending PUBLISHes, channels) a small record
+ * stays until hiredis answers them or frees the context, after which the
+ * context's event hooks are as the host attached them. The contexts stay
+ * the host's.
  */
 ROOMCAST_EXTERN void rc_adapter_free(rc_adapter *a);
 
 /**
- * Give the adapter a (new) publishing context, or NULL when the current
- * one is gone: call it with NULL from the context's disconnect callback,
- * and with the fresh context once it is connected. The adapter registers
- * no connect/disconnect callback and never frees a context. Calling
- * rc_adapter_set_pub or rc_adapter_set_sub at all, even with NULL, makes a
- * local-only adapter a linked one: from then on its rooms are ready only
- * once subscribed, and broadcasts count publishes that cannot be sent.
- * Returns 0, or RC_EINVAL if a is NULL.
+ * Give the adapter a (new) publishing context, or NULL to take it back
+ * (call it with NULL from the context's disconnect callback, and with the
+ * fresh context once it is connected). The adapter registers no connect or
+ * disconnect callback and never frees a context; it does put its own
+ * forwarding functions in front of the context's event hooks (ac->ev), to
+ * notice by itself when the context is freed or disconnected: from then on
+ * it sends nothing on it, whether or not the host said so. So attach the
+ * context to its loop before handing it over, and do not use hiredis'
+ * adapters that read ac->ev.data themselves (poll.h, qt.h). The hooks are
+ * given back when the adapter lets go of the context.
+ *
+ * Calling rc_adapter_set_pub or rc_adapter_set_sub at all, even with NULL,
+ * makes a local-only adapter a linked one: from then on its rooms are
+ * ready only once subscribed, and broadcasts count publishes that cannot
+ * be sent. Returns 0, or RC_EINVAL (a NULL), RC_EMISUSE (a context given
+ * to an adapter that rc_adapter_free has been called on), RC_ENOMEM (then
+ * nothing changed).
  */
 ROOMCAST_EXTERN int rc_adapter_set_pub(rc_adapter *a,
                                        struct redisAsyncContext *pub);
 
 /**
- * Give the adapter a (new) subscribing context, or NULL when it is gone
- * (same rules as rc_adapter_set_pub). On a new context the adapter
- * subscribes every room that has local members, in batches; each room
- * reports RC_ROOM_READY when confirmed. Keep this context on RESP2.
- * Returns 0, or RC_EINVAL if a is NULL, RC_ENOMEM.
+ * Give the adapter a (new) subscribing context, or NULL to take it back,
+ * with the rules of rc_adapter_set_pub. Every room that was subscribed on
+ * the old context reports RC_ROOM_LOST; on a new context the adapter
+ * subscribes every room that has local members, in batches, and each
+ * reports RC_ROOM_READY when confirmed. The context may speak RESP2 or
+ * (hiredis 1.1 and later) RESP3. A context taken back while it still held
+ * the adapter's channels cannot be handed back to it (hiredis would
+ * replace their callbacks silently): give it a fresh one.
+ *
+ * Returns 0, or RC_EINVAL, RC_EMISUSE (the adapter is being freed, or sub
+ * was taken back from this adapter while still subscribed), RC_ENOMEM (no
+ * context changed), or the error of a SUBSCRIBE that could not be sent
+ * (RC_ENOMEM, RC_EMISUSE: the context is going away): the context is
+ * taken all the same, the failure is counted in subscribe_errors, and the
+ * rooms are subscribed at the next reply on it or the next call here.
  */
 ROOMCAST_EXTERN int rc_adapter_set_sub(rc_adapter *a,
                                        struct redisAsyncContext *sub);
 
-/** The node id (static for the adapter's life, never NULL). */
+/** The node id (NUL-terminated, valid for the adapter's life, never NULL;
+ *  a must not be NULL). */
 ROOMCAST_EXTERN const char *rc_adapter_node_id(const rc_adapter *a);
 
-/** Set (or with NULL, clear) the pre-delivery filter. */
+/** Set (or with cb NULL, clear) the pre-delivery filter; user is passed
+ *  back to it. A NULL adapter is ignored. */
 ROOMCAST_EXTERN void rc_adapter_set_filter(rc_adapter *a, rc_filter_cb cb,
                                            void *user);
 
-/** Set (or with NULL, clear) the room event callback. room is valid for
- *  the call. */
+/** Set (or with cb NULL, clear) the room event callback; user is passed
+ *  back to it. A NULL adapter is ignored. */
 ROOMCAST_EXTERN void rc_adapter_set_room_cb(rc_adapter *a, rc_room_cb cb,
                                             void *user);
 
@@ -389,24 +432,28 @@ ROOMCAST_EXTERN void rc_adapter_set_room_cb(rc_adapter *a, rc_room_cb cb,
  * Register a local connection with id conn_id (copied; NULL: a random
  * UUID v4) and its sink (required). user is handed back to the sink and is
  * never read or freed. Returns 0 and sets *out (valid until
- * rc_conn_remove), or RC_EINVAL (a, sink or out NULL), RC_ECHAR/RC_EUTF8
- * (conn_id), RC_EEXIST (id already registered here), RC_ENOMEM.
+ * rc_conn_remove or rc_adapter_free), or RC_EINVAL (a, sink or out NULL),
+ * RC_EMISUSE (rc_adapter_free was called), RC_ECHAR / RC_EUTF8 (conn_id),
+ * RC_EEXIST (id already registered here), RC_ERANDOM (no id given and no
+ * random bytes), RC_ENOMEM.
  */
 ROOMCAST_EXTERN int rc_conn_add(rc_adapter *a, const char *conn_id,
                                 rc_sink_cb sink, void *user, rc_conn **out);
 
 /**
  * Remove a connection: it leaves all its rooms (unsubscribing rooms left
- * empty) and its sink is never called again, even when this is called from
- * inside a sink. conn is invalid afterwards. NULL is allowed.
+ * empty) and its sink and the filter are never called for it again, even
+ * when this is called from inside a sink or the filter. conn is invalid
+ * once the outermost call returns. NULL is allowed.
  */
 ROOMCAST_EXTERN void rc_conn_remove(rc_conn *conn);
 
-/** The connection with this id, or NULL. */
+/** The connection with this id, or NULL (also for NULL arguments). */
 ROOMCAST_EXTERN rc_conn *rc_conn_find(rc_adapter *a, const char *conn_id);
 
 /** The connection's id (NUL-terminated, owned by the connection, valid
- *  until rc_conn_remove), its user pointer, and its adapter. */
+ *  until rc_conn_remove), its user pointer, and its adapter. conn must be
+ *  a live connection (not NULL). */
 ROOMCAST_EXTERN const char *rc_conn_id(const rc_conn *conn);
 ROOMCAST_EXTERN void *rc_conn_user(const rc_conn *conn);
 ROOMCAST_EXTERN rc_adapter *rc_conn_adapter(const rc_conn *conn);
@@ -414,13 +461,16 @@ ROOMCAST_EXTERN rc_adapter *rc_conn_adapter(const rc_conn *conn);
 /**
  * Join a room (the name is copied). The first local member makes the
  * adapter SUBSCRIBE; rc_room_is_ready() and RC_ROOM_READY tell when that is
- * confirmed. Returns 1 if joined, 0 if already a member (nothing changes),
- * or RC_EINVAL (NULL arguments), RC_ENOMEM.
+ * confirmed (a SUBSCRIBE that cannot be sent is counted in
+ * subscribe_errors and sent again later: the join still succeeds). Returns
+ * 1 if joined, 0 if already a member (nothing changes), or RC_EINVAL (NULL
+ * arguments, or conn removed), RC_ENOMEM (nothing changes).
  */
 ROOMCAST_EXTERN int rc_room_join(rc_conn *conn, const char *room);
 
 /** Leave a room; the last local member leaving makes the adapter
- *  UNSUBSCRIBE. Returns 1 if left, 0 if not a member, RC_EINVAL. */
+ *  UNSUBSCRIBE. Returns 1 if left, 0 if not a member (or an unknown room),
+ *  RC_EINVAL (NULL arguments). */
 ROOMCAST_EXTERN int rc_room_leave(rc_conn *conn, const char *room);
 
 /**
@@ -435,17 +485,22 @@ ROOMCAST_EXTERN int rc_room_leave_list(rc_conn *conn, const char *const *rooms,
                                        size_t n);
 
 /**
- * Leave every room, in join order; cb (may be NULL) is called with each
- * room's name, valid for the call. Returns how many rooms, or RC_EINVAL.
+ * Leave every room the connection is in when the call begins, in join
+ * order; cb (may be NULL) is called after each with the room's name (valid
+ * for the call). cb may call anything, rc_conn_remove of this connection
+ * and rc_adapter_free included: the walk then stops (after
+ * rc_adapter_free, cb is not called again). Returns how many rooms were
+ * left, or RC_EINVAL (conn NULL).
  */
 ROOMCAST_EXTERN int rc_room_leave_all(rc_conn *conn,
                                       void (*cb)(const char *room, void *user),
                                       void *user);
 
-/** Is this connection in the room? 1 or 0. */
+/** Is this connection in the room? 1 or 0 (0 for NULL arguments). */
 ROOMCAST_EXTERN int rc_room_has(const rc_conn *conn, const char *room);
 
-/** Number of local members of a room (0 for an unknown room). */
+/** Number of local members of a room (0 for an unknown room or NULL
+ *  arguments). */
 ROOMCAST_EXTERN size_t rc_room_size(const rc_adapter *a, const char *room);
 
 /**
@@ -458,18 +513,21 @@ ROOMCAST_EXTERN int rc_room_is_ready(const rc_adapter *a, const char *room);
 /**
  * The local members of a room in join order: stores up to max connection
  * pointers in out and returns how many members there are in all (call
- * with max 0 to count). The pointers are valid until the next change.
+ * with max 0 to count; 0 for an unknown room). The pointers are valid
+ * until the next change.
  */
 ROOMCAST_EXTERN size_t rc_room_members(const rc_adapter *a, const char *room,
                                        rc_conn **out, size_t max);
 
 /** The rooms of a connection in join order, as rc_room_members does. The
- *  names are valid until the connection's rooms change. */
+ *  names are owned by the adapter, valid until the connection's rooms
+ *  change. */
 ROOMCAST_EXTERN size_t rc_conn_rooms(const rc_conn *conn, const char **out,
                                      size_t max);
 
 /** Every room with local members (in no particular order), as
- *  rc_room_members does; names valid until the next change. */
+ *  rc_room_members does; names owned by the adapter, valid until the next
+ *  change. */
 ROOMCAST_EXTERN size_t rc_adapter_rooms(const rc_adapter *a, const char **out,
                                         size_t max);
 
@@ -481,11 +539,13 @@ ROOMCAST_EXTERN size_t rc_adapter_rooms(const rc_adapter *a, const char **out,
  * with one shared frame, then publish one envelope on the room's channel,
  * unless flags has RC_LOCAL_ONLY or the adapter is local only (created
  * without contexts). The message is validated first (rc_message_check);
- * nothing is delivered or published if it is invalid. Returns the number
- * of sinks that accepted (>= 0), or RC_EINVAL, any rc_message_check error,
- * RC_ENOMEM. A publish that cannot be sent (no pub context right now: the
- * link is down), or whose reply is an error, fails fast and is counted in
- * publish_errors; it does not change the result.
+ * nothing is delivered or published if it is invalid. msg and the strings
+ * are borrowed for the call. Returns the number of sinks that accepted
+ * (>= 0), or RC_EINVAL (NULL arguments), RC_EMISUSE (rc_adapter_free was
+ * called), any rc_message_check error, RC_ETOOBIG (the envelope would
+ * exceed the limits), RC_ENOMEM. A publish that cannot be sent (no pub
+ * context right now: the link is down), or whose reply is an error, fails
+ * fast and is counted in publish_errors; it does not change the result.
  */
 ROOMCAST_EXTERN int rc_broadcast_to_room(rc_adapter *a, const char *room,
                                          const rc_message *msg,
@@ -507,7 +567,8 @@ typedef struct rc_broadcast_options {
  * nodes, a connection in several of the rooms receives it once per room,
  * unless the message has a non-empty id: then the per-connection de-dup
  * window lets it through once. opts may be NULL. Returns as
- * rc_broadcast_to_room does, plus RC_EJSON/RC_EDEPTH for an invalid meta.
+ * rc_broadcast_to_room does (RC_EINVAL also for rooms NULL with nrooms > 0
+ * or a NULL room name), plus RC_EJSON / RC_EDEPTH for an invalid meta.
  */
 ROOMCAST_EXTERN int rc_broadcast(rc_adapter *a, const char *const *rooms,
                                  size_t nrooms, const rc_message *msg,
@@ -518,10 +579,11 @@ ROOMCAST_EXTERN int rc_broadcast(rc_adapter *a, const char *const *rooms,
 /** The frame's bytes (not NUL-terminated) and their number; valid while
  *  the frame is (for the sink call, or until the last rc_frame_unref).
  *  Frames are refcounted without atomics: ref and unref them on the
- *  adapter's thread. */
+ *  adapter's thread. frame must not be NULL. */
 ROOMCAST_EXTERN const char *rc_frame_data(const rc_frame *frame);
 ROOMCAST_EXTERN size_t rc_frame_size(const rc_frame *frame);
-/** Take a reference (returns frame). A frame may outlive its adapter. */
+/** Take a reference (returns frame, which must not be NULL). A frame may
+ *  outlive its adapter. */
 ROOMCAST_EXTERN rc_frame *rc_frame_ref(rc_frame *frame);
 /** Drop a reference; the last one frees the frame. NULL is allowed. */
 ROOMCAST_EXTERN void rc_frame_unref(rc_frame *frame);
@@ -553,6 +615,7 @@ typedef struct rc_counters {
 /**
  * Copy the counters into *out, of size bytes (pass sizeof *out: fields
  * are only ever added at the end, and a smaller size gets the prefix).
+ * A NULL adapter gives zeros; a NULL out is ignored.
  */
 ROOMCAST_EXTERN void rc_adapter_counters(const rc_adapter *a, rc_counters *out,
                                          size_t size);

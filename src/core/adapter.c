@@ -8,8 +8,6 @@
 #include "internal.h"
 
 #define DEFAULT_DEDUP 8
-/* More ids than this per connection would make every delivery slow. */
-#define MAX_DEDUP 4096
 
 static void release(rc_adapter *a)
 {
@@ -40,7 +38,7 @@ void rc__exit(rc_adapter *a)
 
 static int check_options(const rc_adapter_options *opts)
 {
-    if (opts->dedup_window > MAX_DEDUP)
+    if (opts->dedup_window > RC_MAX_DEDUP) /* each delivery scans it */
         return RC_EINVAL;
     if (opts->node_id != NULL)
         return rc__field_check(opts->node_id, NULL, NULL);

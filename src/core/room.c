@@ -92,11 +92,12 @@ static void left_one(rc__room *room, void *arg)
 {
     leave_ctx *l = arg;
 
-    /* Report before the room may be dropped, while its name lives. The
-     * host may not be called once the adapter is closing. */
+    /* Settle the room before the host runs (it may empty the room
+     * itself); the walk holds frees, so its name lives on for the call.
+     * The host may not be called once the adapter is closing. */
+    rc__after_leave(l->a, room);
     if (l->cb != NULL && !l->a->closing)
         l->cb(room->name, l->user);
-    rc__after_leave(l->a, room);
 }
 
 int rc_room_leave_all(rc_conn *conn, void (*cb)(const char *room, void *user),
