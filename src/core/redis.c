@@ -129,10 +129,11 @@ static void retired_unlink(rc__port *port, rc__watch *w)
 }
 
 /* The adapter stops using w. While hiredis still holds callbacks with it
- * (replies to come), it is kept on the retired list. */
+ * (replies to come, or NULL replies after a disconnect), it is kept on the
+ * retired list, and what they report is still counted. */
 static void let_go(rc__port *port, rc__watch *w)
 {
-    if (w->held > 0 && w->ac != NULL) {
+    if (w->held > 0) {
         w->next = port->retired;
         port->retired = w;
         return;
@@ -156,14 +157,17 @@ static void release_one(rc__watch *w)
 }
 
 /* The context is being freed or has disconnected: it takes no more
- * commands. hiredis may still call back (with NULL) after this. */
+ * commands. hiredis may still call back after this (1.x calls the NULL
+ * replies after the cleanup on a disconnect, 0.14 before it). */
 static void fwd_cleanup(void *p)
 {
     rc__watch *w = p;
     rc_adapter *a = w->a;
 
+    /* No hook may run on the loop's freed data: a dead context gets none
+     * (unless another wrapper sits on top of ours: its business). */
     if (w->ac->ev.data == w)
-        w->ac->ev = w->loop;
+        memset(&w->ac->ev, 0, sizeof w->ac->ev);
     w->hooked = 0;
     if (w->loop.cleanup != NULL)
         w->loop.cleanup(w->loop.data);
@@ -171,14 +175,13 @@ static void fwd_cleanup(void *p)
     w->busy++;
     if (a != NULL && a->port.pub == w) {
         a->port.pub = NULL;
+        let_go(&a->port, w);
     } else if (a != NULL && a->port.sub == w) {
         a->port.sub = NULL;
+        let_go(&a->port, w);
         rc__on_sub_lost(a);
-    } else if (a != NULL) {
-        retired_unlink(&a->port, w);
     }
     w->busy--;
-    w->a = NULL;
     settle(w);
 }
 
