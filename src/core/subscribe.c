@@ -221,29 +221,29 @@ void rc__on_sub_lost(rc_adapter *a)
     rc__exit(a);
 }
 
-int rc_adapter_set_pub(rc_adapter *a, struct redisAsyncContext *pub)
+/* What both sides check before a context is handed over. */
+static int handover_ok(const rc_adapter *a, const struct redisAsyncContext *ac)
 {
-    int rv;
-
     if (a == NULL)
         return RC_EINVAL;
-    if (pub != NULL && a->closing)
-        return RC_EMISUSE;
-    rv = rc__port_set_pub(a, pub);
-    if (rv >= 0)
+    return ac != NULL && a->closing ? RC_EMISUSE : 0;
+}
+
+int rc_adapter_set_pub(rc_adapter *a, struct redisAsyncContext *pub)
+{
+    int rv = handover_ok(a, pub);
+
+    if (rv == 0 && (rv = rc__port_set_pub(a, pub)) >= 0)
         a->local_only = 0; /* linked from now on, even while it is down */
     return rv < 0 ? rv : 0;
 }
 
 int rc_adapter_set_sub(rc_adapter *a, struct redisAsyncContext *sub)
 {
-    int rv;
+    int rv = handover_ok(a, sub);
 
-    if (a == NULL)
-        return RC_EINVAL;
-    if (sub != NULL && a->closing)
-        return RC_EMISUSE;
-    rv = rc__port_set_sub(a, sub);
+    if (rv == 0)
+        rv = rc__port_set_sub(a, sub);
     if (rv < 0)
         return rv;
     a->local_only = 0; /* linked from now on, even while it is down */
