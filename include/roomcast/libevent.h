@@ -16,7 +16,10 @@
  * fast and are counted (rc_counters.publish_errors); nothing queues up.
  *
  * Link with roomcast-libevent (pkg-config) or roomcast::libevent (CMake).
- * Threads: a link is used from the thread running its event_base.
+ * Threads: a link, like its adapter, is used only from the thread running
+ * its event_base; nothing here locks.
+ * Re-entry: any rc_ call may be made from inside the state callback
+ * (rc_link_close and then rc_adapter_free included).
  */
 #ifndef ROOMCAST_LIBEVENT_H
 #define ROOMCAST_LIBEVENT_H
@@ -66,9 +69,11 @@ typedef struct rc_link_options {
 
 /**
  * Start linking adapter a to Redis on base. Returns 0 at once, whether or
- * not Redis is reachable: the link keeps trying, and reports through the
- * state callback. Until the first connection the adapter works locally.
- * The options and the URL are copied.
+ * not Redis is reachable: the first attempt runs from the loop (so the
+ * state callback is never called before this returns), the link keeps
+ * trying, and reports through the state callback. Until the first
+ * connection the adapter works locally. The options and the URL are
+ * copied; a and base are borrowed for the link's life.
  *
  * The link registers hiredis' connect and disconnect callbacks and owns
  * the contexts: do not give a (other) context to the adapter yourself.
@@ -81,19 +86,22 @@ ROOMCAST_EXTERN int rc_link_open(rc_adapter *a, struct event_base *base,
                                  const rc_link_options *opts, rc_link **out);
 
 /**
- * Orderly shutdown: the adapter is told the contexts are gone, both
- * connections are closed (the server drops their subscriptions), timers are
- * removed, and everything is freed. NULL is allowed. Call it from an
- * ordinary event callback (a signal event included), not from inside a
- * roomcast or hiredis callback.
+ * Orderly shutdown: the adapter is told the contexts are gone (at once:
+ * the adapter may be freed right after), both connections are closed (the
+ * server drops their subscriptions), timers are removed, and everything is
+ * freed. NULL is allowed. It may be called from anywhere on the loop's
+ * thread, the link's own state callback and any adapter callback
+ * included; from inside the link's callbacks the freeing finishes on the
+ * next turn of the loop (keep the loop running for it), and no callback
+ * comes after this returns.
  */
 ROOMCAST_EXTERN void rc_link_close(rc_link *link);
 
-/** RC_LINK_UP or RC_LINK_DOWN. */
+/** RC_LINK_UP or RC_LINK_DOWN (link must not be NULL). */
 ROOMCAST_EXTERN int rc_link_state(const rc_link *link);
 
-/** Why the link last went down ("" if it never did). Valid until the next
- *  change of state. */
+/** Why the link last went down ("" if it never did). Owned by the link,
+ *  valid until the next change of state. */
 ROOMCAST_EXTERN const char *rc_link_reason(const rc_link *link);
 
 /**
@@ -102,11 +110,13 @@ ROOMCAST_EXTERN const char *rc_link_reason(const rc_link *link);
  * (HSET, GET...) with redisAsyncCommand; their callbacks get a NULL reply
  * if the connection goes away first. Do not free, disconnect or subscribe
  * it, and do not keep it past the next state callback reporting down.
+ * NULL for a NULL link.
  */
 ROOMCAST_EXTERN struct redisAsyncContext *rc_link_pub(const rc_link *link);
 
 /** How many times the link came up (both sides ready), and how many times
- *  a side (pub or sub, counted apart) failed to connect or went down. */
+ *  a side (pub or sub, counted apart) failed to connect, went down, or was
+ *  refused by the adapter (link must not be NULL). */
 ROOMCAST_EXTERN unsigned long rc_link_connects(const rc_link *link);
 ROOMCAST_EXTERN unsigned long rc_link_failures(const rc_link *link);
 
