@@ -50,6 +50,8 @@ static const char head[] = "HTTP/1.1 200 OK\r\n"
                            "\r\n";
 static const char ping[] = ": ping\n\n";
 
+const char *const chat_close_names[CLOSE_N] = {"client", "slow", "shutdown"};
+
 static void stream_kill(stream *s, int why);
 static void stream_write(stream *s);
 static void on_io(evutil_socket_t fd, short what, void *arg);
