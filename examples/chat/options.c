@@ -1,7 +1,12 @@
-/* rc-chat's options: flags, the environment, --help. */
-#define _POSIX_C_SOURCE 200809L
+/*
+ * rc-chat's options: the environment (PORT, REDIS_URL, NODE_ID, BIND),
+ * then the flags (getopt_long: "--port N", "--port=N", or an unambiguous
+ * prefix), and --help.
+ */
+#define _GNU_SOURCE /* getopt_long */
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +56,36 @@ static int number(const char *flag, const char *s, unsigned long min,
     return 0;
 }
 
-int options_parse(int argc, char **argv, options *o)
+enum {
+    OPT_PORT = 256,
+    OPT_BIND,
+    OPT_REDIS,
+    OPT_NODE_ID,
+    OPT_PREFIX,
+    OPT_MAX_STREAMS,
+    OPT_MAX_BUFFER,
+    OPT_HEARTBEAT_MS,
+    OPT_TIMEOUT_MS
+};
+
+static const struct option long_options[] = {
+    {"port", required_argument, NULL, OPT_PORT},
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"node-id", required_argument, NULL, OPT_NODE_ID},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
+    {"max-buffer", required_argument, NULL, OPT_MAX_BUFFER},
+    {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT_MS},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The defaults, and what the environment sets. Returns 0 or 2. */
+static int from_env(options *o, unsigned long *port)
 {
     const char *env;
-    unsigned long port = 8080;
-    int i;
 
     o->bind = (env = getenv("BIND")) != NULL && *env ? env : "127.0.0.1";
     o->redis = (env = getenv("REDIS_URL")) != NULL && *env ? env : NULL;
@@ -64,53 +94,57 @@ int options_parse(int argc, char **argv, options *o)
     o->max_buffer = 1 << 20;
     o->heartbeat_ms = 15000;
     o->timeout_ms = 30000;
+    *port = 8080;
     if ((env = getenv("PORT")) != NULL && *env &&
-        number("PORT", env, 0, 65535, &port) < 0)
+        number("PORT", env, 0, 65535, port) < 0)
         return 2;
-    for (i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    return 0;
+}
 
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (v == NULL) {
-            fprintf(stderr, "rc-chat: unknown option or missing value: %s\n",
-                    f);
-            usage(stderr);
-            return 2;
-        }
-        i++;
-        if (strcmp(f, "--port") == 0) {
-            if (number(f, v, 0, 65535, &port) < 0)
-                return 2;
-        } else if (strcmp(f, "--bind") == 0) {
-            o->bind = v;
-        } else if (strcmp(f, "--redis") == 0) {
-            o->redis = *v ? v : NULL;
-        } else if (strcmp(f, "--node-id") == 0) {
-            o->node_id = v;
-        } else if (strcmp(f, "--prefix") == 0) {
-            o->prefix = v;
-        } else if (strcmp(f, "--max-streams") == 0) {
-            if (number(f, v, 1, 10000000, &o->max_streams) < 0)
-                return 2;
-        } else if (strcmp(f, "--max-buffer") == 0) {
-            if (number(f, v, 4096, 1UL << 30, &o->max_buffer) < 0)
-                return 2;
-        } else if (strcmp(f, "--heartbeat-ms") == 0) {
-            if (number(f, v, 10, 3600000, &o->heartbeat_ms) < 0)
-                return 2;
-        } else if (strcmp(f, "--timeout-ms") == 0) {
-            if (number(f, v, 100, 3600000, &o->timeout_ms) < 0)
-                return 2;
-        } else {
-            fprintf(stderr, "rc-chat: unknown option: %s\n", f);
-            usage(stderr);
-            return 2;
-        }
-    }
-    o->port = (unsigned)port;
+/* Set the option opt (long_options[index]) to v. Returns 0 or 2. */
+static int set_option(options *o, unsigned long *port, int opt, int index,
+                      const char *v)
+{
+    char flag[32];
+    int rc = 0;
+
+    snprintf(flag, sizeof flag, "--%s", long_options[index].name);
+    if (opt == OPT_PORT)
+        rc = number(flag, v, 0, 65535, port);
+    else if (opt == OPT_BIND)
+        o->bind = v;
+    else if (opt == OPT_REDIS)
+        o->redis = *v ? v : NULL;
+    else if (opt == OPT_NODE_ID)
+        o->node_id = v;
+    else if (opt == OPT_PREFIX)
+        o->prefix = v;
+    else if (opt == OPT_MAX_STREAMS)
+        rc = number(flag, v, 1, 10000000, &o->max_streams);
+    else if (opt == OPT_MAX_BUFFER)
+        rc = number(flag, v, 4096, 1UL << 30, &o->max_buffer);
+    else if (opt == OPT_HEARTBEAT_MS)
+        rc = number(flag, v, 10, 3600000, &o->heartbeat_ms);
+    else if (opt == OPT_TIMEOUT_MS)
+        rc = number(flag, v, 100, 3600000, &o->timeout_ms);
+    return rc < 0 ? 2 : 0;
+}
+
+/* argv[at] is not an option we know, or lacks its value. Returns 2. */
+static int bad_option(int argc, char **argv, int at)
+{
+    if (at + 1 >= argc)
+        fprintf(stderr, "rc-chat: unknown option or missing value: %s\n",
+                argv[at]);
+    else
+        fprintf(stderr, "rc-chat: unknown option: %s\n", argv[at]);
+    usage(stderr);
+    return 2;
+}
+
+/* Names that go on the wire must be printable UTF-8. Returns 0 or 2. */
+static int check_names(const options *o)
+{
     if (o->node_id != NULL && !chat_name_ok(o->node_id, strlen(o->node_id))) {
         fprintf(stderr,
                 "rc-chat: --node-id: control characters or invalid UTF-8\n");
@@ -122,4 +156,34 @@ int options_parse(int argc, char **argv, options *o)
         return 2;
     }
     return 0;
+}
+
+int options_parse(int argc, char **argv, options *o)
+{
+    unsigned long port;
+    int rc = from_env(o, &port), at = optind, opt, index;
+
+    opterr = 0; /* our messages, not getopt's */
+    while (rc == 0) {
+        at = optind;
+        index = 0;
+        /* "+": stop at the first non-option (rc-chat takes none); ":": a
+         * missing value is ':', an unknown option '?'. */
+        opt = getopt_long(argc, argv, "+:h", long_options, &index);
+        if (opt == -1)
+            break;
+        if (opt == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (opt == '?' || opt == ':')
+            return bad_option(argc, argv, at);
+        rc = set_option(o, &port, opt, index, optarg);
+    }
+    if (rc != 0)
+        return rc;
+    if (at < argc) /* a non-option, or "--" */
+        return bad_option(argc, argv, at);
+    o->port = (unsigned)port;
+    return check_names(o);
 }
