@@ -201,6 +201,30 @@ static size_t skip_value(const char *p, size_t i, size_t n)
     return n;
 }
 
+/*
+ * The member of out that a key (a JSON string literal of n bytes, quotes
+ * included) names, or NULL. The key is compared whole once unescaped: one
+ * that unescapes to "data\0" is not "data", it is a key we do not know.
+ */
+static chat_span *member_slot(chat_body *out, const char *key, size_t n)
+{
+    static const char *const names[] = {"event", "data", "id", "except"};
+    chat_span *const slots[] = {&out->event, &out->data, &out->id,
+                                &out->except};
+    char tmp[16];
+    long len;
+    size_t i;
+
+    if (n > sizeof tmp) /* "\u0065vent" fits; longer keys are none of ours */
+        return NULL;
+    len = chat_json_unquote(key, n, tmp);
+    for (i = 0; len > 0 && i < sizeof names / sizeof names[0]; i++)
+        if ((size_t)len == strlen(names[i]) &&
+            memcmp(tmp, names[i], (size_t)len) == 0)
+            return slots[i];
+    return NULL;
+}
+
 int chat_body_parse(const char *body, size_t n, chat_body *out)
 {
     size_t i = skip_ws(body, 0, n);
@@ -211,35 +235,12 @@ int chat_body_parse(const char *body, size_t n, chat_body *out)
     i = skip_ws(body, i + 1, n);
     while (i < n && body[i] == '"') {
         size_t kb = i, ke = skip_string(body, i, n), vb, ve;
-        char key[8];
-        long klen = -1;
-        chat_span *slot = NULL;
+        chat_span *slot = member_slot(out, body + kb, ke - kb);
 
-        if (ke - kb <= 2 * sizeof key) /* "\u0065vent" fits; longer keys
-                                          are none of ours */
-        {
-            char tmp[2 * sizeof key];
-
-            klen = chat_json_unquote(body + kb, ke - kb, tmp);
-            if (klen > 0 && (size_t)klen < sizeof key)
-                memcpy(key, tmp, (size_t)klen + 1);
-            else
-                klen = -1;
-        }
         i = skip_ws(body, ke, n);
         i = skip_ws(body, i + 1, n); /* past ':' */
         vb = i;
         ve = skip_value(body, vb, n);
-        if (klen > 0) {
-            if (strcmp(key, "event") == 0)
-                slot = &out->event;
-            else if (strcmp(key, "data") == 0)
-                slot = &out->data;
-            else if (strcmp(key, "id") == 0)
-                slot = &out->id;
-            else if (strcmp(key, "except") == 0)
-                slot = &out->except;
-        }
         if (slot != NULL) {
             slot->p = body + vb;
             slot->n = ve - vb;
