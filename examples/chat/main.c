@@ -31,6 +31,8 @@ int main(int argc, char **argv)
     /* Three priorities: events default to the middle one. */
     if (c.base == NULL || event_base_priority_init(c.base, 3) < 0) {
         chat_log("cannot create the event loop");
+        if (c.base != NULL)
+            event_base_free(c.base);
         return 1;
     }
     if (server_setup(&c) < 0) {

@@ -120,13 +120,12 @@ void server_fd_limits(options *o)
                  o->max_streams, nofile);
 }
 
-int server_setup(chat *c)
+/* The adapter (local rooms), its filter and room callback, and the Redis
+ * link when --redis is given. */
+static int setup_adapter(chat *c)
 {
-    struct evconnlistener *l;
-    struct sockaddr_storage ss;
-    int ssl = (int)sizeof ss;
-    char spec[300];
     rc_adapter_options ao;
+    rc_link_options lo;
     int rc;
 
     memset(&ao, 0, sizeof ao);
@@ -139,21 +138,28 @@ int server_setup(chat *c)
     }
     rc_adapter_set_filter(c->a, stream_filter, c);
     rc_adapter_set_room_cb(c->a, on_room, c);
-    if (c->o.redis != NULL) {
-        rc_link_options lo;
-
-        memset(&lo, 0, sizeof lo);
-        lo.url = c->o.redis;
-        lo.state_cb = on_link_state;
-        lo.user = c;
-        rc = rc_link_open(c->a, c->base, &lo, &c->link);
-        if (rc < 0) {
-            chat_log("--redis %s: %s", c->o.redis, rc_strerror(rc));
-            return -1;
-        }
+    if (c->o.redis == NULL)
+        return 0;
+    memset(&lo, 0, sizeof lo);
+    lo.url = c->o.redis;
+    lo.state_cb = on_link_state;
+    lo.user = c;
+    rc = rc_link_open(c->a, c->base, &lo, &c->link);
+    if (rc < 0) {
+        chat_log("--redis %s: %s", c->o.redis, rc_strerror(rc));
+        return -1;
     }
+    return 0;
+}
 
+/* evhttp with its caps and timeout, answering every request. */
+static int setup_http(chat *c)
+{
     c->http = evhttp_new(c->base);
+    if (c->http == NULL) {
+        chat_log("cannot create the HTTP server");
+        return -1;
+    }
     c->timeout = chat_ms_tv(c->o.timeout_ms);
     evhttp_set_timeout_tv(c->http, &c->timeout);
     evhttp_set_max_headers_size(c->http, HEADERS_MAX);
@@ -163,88 +169,159 @@ int server_setup(chat *c)
                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                      EVHTTP_REQ_PATCH);
     evhttp_set_gencb(c->http, routes_request, c);
-    /* Our own listener: a long listen queue (evhttp's is 128), and an
-     * error callback. */
-    snprintf(spec, sizeof spec, strchr(c->o.bind, ':') ? "[%s]" : "%s",
-             c->o.bind);
-    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &ssl) < 0) {
-        chat_log("--bind %s: not an IPv4 or IPv6 address", c->o.bind);
+    return 0;
+}
+
+/* --bind and --port as a socket address of *len bytes. Returns 0 or -1. */
+static int bind_address(const options *o, struct sockaddr_storage *ss, int *len)
+{
+    char spec[300];
+
+    *len = (int)sizeof *ss;
+    snprintf(spec, sizeof spec, strchr(o->bind, ':') ? "[%s]" : "%s", o->bind);
+    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)ss, len) < 0) {
+        chat_log("--bind %s: not an IPv4 or IPv6 address", o->bind);
         return -1;
     }
-    if (ss.ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)c->o.port);
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)o->port);
     else
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)c->o.port);
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)o->port);
+    return 0;
+}
+
+/* The port the listener got (for --port 0), or port if it cannot tell. */
+static unsigned bound_port(struct evconnlistener *l, unsigned port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+
+    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl) < 0)
+        return port;
+    return ntohs(ss.ss_family == AF_INET6
+                     ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                     : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Our own listener for evhttp: a long listen queue (evhttp's is 128), and
+ * an error callback. */
+static int setup_listener(chat *c)
+{
+    struct evconnlistener *l;
+    struct sockaddr_storage ss;
+    int len;
+
+    if (bind_address(&c->o, &ss, &len) < 0)
+        return -1;
     l = evconnlistener_new_bind(c->base, NULL, NULL,
                                 LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
                                     LEV_OPT_CLOSE_ON_EXEC,
-                                LISTEN_BACKLOG, (struct sockaddr *)&ss, ssl);
+                                LISTEN_BACKLOG, (struct sockaddr *)&ss, len);
     if (l == NULL) {
         chat_log("cannot listen on %s port %u: %s", c->o.bind, c->o.port,
                  strerror(errno));
         return -1;
     }
     c->bound = evhttp_bind_listener(c->http, l);
+    if (c->bound == NULL) {
+        chat_log("cannot hand the listener to the HTTP server");
+        evconnlistener_free(l);
+        return -1;
+    }
     listener_chat = c;
     evconnlistener_set_error_cb(l, on_accept_error);
-    if (c->o.port == 0) { /* say which port we got */
-        socklen_t sl = sizeof ss;
+    if (c->o.port == 0) /* say which port we got */
+        c->o.port = bound_port(l, c->o.port);
+    return 0;
+}
 
-        if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss,
-                        &sl) == 0)
-            c->o.port = ntohs(ss.ss_family == AF_INET6
-                                  ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                  : ((struct sockaddr_in *)&ss)->sin_port);
-    }
-    c->heartbeat = event_new(c->base, -1, EV_PERSIST, on_heartbeat, c);
-    c->reaper = event_new(c->base, -1, 0, streams_reap, c);
-    c->flush = event_new(c->base, -1, 0, streams_flush, c);
-    /* Below everything else: streams are written once no more input is
-     * ready, so that the frames of every message read in a burst go out
-     * in one writev per stream (stream.c bounds how much waits). */
-    event_priority_set(c->flush, CHAT_PRIO_LOW);
-    event_priority_set(c->reaper, CHAT_PRIO_LOW);
-    c->resume = evtimer_new(c->base, on_resume, c);
-    c->drain = evtimer_new(c->base, shutdown_on_deadline, c);
-    c->sig[0] = evsignal_new(c->base, SIGINT, shutdown_on_signal, c);
-    c->sig[1] = evsignal_new(c->base, SIGTERM, shutdown_on_signal, c);
-    {
-        struct timeval hb = chat_ms_tv(c->o.heartbeat_ms);
+/* One of the loop's own events: where it goes, and how it is made. */
+typedef struct event_spec {
+    struct event **ev;
+    const char *name;
+    evutil_socket_t fd;
+    short what;
+    event_callback_fn cb;
+    int prio;                 /* -1: the default */
+    int add;                  /* added now (else when needed) */
+    const struct timeval *tv; /* its timeout when added */
+} event_spec;
 
-        event_add(c->heartbeat, &hb);
+/* Make (and add) the event e says. Returns 0, or -1 after logging why. */
+static int make_event(chat *c, const event_spec *e)
+{
+    struct event *ev = event_new(c->base, e->fd, e->what, e->cb, c);
+
+    if (ev == NULL) {
+        chat_log("cannot create the %s event", e->name);
+        return -1;
     }
-    event_add(c->sig[0], NULL);
-    event_add(c->sig[1], NULL);
+    *e->ev = ev; /* server_teardown frees it from here on */
+    if (e->prio >= 0 && event_priority_set(ev, e->prio) < 0) {
+        chat_log("cannot set the priority of the %s event", e->name);
+        return -1;
+    }
+    if (e->add && event_add(ev, e->tv) < 0) {
+        chat_log("cannot add the %s event", e->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Heartbeats, the stream writer and reaper, the listener's pause, the
+ * shutdown deadline, and the signals that start shutdown. The writer and
+ * reaper run below everything else: streams are written once no more input
+ * is ready, so that the frames of every message read in a burst go out in
+ * one writev per stream (stream.c bounds how much waits). */
+static int setup_events(chat *c)
+{
+    struct timeval hb = chat_ms_tv(c->o.heartbeat_ms);
+    const short sig = EV_SIGNAL | EV_PERSIST;
+    const event_spec events[] = {
+        {&c->heartbeat, "heartbeat", -1, EV_PERSIST, on_heartbeat, -1, 1, &hb},
+        {&c->reaper, "reaper", -1, 0, streams_reap, CHAT_PRIO_LOW, 0, NULL},
+        {&c->flush, "flush", -1, 0, streams_flush, CHAT_PRIO_LOW, 0, NULL},
+        {&c->resume, "resume", -1, 0, on_resume, -1, 0, NULL},
+        {&c->drain, "drain", -1, 0, shutdown_on_deadline, -1, 0, NULL},
+        {&c->sig[0], "SIGINT", SIGINT, sig, shutdown_on_signal, -1, 1, NULL},
+        {&c->sig[1], "SIGTERM", SIGTERM, sig, shutdown_on_signal, -1, 1, NULL},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof events / sizeof events[0]; i++)
+        if (make_event(c, &events[i]) < 0)
+            return -1;
+    return 0;
+}
+
+int server_setup(chat *c)
+{
+    const char *v6 = strchr(c->o.bind, ':');
+
+    if (setup_adapter(c) < 0 || setup_http(c) < 0 || setup_listener(c) < 0 ||
+        setup_events(c) < 0)
+        return -1;
     chat_log("node %s listening on http://%s%s%s:%u/ (redis: %s)",
-             rc_adapter_node_id(c->a), strchr(c->o.bind, ':') ? "[" : "",
-             c->o.bind, strchr(c->o.bind, ':') ? "]" : "", c->o.port,
-             c->o.redis != NULL ? c->o.redis : "off");
+             rc_adapter_node_id(c->a), v6 ? "[" : "", c->o.bind, v6 ? "]" : "",
+             c->o.port, c->o.redis != NULL ? c->o.redis : "off");
     return 0;
 }
 
 void server_teardown(chat *c)
 {
+    struct event **evs[] = {&c->heartbeat, &c->reaper, &c->flush, &c->resume,
+                            &c->drain,     &c->sig[0], &c->sig[1]};
     size_t i;
 
-    /* Every stream has ended (on_signal): free their connections before
+    /* Every stream has ended (shutdown.c): free their connections before
      * evhttp_free would. */
     streams_reap(-1, 0, c);
     rc_link_close(c->link); /* answers pending member queries */
     if (c->http != NULL)
         evhttp_free(c->http);
     rc_adapter_free(c->a);
-    if (c->heartbeat != NULL)
-        event_free(c->heartbeat);
-    if (c->reaper != NULL)
-        event_free(c->reaper);
-    if (c->flush != NULL)
-        event_free(c->flush);
-    if (c->resume != NULL)
-        event_free(c->resume);
-    if (c->drain != NULL)
-        event_free(c->drain);
-    for (i = 0; i < 2; i++)
-        if (c->sig[i] != NULL)
-            event_free(c->sig[i]);
+    for (i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (*evs[i] != NULL)
+            event_free(*evs[i]);
     event_base_free(c->base);
 }
