@@ -47,8 +47,10 @@ typedef struct options {
  * 1; writing the streams and freeing ended ones wait below them. */
 #define CHAT_PRIO_LOW 2
 
-/* Why a stream ended: the reason labels of the closes metric. */
-enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_N };
+/* Why a stream ended: the reason labels of the closes metric. The client
+ * went away (or sent too much); it was too slow (output cap, stalled
+ * write); shutdown; or the server failed it (its room join failed). */
+enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_N };
 extern const char *const chat_close_names[CLOSE_N];
 
 #define CHAT_N_CODES 8

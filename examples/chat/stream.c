@@ -50,7 +50,8 @@ static const char head[] = "HTTP/1.1 200 OK\r\n"
                            "\r\n";
 static const char ping[] = ": ping\n\n";
 
-const char *const chat_close_names[CLOSE_N] = {"client", "slow", "shutdown"};
+const char *const chat_close_names[CLOSE_N] = {"client", "slow", "shutdown",
+                                               "error"};
 
 static void stream_kill(stream *s, int why);
 static void stream_write(stream *s);
@@ -428,7 +429,7 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     rc = rc_room_join(s->conn, room);
     if (rc < 0) {
         chat_log("cannot join room %s: %s", room, rc_strerror(rc));
-        stream_kill(s, CLOSE_SLOW);
+        stream_kill(s, CLOSE_ERROR);
     } else if (rc_room_is_ready(c->a, room)) {
         stream_hello(s);
     }

@@ -10,12 +10,14 @@
 //   and exit 1 (not crash, not run on half set up), having freed what it
 //   made (under ASan the leak check runs at that exit and would change the
 //   status).
+// - A stream whose room join fails is closed and counted under its own
+//   reason, "error", not as a slow client.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
-import { RC_CHAT, bounded } from './harness.mjs';
+import { RC_CHAT, bounded, metrics, openStream, roomUrl, startNode } from './harness.mjs';
 
 const LISTENING = /listening on http:\/\//;
 
@@ -75,4 +77,25 @@ describe('rc-chat with injected faults', { skip }, () => {
       }
     });
   }
+
+  test('a failed room join closes the stream as "error", not "slow"; the server carries on', async () => {
+    const node = await startNode({ env: { RC_CHAT_FAIL: 'rc_room_join:1' } });
+    try {
+      const failed = openStream(roomUrl(node.url, 'lobby', '/events'));
+      await bounded(failed.closed, 5000, 'the stream whose join failed to be closed');
+      await node.waitForLog(/cannot join room lobby: /);
+      const ok = openStream(roomUrl(node.url, 'lobby', '/events'));
+      assert.equal((await ok.hello()).room, 'lobby', 'the next stream joins');
+      const m = await metrics(node.url);
+      const closed = (reason) => m.get('rc_chat_streams_closed_total', `reason="${reason}"`);
+      assert.equal(closed('error'), 1, m.text);
+      assert.equal(closed('slow'), 0, m.text);
+      assert.equal(closed('client'), 0, m.text);
+      assert.equal(m.get('rc_chat_streams'), 1, m.text);
+      ok.close();
+      assert.deepEqual(await node.stop('SIGTERM'), { code: 0, signal: null }, node.dump());
+    } finally {
+      await node.kill();
+    }
+  });
 });
