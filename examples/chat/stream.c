@@ -79,6 +79,35 @@ static void release(chunk *k)
     free(k->own);
 }
 
+/* Make room for one more chunk: double the ring, and unwrap it. */
+static void grow(stream *s)
+{
+    unsigned cap = s->qcap ? 2 * s->qcap : 8, i;
+    chunk *q = chat_malloc(cap * sizeof *q);
+
+    for (i = 0; i < s->qlen; i++)
+        q[i] = s->q[(s->qhead + i) % s->qcap];
+    free(s->q);
+    s->q = q;
+    s->qcap = cap;
+    s->qhead = 0;
+}
+
+/* Put s on the list written at the end of this loop turn. */
+static void mark_dirty(stream *s)
+{
+    chat *c = s->c;
+
+    s->dirty = 1;
+    s->dprev = NULL;
+    s->dnext = c->dirty;
+    if (c->dirty != NULL)
+        c->dirty->dprev = s;
+    c->dirty = s;
+    if (!event_pending(c->flush, EV_TIMEOUT, NULL))
+        event_active(c->flush, EV_TIMEOUT, 1);
+}
+
 /*
  * Queue n bytes: a reference to frame's bytes, our own copy own (freed once
  * written), or static bytes. Past the output cap the stream is closed
@@ -88,31 +117,21 @@ static void release(chunk *k)
  */
 static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
 {
-    chat *c = s->c;
     chunk *k;
 
     if (s->dead != NULL) {
         free(own);
         return -1;
     }
-    if (s->qbytes > FLUSH_AT && s->qbytes + n > c->o.max_buffer) {
+    if (s->qbytes > FLUSH_AT && s->qbytes + n > s->c->o.max_buffer) {
         free(own);
         chat_log("closing slow stream %s in room %s (over %lu bytes queued)",
-                 rc_conn_id(s->conn), s->room, c->o.max_buffer);
+                 rc_conn_id(s->conn), s->room, s->c->o.max_buffer);
         stream_kill(s, CLOSE_SLOW);
         return -1;
     }
-    if (s->qlen == s->qcap) { /* grow, and unwrap the ring */
-        unsigned cap = s->qcap ? 2 * s->qcap : 8, i;
-        chunk *q = chat_malloc(cap * sizeof *q);
-
-        for (i = 0; i < s->qlen; i++)
-            q[i] = s->q[(s->qhead + i) % s->qcap];
-        free(s->q);
-        s->q = q;
-        s->qcap = cap;
-        s->qhead = 0;
-    }
+    if (s->qlen == s->qcap)
+        grow(s);
     k = &s->q[(s->qhead + s->qlen) % s->qcap];
     k->p = p;
     k->n = n;
@@ -123,17 +142,8 @@ static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
     if (s->qbytes >= FLUSH_AT && !s->writing) { /* enough waited */
         dirty_remove(s);
         stream_write(s);
-        return 0;
-    }
-    if (!s->dirty && !s->writing) {
-        s->dirty = 1;
-        s->dprev = NULL;
-        s->dnext = c->dirty;
-        if (c->dirty != NULL)
-            c->dirty->dprev = s;
-        c->dirty = s;
-        if (!event_pending(c->flush, EV_TIMEOUT, NULL))
-            event_active(c->flush, EV_TIMEOUT, 1);
+    } else if (!s->dirty && !s->writing) {
+        mark_dirty(s);
     }
     return 0;
 }
@@ -150,6 +160,26 @@ static void want_write(stream *s, int on)
     event_add(s->ev, on ? &s->c->timeout : NULL);
 }
 
+/* Drop the w bytes just written from the front of the queue. */
+static void drop_written(stream *s, size_t w)
+{
+    s->qbytes -= w;
+    while (w > 0) {
+        chunk *k = &s->q[s->qhead];
+        size_t rest = k->n - s->qoff;
+
+        if (w < rest) {
+            s->qoff += w;
+            return;
+        }
+        w -= rest;
+        release(k);
+        s->qoff = 0;
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qlen--;
+    }
+}
+
 /* Write what is queued, until done or the socket is full. */
 static void stream_write(stream *s)
 {
@@ -157,7 +187,6 @@ static void stream_write(stream *s)
         struct iovec iov[IOV_BATCH];
         unsigned i, n = s->qlen < IOV_BATCH ? s->qlen : IOV_BATCH;
         ssize_t w;
-        size_t left;
 
         for (i = 0; i < n; i++) {
             chunk *k = &s->q[(s->qhead + i) % s->qcap];
@@ -177,21 +206,7 @@ static void stream_write(stream *s)
             stream_kill(s, CLOSE_CLIENT); /* EPIPE, ECONNRESET... */
             return;
         }
-        s->qbytes -= (size_t)w;
-        for (left = (size_t)w; left > 0;) { /* drop what was written */
-            chunk *k = &s->q[s->qhead];
-            size_t rest = k->n - s->qoff;
-
-            if (left < rest) {
-                s->qoff += left;
-                break;
-            }
-            left -= rest;
-            release(k);
-            s->qoff = 0;
-            s->qhead = (s->qhead + 1) % s->qcap;
-            s->qlen--;
-        }
+        drop_written(s, (size_t)w);
     }
     want_write(s, 0);
 }
