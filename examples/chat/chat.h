@@ -59,6 +59,10 @@ extern const int chat_status_codes[CHAT_N_CODES];
 typedef struct chat chat;
 typedef struct stream stream;
 
+/* The lists of streams: every live one (chat.streams, newest first), and
+ * those with output to write at the end of this loop turn (chat.dirty). */
+enum { LIST_LIVE, LIST_DIRTY, LIST_N };
+
 /* One queued piece of a stream's output. */
 typedef struct chunk {
     const char *p;
@@ -81,10 +85,9 @@ struct stream {
     size_t input;     /* bytes the client sent on the stream */
     chunk *q;         /* output queue, a ring of qcap */
     unsigned qhead, qlen, qcap;
-    size_t qoff;           /* bytes of the first chunk already written */
-    size_t qbytes;         /* bytes queued, not yet written */
-    stream *prev, *next;   /* live streams */
-    stream *dprev, *dnext; /* streams with output to write this turn */
+    size_t qoff;   /* bytes of the first chunk already written */
+    size_t qbytes; /* bytes queued, not yet written */
+    stream *prev[LIST_N], *next[LIST_N]; /* its place on each list */
     int dirty;
     stream *reap_next;
 };

@@ -170,7 +170,7 @@ static void members_reply(chat *c, struct evhttp_request *req, const char *room,
     evbuffer_add_printf(b, ",\"members\":[");
     if (r != NULL && r->type == REDIS_REPLY_ARRAY)
         add_hash_members(c, b, &first, room, r, ac);
-    for (s = c->streams; s != NULL; s = s->next) {
+    for (s = c->streams; s != NULL; s = s->next[LIST_LIVE]) {
         const char *id;
 
         if (!s->hello || strcmp(s->room, room) != 0)

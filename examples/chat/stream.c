@@ -57,19 +57,33 @@ static void stream_kill(stream *s, int why);
 static void stream_write(stream *s);
 static void on_io(evutil_socket_t fd, short what, void *arg);
 
+/* Put s first on list l, whose first stream is *first. */
+static void list_add(stream **first, stream *s, int l)
+{
+    s->prev[l] = NULL;
+    s->next[l] = *first;
+    if (*first != NULL)
+        (*first)->prev[l] = s;
+    *first = s;
+}
+
+/* Take s off list l, whose first stream is *first. */
+static void list_remove(stream **first, stream *s, int l)
+{
+    if (s->prev[l] != NULL)
+        s->prev[l]->next[l] = s->next[l];
+    else
+        *first = s->next[l];
+    if (s->next[l] != NULL)
+        s->next[l]->prev[l] = s->prev[l];
+    s->prev[l] = s->next[l] = NULL;
+}
+
 static void dirty_remove(stream *s)
 {
-    chat *c = s->c;
-
     if (!s->dirty)
         return;
-    if (s->dprev != NULL)
-        s->dprev->dnext = s->dnext;
-    else
-        c->dirty = s->dnext;
-    if (s->dnext != NULL)
-        s->dnext->dprev = s->dprev;
-    s->dprev = s->dnext = NULL;
+    list_remove(&s->c->dirty, s, LIST_DIRTY);
     s->dirty = 0;
 }
 
@@ -99,11 +113,7 @@ static void mark_dirty(stream *s)
     chat *c = s->c;
 
     s->dirty = 1;
-    s->dprev = NULL;
-    s->dnext = c->dirty;
-    if (c->dirty != NULL)
-        c->dirty->dprev = s;
-    c->dirty = s;
+    list_add(&c->dirty, s, LIST_DIRTY);
     if (!event_pending(c->flush, EV_TIMEOUT, NULL))
         event_active(c->flush, EV_TIMEOUT, 1);
 }
@@ -251,20 +261,6 @@ void streams_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void unlink_stream(stream *s)
-{
-    chat *c = s->c;
-
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        c->streams = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-    c->nstreams--;
-}
-
 /* End a stream: it leaves its room at once; the connection is freed by
  * the reaper (this may run inside a sink or the stream's own callback). */
 static void stream_kill(stream *s, int why)
@@ -287,7 +283,8 @@ static void stream_kill(stream *s, int why)
         presence_del(s);
     rc_conn_remove(s->conn);
     s->conn = NULL;
-    unlink_stream(s);
+    list_remove(&c->streams, s, LIST_LIVE);
+    c->nstreams--;
     s->reap_next = c->reap;
     c->reap = s;
     event_active(c->reaper, EV_TIMEOUT, 1);
@@ -391,7 +388,7 @@ void streams_ping(chat *c)
     stream *s, *next;
 
     for (s = c->streams; s != NULL; s = next) {
-        next = s->next; /* s may be closed (too slow) */
+        next = s->next[LIST_LIVE]; /* s may be closed (too slow) */
         if (push(s, ping, sizeof ping - 1, NULL, NULL) == 0 && s->hello)
             presence_set(s);
     }
@@ -434,10 +431,7 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     bufferevent_disable(bev, EV_READ | EV_WRITE);
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     event_add(s->ev, NULL);
-    s->next = c->streams;
-    if (c->streams != NULL)
-        c->streams->prev = s;
-    c->streams = s;
+    list_add(&c->streams, s, LIST_LIVE);
     c->nstreams++;
     c->opened++;
     push(s, head, sizeof head - 1, NULL, NULL);
