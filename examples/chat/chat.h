@@ -1,6 +1,19 @@
 /*
- * rc-chat's shared state: the server (chat) and its event streams. The
- * HTTP side is rc-chat.c; the streams' socket I/O is stream.c.
+ * rc-chat's private header: the server (chat), its event streams, and what
+ * its files share. One idea per file:
+ *
+ *   main.c      main: options, the event loop, setup, run, teardown
+ *   options.c   flags and environment (getopt_long), --help
+ *   server.c    setup and teardown: adapter, Redis link, evhttp, listener,
+ *               timers, signals; the loop's own callbacks
+ *   shutdown.c  SIGINT/SIGTERM: end the streams, drain, stop the loop
+ *   http.c      HTTP helpers: replies, JSON errors, status counts, paths
+ *   routes.c    the request handlers, one per route
+ *   presence.c  member lists across nodes (a Redis hash per room)
+ *   metrics.c   GET /metrics, from one table
+ *   stream.c    event streams on their own sockets
+ *   text.c      pure text helpers (text.h)
+ *   util.c      logging, allocation, time
  */
 #ifndef RC_CHAT_CHAT_H
 #define RC_CHAT_CHAT_H
@@ -26,11 +39,18 @@ typedef struct options {
     unsigned long timeout_ms;
 } options;
 
+/* Largest POST body, and the descriptors kept free beside the streams. */
+#define CHAT_BODY_MAX (RC_DEFAULT_MAX_DATA + RC_ENVELOPE_SLACK)
+#define CHAT_FD_RESERVE 64
+
 /* Event priorities (event_base_priority_init(base, 3)): events default to
  * 1; writing the streams and freeing ended ones wait below them. */
 #define CHAT_PRIO_LOW 2
 
-enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_N };
+/* Why a stream ended: the reason labels of the closes metric. The client
+ * went away (or sent too much); it was too slow (output cap, stalled
+ * write); shutdown; or the server failed it (its room join failed). */
+enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_N };
 extern const char *const chat_close_names[CLOSE_N];
 
 #define CHAT_N_CODES 8
@@ -38,6 +58,10 @@ extern const int chat_status_codes[CHAT_N_CODES];
 
 typedef struct chat chat;
 typedef struct stream stream;
+
+/* The lists of streams: every live one (chat.streams, newest first), and
+ * those with output to write at the end of this loop turn (chat.dirty). */
+enum { LIST_LIVE, LIST_DIRTY, LIST_N };
 
 /* One queued piece of a stream's output. */
 typedef struct chunk {
@@ -61,10 +85,9 @@ struct stream {
     size_t input;     /* bytes the client sent on the stream */
     chunk *q;         /* output queue, a ring of qcap */
     unsigned qhead, qlen, qcap;
-    size_t qoff;           /* bytes of the first chunk already written */
-    size_t qbytes;         /* bytes queued, not yet written */
-    stream *prev, *next;   /* live streams */
-    stream *dprev, *dnext; /* streams with output to write this turn */
+    size_t qoff;   /* bytes of the first chunk already written */
+    size_t qbytes; /* bytes queued, not yet written */
+    stream *prev[LIST_N], *next[LIST_N]; /* its place on each list */
     int dirty;
     stream *reap_next;
 };
@@ -90,7 +113,7 @@ struct chat {
     unsigned long long requests[CHAT_N_CODES];
 };
 
-/* rc-chat.c */
+/* util.c */
 void chat_log(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
@@ -98,8 +121,79 @@ void chat_log(const char *fmt, ...)
     ;
 void *chat_malloc(size_t n); /* aborts when out of memory */
 char *chat_strdup(const char *s);
+long long chat_now_ms(void); /* wall clock */
+struct timeval chat_ms_tv(unsigned long ms);
+
+/* options.c */
+
+/* Fill o from the environment and argv. Returns 0, 1 (--help was printed:
+ * exit 0) or 2 (an error was printed: exit 2). */
+int options_parse(int argc, char **argv, options *o);
+
+/* server.c */
+
+/* Raise the soft open-file limit to the hard one; derive the stream cap. */
+void server_fd_limits(options *o);
+/* Make everything on c->base. Returns 0, or -1 after logging why; then
+ * server_teardown frees what was made. */
+int server_setup(chat *c);
+/* Free everything (the streams have ended). c->base is freed too. */
+void server_teardown(chat *c);
+
+/* shutdown.c */
+
+/* SIGINT/SIGTERM and the drain deadline. */
+void shutdown_on_signal(evutil_socket_t sig, short what, void *arg);
+void shutdown_on_deadline(evutil_socket_t fd, short what, void *arg);
+/* hiredis callback of the HDELs sent while stopping. */
+void shutdown_hdel_done(struct redisAsyncContext *ac, void *r, void *priv);
+
+/* http.c */
+
+/* Append s as a JSON string literal. */
+void http_add_json_str(struct evbuffer *b, const char *s);
+/* Count an answer with this status in the requests metric. */
+void http_count(chat *c, int code);
+/* Answer with body (not sent to HEAD, whose Content-Length is the GET's). */
+void http_reply(chat *c, struct evhttp_request *req, int code, const char *type,
+                struct evbuffer *body);
+void http_reply_json(chat *c, struct evhttp_request *req, int code,
+                     struct evbuffer *body);
+/* {"error":TEXT} with the status code; TEXT formatted as printf does. */
+void http_error(chat *c, struct evhttp_request *req, int code, const char *fmt,
+                ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* 405 with an Allow header. */
+void http_method(chat *c, struct evhttp_request *req, const char *allow);
+/* The value of name in a query string, percent-decoded into out (size
+ * bytes). Returns its length, -1 if absent, -2 if malformed or too long. */
+long http_query_param(const char *query, const char *name, char *out,
+                      size_t size);
+/* Split "/rooms/<room>[/<what>]": the decoded, checked room into room (room
+ * for CHAT_ROOM_MAX * 3 + 1 bytes), what into *what ("" when absent).
+ * Returns 0, -1 (not such a path), or -2 (a bad room name). */
+int http_room_path(const char *path, char *room, const char **what);
+
+/* routes.c */
+
+/* evhttp's callback for every request. */
+void routes_request(struct evhttp_request *req, void *arg);
+
+/* metrics.c */
+
+/* Answer GET /metrics. */
+void metrics_reply(chat *c, struct evhttp_request *req);
+
+/* presence.c */
+
+/* Write (at hello and every heartbeat) or delete s's member entry. */
 void presence_set(stream *s);
 void presence_del(stream *s);
+/* Answer GET /rooms/{room}: the members on every node. */
+void presence_reply(chat *c, struct evhttp_request *req, const char *room);
 
 /* stream.c */
 

@@ -50,23 +50,40 @@ static const char head[] = "HTTP/1.1 200 OK\r\n"
                            "\r\n";
 static const char ping[] = ": ping\n\n";
 
+const char *const chat_close_names[CLOSE_N] = {"client", "slow", "shutdown",
+                                               "error"};
+
 static void stream_kill(stream *s, int why);
 static void stream_write(stream *s);
 static void on_io(evutil_socket_t fd, short what, void *arg);
 
+/* Put s first on list l, whose first stream is *first. */
+static void list_add(stream **first, stream *s, int l)
+{
+    s->prev[l] = NULL;
+    s->next[l] = *first;
+    if (*first != NULL)
+        (*first)->prev[l] = s;
+    *first = s;
+}
+
+/* Take s off list l, whose first stream is *first. */
+static void list_remove(stream **first, stream *s, int l)
+{
+    if (s->prev[l] != NULL)
+        s->prev[l]->next[l] = s->next[l];
+    else
+        *first = s->next[l];
+    if (s->next[l] != NULL)
+        s->next[l]->prev[l] = s->prev[l];
+    s->prev[l] = s->next[l] = NULL;
+}
+
 static void dirty_remove(stream *s)
 {
-    chat *c = s->c;
-
     if (!s->dirty)
         return;
-    if (s->dprev != NULL)
-        s->dprev->dnext = s->dnext;
-    else
-        c->dirty = s->dnext;
-    if (s->dnext != NULL)
-        s->dnext->dprev = s->dprev;
-    s->dprev = s->dnext = NULL;
+    list_remove(&s->c->dirty, s, LIST_DIRTY);
     s->dirty = 0;
 }
 
@@ -74,6 +91,31 @@ static void release(chunk *k)
 {
     rc_frame_unref(k->frame);
     free(k->own);
+}
+
+/* Make room for one more chunk: double the ring, and unwrap it. */
+static void grow(stream *s)
+{
+    unsigned cap = s->qcap ? 2 * s->qcap : 8, i;
+    chunk *q = chat_malloc(cap * sizeof *q);
+
+    for (i = 0; i < s->qlen; i++)
+        q[i] = s->q[(s->qhead + i) % s->qcap];
+    free(s->q);
+    s->q = q;
+    s->qcap = cap;
+    s->qhead = 0;
+}
+
+/* Put s on the list written at the end of this loop turn. */
+static void mark_dirty(stream *s)
+{
+    chat *c = s->c;
+
+    s->dirty = 1;
+    list_add(&c->dirty, s, LIST_DIRTY);
+    if (!event_pending(c->flush, EV_TIMEOUT, NULL))
+        event_active(c->flush, EV_TIMEOUT, 1);
 }
 
 /*
@@ -85,31 +127,21 @@ static void release(chunk *k)
  */
 static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
 {
-    chat *c = s->c;
     chunk *k;
 
     if (s->dead != NULL) {
         free(own);
         return -1;
     }
-    if (s->qbytes > FLUSH_AT && s->qbytes + n > c->o.max_buffer) {
+    if (s->qbytes > FLUSH_AT && s->qbytes + n > s->c->o.max_buffer) {
         free(own);
         chat_log("closing slow stream %s in room %s (over %lu bytes queued)",
-                 rc_conn_id(s->conn), s->room, c->o.max_buffer);
+                 rc_conn_id(s->conn), s->room, s->c->o.max_buffer);
         stream_kill(s, CLOSE_SLOW);
         return -1;
     }
-    if (s->qlen == s->qcap) { /* grow, and unwrap the ring */
-        unsigned cap = s->qcap ? 2 * s->qcap : 8, i;
-        chunk *q = chat_malloc(cap * sizeof *q);
-
-        for (i = 0; i < s->qlen; i++)
-            q[i] = s->q[(s->qhead + i) % s->qcap];
-        free(s->q);
-        s->q = q;
-        s->qcap = cap;
-        s->qhead = 0;
-    }
+    if (s->qlen == s->qcap)
+        grow(s);
     k = &s->q[(s->qhead + s->qlen) % s->qcap];
     k->p = p;
     k->n = n;
@@ -120,17 +152,8 @@ static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
     if (s->qbytes >= FLUSH_AT && !s->writing) { /* enough waited */
         dirty_remove(s);
         stream_write(s);
-        return 0;
-    }
-    if (!s->dirty && !s->writing) {
-        s->dirty = 1;
-        s->dprev = NULL;
-        s->dnext = c->dirty;
-        if (c->dirty != NULL)
-            c->dirty->dprev = s;
-        c->dirty = s;
-        if (!event_pending(c->flush, EV_TIMEOUT, NULL))
-            event_active(c->flush, EV_TIMEOUT, 1);
+    } else if (!s->dirty && !s->writing) {
+        mark_dirty(s);
     }
     return 0;
 }
@@ -147,6 +170,26 @@ static void want_write(stream *s, int on)
     event_add(s->ev, on ? &s->c->timeout : NULL);
 }
 
+/* Drop the w bytes just written from the front of the queue. */
+static void drop_written(stream *s, size_t w)
+{
+    s->qbytes -= w;
+    while (w > 0) {
+        chunk *k = &s->q[s->qhead];
+        size_t rest = k->n - s->qoff;
+
+        if (w < rest) {
+            s->qoff += w;
+            return;
+        }
+        w -= rest;
+        release(k);
+        s->qoff = 0;
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qlen--;
+    }
+}
+
 /* Write what is queued, until done or the socket is full. */
 static void stream_write(stream *s)
 {
@@ -154,7 +197,6 @@ static void stream_write(stream *s)
         struct iovec iov[IOV_BATCH];
         unsigned i, n = s->qlen < IOV_BATCH ? s->qlen : IOV_BATCH;
         ssize_t w;
-        size_t left;
 
         for (i = 0; i < n; i++) {
             chunk *k = &s->q[(s->qhead + i) % s->qcap];
@@ -174,21 +216,7 @@ static void stream_write(stream *s)
             stream_kill(s, CLOSE_CLIENT); /* EPIPE, ECONNRESET... */
             return;
         }
-        s->qbytes -= (size_t)w;
-        for (left = (size_t)w; left > 0;) { /* drop what was written */
-            chunk *k = &s->q[s->qhead];
-            size_t rest = k->n - s->qoff;
-
-            if (left < rest) {
-                s->qoff += left;
-                break;
-            }
-            left -= rest;
-            release(k);
-            s->qoff = 0;
-            s->qhead = (s->qhead + 1) % s->qcap;
-            s->qlen--;
-        }
+        drop_written(s, (size_t)w);
     }
     want_write(s, 0);
 }
@@ -233,20 +261,6 @@ void streams_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void unlink_stream(stream *s)
-{
-    chat *c = s->c;
-
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        c->streams = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-    c->nstreams--;
-}
-
 /* End a stream: it leaves its room at once; the connection is freed by
  * the reaper (this may run inside a sink or the stream's own callback). */
 static void stream_kill(stream *s, int why)
@@ -269,7 +283,8 @@ static void stream_kill(stream *s, int why)
         presence_del(s);
     rc_conn_remove(s->conn);
     s->conn = NULL;
-    unlink_stream(s);
+    list_remove(&c->streams, s, LIST_LIVE);
+    c->nstreams--;
     s->reap_next = c->reap;
     c->reap = s;
     event_active(c->reaper, EV_TIMEOUT, 1);
@@ -373,7 +388,7 @@ void streams_ping(chat *c)
     stream *s, *next;
 
     for (s = c->streams; s != NULL; s = next) {
-        next = s->next; /* s may be closed (too slow) */
+        next = s->next[LIST_LIVE]; /* s may be closed (too slow) */
         if (push(s, ping, sizeof ping - 1, NULL, NULL) == 0 && s->hello)
             presence_set(s);
     }
@@ -416,17 +431,14 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     bufferevent_disable(bev, EV_READ | EV_WRITE);
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     event_add(s->ev, NULL);
-    s->next = c->streams;
-    if (c->streams != NULL)
-        c->streams->prev = s;
-    c->streams = s;
+    list_add(&c->streams, s, LIST_LIVE);
     c->nstreams++;
     c->opened++;
     push(s, head, sizeof head - 1, NULL, NULL);
     rc = rc_room_join(s->conn, room);
     if (rc < 0) {
         chat_log("cannot join room %s: %s", room, rc_strerror(rc));
-        stream_kill(s, CLOSE_SLOW);
+        stream_kill(s, CLOSE_ERROR);
     } else if (rc_room_is_ready(c->a, room)) {
         stream_hello(s);
     }

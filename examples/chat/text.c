@@ -83,67 +83,47 @@ int chat_name_ok(const char *str, size_t n)
     return 1;
 }
 
-size_t chat_json_quote(const char *str, size_t n, char *dst, size_t size)
+/* The escape JSON.stringify writes for byte c into esc (6 bytes at most):
+ * its length, or 0 if c stands as it is. */
+static size_t json_escape(unsigned char c, char *esc)
 {
     static const char hex[] = "0123456789abcdef";
+    static const char from[] = "\"\\\b\f\n\r\t", to[] = "\"\\bfnrt";
+    const char *e = c != 0 ? strchr(from, c) : NULL;
+
+    if (e != NULL) {
+        esc[0] = '\\';
+        esc[1] = to[e - from];
+        return 2;
+    }
+    if (c >= 0x20)
+        return 0;
+    memcpy(esc, "\\u00", 4);
+    esc[4] = hex[c >> 4];
+    esc[5] = hex[c & 15];
+    return 6;
+}
+
+size_t chat_json_quote(const char *str, size_t n, char *dst, size_t size)
+{
     const unsigned char *s = (const unsigned char *)str;
-    char tmp[6];
-    size_t i, o = 0, need = 2;
+    char esc[6];
+    size_t i, k, o = 0, need = 2;
 
     for (i = 0; i < n; i++) { /* first pass: the length */
-        unsigned char c = s[i];
-
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' ||
-            c == '\r' || c == '\t')
-            need += 2;
-        else if (c < 0x20)
-            need += 6;
-        else
-            need += 1;
+        k = json_escape(s[i], esc);
+        need += k != 0 ? k : 1;
     }
     if (need > size)
         return need;
     dst[o++] = '"';
     for (i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        const char *esc = NULL;
-
-        switch (c) {
-        case '"':
-            esc = "\\\"";
-            break;
-        case '\\':
-            esc = "\\\\";
-            break;
-        case '\b':
-            esc = "\\b";
-            break;
-        case '\f':
-            esc = "\\f";
-            break;
-        case '\n':
-            esc = "\\n";
-            break;
-        case '\r':
-            esc = "\\r";
-            break;
-        case '\t':
-            esc = "\\t";
-            break;
-        default:
-            if (c < 0x20) {
-                memcpy(tmp, "\\u00", 4);
-                tmp[4] = hex[c >> 4];
-                tmp[5] = hex[c & 15];
-                memcpy(dst + o, tmp, 6);
-                o += 6;
-            } else {
-                dst[o++] = (char)c;
-            }
-        }
-        if (esc != NULL) {
-            memcpy(dst + o, esc, 2);
-            o += 2;
+        k = json_escape(s[i], esc);
+        if (k == 0) {
+            dst[o++] = (char)s[i];
+        } else {
+            memcpy(dst + o, esc, k);
+            o += k;
         }
     }
     dst[o++] = '"';
@@ -201,6 +181,30 @@ static size_t skip_value(const char *p, size_t i, size_t n)
     return n;
 }
 
+/*
+ * The member of out that a key (a JSON string literal of n bytes, quotes
+ * included) names, or NULL. The key is compared whole once unescaped: one
+ * that unescapes to "data\0" is not "data", it is a key we do not know.
+ */
+static chat_span *member_slot(chat_body *out, const char *key, size_t n)
+{
+    static const char *const names[] = {"event", "data", "id", "except"};
+    chat_span *const slots[] = {&out->event, &out->data, &out->id,
+                                &out->except};
+    char tmp[16];
+    long len;
+    size_t i;
+
+    if (n > sizeof tmp) /* "\u0065vent" fits; longer keys are none of ours */
+        return NULL;
+    len = chat_json_unquote(key, n, tmp);
+    for (i = 0; len > 0 && i < sizeof names / sizeof names[0]; i++)
+        if ((size_t)len == strlen(names[i]) &&
+            memcmp(tmp, names[i], (size_t)len) == 0)
+            return slots[i];
+    return NULL;
+}
+
 int chat_body_parse(const char *body, size_t n, chat_body *out)
 {
     size_t i = skip_ws(body, 0, n);
@@ -211,35 +215,12 @@ int chat_body_parse(const char *body, size_t n, chat_body *out)
     i = skip_ws(body, i + 1, n);
     while (i < n && body[i] == '"') {
         size_t kb = i, ke = skip_string(body, i, n), vb, ve;
-        char key[8];
-        long klen = -1;
-        chat_span *slot = NULL;
+        chat_span *slot = member_slot(out, body + kb, ke - kb);
 
-        if (ke - kb <= 2 * sizeof key) /* "\u0065vent" fits; longer keys
-                                          are none of ours */
-        {
-            char tmp[2 * sizeof key];
-
-            klen = chat_json_unquote(body + kb, ke - kb, tmp);
-            if (klen > 0 && (size_t)klen < sizeof key)
-                memcpy(key, tmp, (size_t)klen + 1);
-            else
-                klen = -1;
-        }
         i = skip_ws(body, ke, n);
         i = skip_ws(body, i + 1, n); /* past ':' */
         vb = i;
         ve = skip_value(body, vb, n);
-        if (klen > 0) {
-            if (strcmp(key, "event") == 0)
-                slot = &out->event;
-            else if (strcmp(key, "data") == 0)
-                slot = &out->data;
-            else if (strcmp(key, "id") == 0)
-                slot = &out->id;
-            else if (strcmp(key, "except") == 0)
-                slot = &out->except;
-        }
         if (slot != NULL) {
             slot->p = body + vb;
             slot->n = ve - vb;
@@ -283,55 +264,47 @@ static unsigned hex4(const char *p)
                       hexval((unsigned char)p[3]));
 }
 
+/* p[*i] is the 'u' of a complete \u escape in the string p of n bytes:
+ * write its code point as UTF-8 into dst (with the low surrogate that may
+ * follow a high one: one code point), leave *i on its last byte, and
+ * return the bytes written. 6 escaped bytes give at most 3, 12 give 4. */
+static size_t unescape_u(const char *p, size_t n, size_t *i, char *dst)
+{
+    unsigned cp = hex4(p + *i + 1), lo;
+
+    *i += 4;
+    if (cp >= 0xd800 && cp <= 0xdbff && n - 1 - *i >= 7 && p[*i + 1] == '\\' &&
+        p[*i + 2] == 'u') {
+        lo = hex4(p + *i + 3);
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            *i += 6;
+        }
+    }
+    return put_utf8(dst, cp);
+}
+
 long chat_json_unquote(const char *p, size_t n, char *dst)
 {
+    static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
+    const char *e;
     size_t i, o = 0;
 
     if (n < 2 || p[0] != '"' || p[n - 1] != '"')
         return -1;
     for (i = 1; i + 1 < n; i++) {
-        unsigned cp;
-
         if (p[i] != '\\') {
             dst[o++] = p[i];
             continue;
         }
         i++;
-        switch (p[i]) {
-        case 'b':
-            dst[o++] = '\b';
-            break;
-        case 'f':
-            dst[o++] = '\f';
-            break;
-        case 'n':
-            dst[o++] = '\n';
-            break;
-        case 'r':
-            dst[o++] = '\r';
-            break;
-        case 't':
-            dst[o++] = '\t';
-            break;
-        case 'u':
+        if (p[i] == 'u') {
             if (n - 1 - i < 5)
                 return -1;
-            cp = hex4(p + i + 1);
-            i += 4;
-            /* A high surrogate followed by a low one: one code point. */
-            if (cp >= 0xd800 && cp <= 0xdbff && n - 1 - i >= 7 &&
-                p[i + 1] == '\\' && p[i + 2] == 'u') {
-                unsigned lo = hex4(p + i + 3);
-
-                if (lo >= 0xdc00 && lo <= 0xdfff) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    i += 6;
-                }
-            }
-            /* 6 escaped bytes always give at most 4 (or 12 give 4). */
-            o += put_utf8(dst + o, cp);
-            break;
-        default:
+            o += unescape_u(p, n, &i, dst + o);
+        } else if (p[i] != '\0' && (e = strchr(from, p[i])) != NULL) {
+            dst[o++] = to[e - from];
+        } else {
             dst[o++] = p[i]; /* \" \\ \/ */
         }
     }

@@ -1,7 +1,8 @@
 # The rc-chat example server, end to end (tests/integration/chat/, node
 # --test): the HTTP contract with two nodes on a real redis-server
 # (chat_http), the SSE/HTTP reliability catalogue S2-S8 (chat_reliability)
-# and a real headless Chromium on two nodes (chat_browser). Each test starts
+# a real headless Chromium on two nodes (chat_browser), and rc-chat with
+# injected faults (chat_faults: rc-chat-faults, faults.c). Each test starts
 # its own redis-server and rc-chat processes on free loopback ports.
 # Reported as skipped (exit 77) without chat/node_modules (npm ci there) or
 # without redis-server; chat_browser skips itself without chromium.
@@ -13,7 +14,16 @@ if(NOT TARGET rc-chat OR NOT RC_NODE)
     return()
 endif()
 
-foreach(name http reliability browser)
+# rc-chat's own objects, with the calls faults.c wraps failing on demand.
+add_executable(rc-chat-faults ${CMAKE_CURRENT_LIST_DIR}/chat/faults.c)
+target_link_libraries(rc-chat-faults PRIVATE rc_chat_objects)
+foreach(fn event_base_new event_base_priority_init evhttp_new
+           evhttp_bind_listener event_new event_add event_priority_set
+           rc_room_join)
+    target_link_options(rc-chat-faults PRIVATE "LINKER:--wrap=${fn}")
+endforeach()
+
+foreach(name http reliability browser faults)
     add_test(NAME chat_${name}
              COMMAND sh -c [=[
 test -d node_modules || { echo "chat: no chat/node_modules (npm ci there)"; exit 77; }
@@ -27,6 +37,8 @@ exec "$0" --test --test-concurrency=1 "$1"]=]
         TIMEOUT 600
         LABELS integration)
 endforeach()
+set_tests_properties(chat_faults PROPERTIES
+    ENVIRONMENT "RC_CHAT=$<TARGET_FILE:rc-chat-faults>")
 # Timing and memory are measured there (heartbeat spacing, RSS, CPU): alone.
 # Under ASan, freed memory is held in quarantine (256 MiB), which the RSS
 # bounds would count: that one test runs without it.

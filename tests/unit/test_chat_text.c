@@ -85,6 +85,40 @@ static void body_fields(void **state)
     assert_memory_equal(f.data.p, "-1.5e3", f.data.n);
 }
 
+/* A key is matched on its whole unescaped value: one that unescapes to
+ * "data\0" (or any of ours with a NUL, or more, after it) is unknown. */
+static void body_keys_whole(void **state)
+{
+    static const char *const keys[] = {"data", "event", "id", "except"};
+    static const char *const tails[] = {"\\u0000", "\\u0000x", "x"};
+    char b[64];
+    size_t k, t;
+    chat_body f;
+
+    (void)state;
+    for (k = 0; k < 4; k++) {
+        for (t = 0; t < 3; t++) {
+            int n =
+                snprintf(b, sizeof b, "{\"%s%s\":\"v\"}", keys[k], tails[t]);
+
+            assert_int_equal(chat_body_parse(b, (size_t)n, &f), 0);
+            if (f.event.p != NULL || f.data.p != NULL || f.id.p != NULL ||
+                f.except.p != NULL)
+                fail_msg("%s taken for the key \"%s\"", b, keys[k]);
+        }
+        /* the key itself, escaped or not, is still found */
+        snprintf(b, sizeof b, "{\"\\u00%02x%s\":1}", keys[k][0], keys[k] + 1);
+        assert_int_equal(chat_body_parse(b, strlen(b), &f), 0);
+        assert_true(f.event.p != NULL || f.data.p != NULL || f.id.p != NULL ||
+                    f.except.p != NULL);
+    }
+    /* the real data is the second */
+    strcpy(b, "{\"data\\u0000\":1,\"data\":2}");
+    assert_int_equal(chat_body_parse(b, strlen(b), &f), 0);
+    assert_int_equal(f.data.n, 1);
+    assert_memory_equal(f.data.p, "2", 1);
+}
+
 static void unquote(void **state)
 {
     char out[64];
@@ -103,9 +137,9 @@ static void unquote(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(pct_decode), cmocka_unit_test(name_ok),
-        cmocka_unit_test(json_quote), cmocka_unit_test(body_fields),
-        cmocka_unit_test(unquote),
+        cmocka_unit_test(pct_decode),      cmocka_unit_test(name_ok),
+        cmocka_unit_test(json_quote),      cmocka_unit_test(body_fields),
+        cmocka_unit_test(body_keys_whole), cmocka_unit_test(unquote),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -492,6 +492,7 @@ describe('rc-chat HTTP contract', { skip }, () => {
       ['not an object', '[1]', 400],
       ['a string', '"x"', 400],
       ['missing data', '{"event":"x"}', 400],
+      ['a key that unescapes to "data\\0", not "data"', '{"data\\u0000":1}', 400],
       ['LF in event', '{"event":"a\\nb","data":1}', 400],
       ['CR in event', '{"event":"a\\rb","data":1}', 400],
       ['CR in id', '{"id":"a\\rb","data":1}', 400],

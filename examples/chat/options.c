@@ -1,0 +1,189 @@
+/*
+ * rc-chat's options: the environment (PORT, REDIS_URL, NODE_ID, BIND),
+ * then the flags (getopt_long: "--port N", "--port=N", or an unambiguous
+ * prefix), and --help.
+ */
+#define _GNU_SOURCE /* getopt_long */
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+#include "text.h"
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: rc-chat [options]\n"
+        "  --port N          TCP port (PORT; default 8080; 0: any free)\n"
+        "  --bind ADDR       address to listen on (BIND; default 127.0.0.1)\n"
+        "  --redis URL       redis://[[user]:password@]host[:port][/db] or\n"
+        "                    unix:///path[?db=N] (REDIS_URL); none: local "
+        "rooms\n"
+        "  --node-id ID      this node's id (NODE_ID; default: random UUID)\n"
+        "  --prefix P        channel prefix (default sse:room:)\n"
+        "  --max-streams N   concurrent event streams (default: open-file\n"
+        "                    limit - %d); more get 503\n"
+        "  --max-buffer N    bytes buffered per stream before it is closed\n"
+        "                    (default 1048576)\n"
+        "  --heartbeat-ms N  ': ping' interval (default 15000)\n"
+        "  --timeout-ms N    request read / stalled write timeout (default "
+        "30000)\n"
+        "  --help            this text\n",
+        CHAT_FD_RESERVE);
+}
+
+static int number(const char *flag, const char *s, unsigned long min,
+                  unsigned long max, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < min ||
+        v > max) {
+        fprintf(stderr,
+                "rc-chat: %s: expected a number from %lu to %lu, got '%s'\n",
+                flag, min, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+enum {
+    OPT_PORT = 256,
+    OPT_BIND,
+    OPT_REDIS,
+    OPT_NODE_ID,
+    OPT_PREFIX,
+    OPT_MAX_STREAMS,
+    OPT_MAX_BUFFER,
+    OPT_HEARTBEAT_MS,
+    OPT_TIMEOUT_MS
+};
+
+static const struct option long_options[] = {
+    {"port", required_argument, NULL, OPT_PORT},
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"node-id", required_argument, NULL, OPT_NODE_ID},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
+    {"max-buffer", required_argument, NULL, OPT_MAX_BUFFER},
+    {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT_MS},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The defaults, and what the environment sets. Returns 0 or 2. */
+static int from_env(options *o, unsigned long *port)
+{
+    const char *env;
+
+    o->bind = (env = getenv("BIND")) != NULL && *env ? env : "127.0.0.1";
+    o->redis = (env = getenv("REDIS_URL")) != NULL && *env ? env : NULL;
+    o->node_id = (env = getenv("NODE_ID")) != NULL && *env ? env : NULL;
+    o->prefix = RC_DEFAULT_PREFIX;
+    o->max_buffer = 1 << 20;
+    o->heartbeat_ms = 15000;
+    o->timeout_ms = 30000;
+    *port = 8080;
+    if ((env = getenv("PORT")) != NULL && *env &&
+        number("PORT", env, 0, 65535, port) < 0)
+        return 2;
+    return 0;
+}
+
+/* Set the option opt (long_options[index]) to v. Returns 0 or 2. */
+static int set_option(options *o, unsigned long *port, int opt, int index,
+                      const char *v)
+{
+    char flag[32];
+    int rc = 0;
+
+    snprintf(flag, sizeof flag, "--%s", long_options[index].name);
+    if (opt == OPT_PORT)
+        rc = number(flag, v, 0, 65535, port);
+    else if (opt == OPT_BIND)
+        o->bind = v;
+    else if (opt == OPT_REDIS)
+        o->redis = *v ? v : NULL;
+    else if (opt == OPT_NODE_ID)
+        o->node_id = v;
+    else if (opt == OPT_PREFIX)
+        o->prefix = v;
+    else if (opt == OPT_MAX_STREAMS)
+        rc = number(flag, v, 1, 10000000, &o->max_streams);
+    else if (opt == OPT_MAX_BUFFER)
+        rc = number(flag, v, 4096, 1UL << 30, &o->max_buffer);
+    else if (opt == OPT_HEARTBEAT_MS)
+        rc = number(flag, v, 10, 3600000, &o->heartbeat_ms);
+    else if (opt == OPT_TIMEOUT_MS)
+        rc = number(flag, v, 100, 3600000, &o->timeout_ms);
+    return rc < 0 ? 2 : 0;
+}
+
+/* argv[at] is not an option we know, or lacks its value. Returns 2. */
+static int bad_option(int argc, char **argv, int at)
+{
+    if (at + 1 >= argc)
+        fprintf(stderr, "rc-chat: unknown option or missing value: %s\n",
+                argv[at]);
+    else
+        fprintf(stderr, "rc-chat: unknown option: %s\n", argv[at]);
+    usage(stderr);
+    return 2;
+}
+
+/* Names that go on the wire must be printable UTF-8. Returns 0 or 2. */
+static int check_names(const options *o)
+{
+    if (o->node_id != NULL && !chat_name_ok(o->node_id, strlen(o->node_id))) {
+        fprintf(stderr,
+                "rc-chat: --node-id: control characters or invalid UTF-8\n");
+        return 2;
+    }
+    if (!chat_name_ok(o->prefix, strlen(o->prefix))) {
+        fprintf(stderr,
+                "rc-chat: --prefix: control characters or invalid UTF-8\n");
+        return 2;
+    }
+    return 0;
+}
+
+int options_parse(int argc, char **argv, options *o)
+{
+    unsigned long port;
+    int rc = from_env(o, &port), at = optind, opt, index;
+
+    opterr = 0; /* our messages, not getopt's */
+    while (rc == 0) {
+        at = optind;
+        index = 0;
+        /* "+": stop at the first non-option (rc-chat takes none); ":": a
+         * missing value is ':', an unknown option '?'. */
+        opt = getopt_long(argc, argv, "+:h", long_options, &index);
+        if (opt == -1)
+            break;
+        if (opt == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (opt == '?' || opt == ':')
+            return bad_option(argc, argv, at);
+        rc = set_option(o, &port, opt, index, optarg);
+    }
+    if (rc != 0)
+        return rc;
+    if (at < argc) /* a non-option, or "--" */
+        return bad_option(argc, argv, at);
+    o->port = (unsigned)port;
+    return check_names(o);
+}

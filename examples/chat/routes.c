@@ -1,0 +1,251 @@
+/*
+ * rc-chat's routes: which handler answers a request, and the handlers
+ * (the page, /health, event streams, posted messages). Member lists are
+ * presence.c, /metrics is metrics.c; the helpers are http.c.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "chat.h"
+#include "text.h"
+
+extern const char chat_page[];
+extern const size_t chat_page_len;
+
+static void get_page(chat *c, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    evbuffer_add_reference(b, chat_page, chat_page_len, NULL, NULL);
+    http_reply(c, req, 200, "text/html; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+static const char *redis_state(chat *c)
+{
+    if (c->link == NULL)
+        return "off";
+    return rc_link_state(c->link) == RC_LINK_UP ? "up" : "down";
+}
+
+static void get_health(chat *c, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    evbuffer_add_printf(b, "{\"status\":\"ok\",\"redis\":\"%s\"}",
+                        redis_state(c));
+    http_reply_json(c, req, 200, b);
+    evbuffer_free(b);
+}
+
+static void open_stream(chat *c, struct evhttp_request *req, const char *room,
+                        const char *query)
+{
+    const char *last = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                          "Last-Event-ID");
+    char user[CHAT_USER_MAX * 3 + 1] = "";
+    long ulen =
+        query != NULL ? http_query_param(query, "user", user, sizeof user) : -1;
+    int rc;
+
+    if (ulen == -1)
+        user[0] = '\0';
+    else if (ulen < 0 || ulen > CHAT_USER_MAX ||
+             !chat_name_ok(user, (size_t)ulen))
+        return http_error(c, req, 400,
+                          "bad user name: at most %d bytes of UTF-8 "
+                          "without control characters",
+                          CHAT_USER_MAX);
+    if (last != NULL &&
+        (strlen(last) > CHAT_LAST_ID_MAX || !chat_name_ok(last, strlen(last))))
+        return http_error(c, req, 400,
+                          "bad Last-Event-ID: at most %d bytes without "
+                          "control characters",
+                          CHAT_LAST_ID_MAX);
+    if (c->nstreams >= c->o.max_streams) {
+        c->refused++;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                          "5");
+        return http_error(c, req, 503, "too many streams (%lu)",
+                          c->o.max_streams);
+    }
+    rc = stream_open(c, req, room, user);
+    if (rc < 0)
+        return http_error(c, req, 500, "cannot open the stream: %s",
+                          rc_strerror(rc));
+    http_count(c, 200);
+}
+
+/* The whole body must be one JSON value within the size limit. Returns 0,
+ * or -1 after answering. */
+static int check_body(chat *c, struct evhttp_request *req, const char *body,
+                      size_t n)
+{
+    rc_limits whole = {CHAT_BODY_MAX, 0};
+    rc_message m = RC_MESSAGE_INIT;
+    int rc;
+
+    m.data = body;
+    m.data_len = n;
+    rc = rc_message_check(&m, &whole);
+    if (rc == RC_ETOOBIG)
+        http_error(c, req, 413, "body over %lu bytes",
+                   (unsigned long)CHAT_BODY_MAX);
+    else if (rc == RC_ENODATA)
+        http_error(c, req, 400, "empty body: expected a JSON object");
+    else if (rc == RC_EJSON)
+        http_error(c, req, 400, "body is not valid JSON");
+    else if (rc < 0)
+        http_error(c, req, 400, "body: %s", rc_strerror(rc));
+    return rc < 0 ? -1 : 0;
+}
+
+/* The string member name (span sp; absent: *out stays NULL), unescaped
+ * into *out, which the caller frees. Returns 0, or -1 after answering. */
+static int body_string(chat *c, struct evhttp_request *req, chat_span sp,
+                       const char *name, char **out)
+{
+    long len;
+
+    if (sp.p == NULL)
+        return 0;
+    *out = chat_malloc(sp.n);
+    len = chat_json_unquote(sp.p, sp.n, *out);
+    if (len < 0) {
+        http_error(c, req, 400, "\"%s\" must be a string", name);
+        return -1;
+    }
+    if (strlen(*out) != (size_t)len) {
+        http_error(c, req, 400, "NUL in \"%s\"", name);
+        return -1;
+    }
+    return 0;
+}
+
+static void broadcast(chat *c, struct evhttp_request *req, const char *room,
+                      const rc_message *m, const char *except)
+{
+    int rc = rc_broadcast_to_room(c->a, room, m, except, 0);
+    struct evbuffer *b;
+
+    if (rc == RC_ETOOBIG) {
+        http_error(c, req, 413, "data over %lu bytes",
+                   (unsigned long)RC_DEFAULT_MAX_DATA);
+    } else if (rc == RC_ENOMEM) {
+        http_error(c, req, 500, "%s", rc_strerror(rc));
+    } else if (rc < 0) {
+        http_error(c, req, 400, "bad message: %s", rc_strerror(rc));
+    } else {
+        b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"delivered\":%d}", rc);
+        http_reply_json(c, req, 202, b);
+        evbuffer_free(b);
+    }
+}
+
+static void post_message(chat *c, struct evhttp_request *req, const char *room)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    const char *body = n > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
+    rc_message m = RC_MESSAGE_INIT;
+    chat_body f;
+    char *event = NULL, *id = NULL, *except = NULL;
+
+    if (check_body(c, req, body, n) < 0)
+        return;
+    if (chat_body_parse(body, n, &f) < 0)
+        return http_error(c, req, 400, "body is not a JSON object");
+    if (f.data.p == NULL)
+        return http_error(c, req, 400, "\"data\" is required");
+    if (body_string(c, req, f.event, "event", &event) == 0 &&
+        body_string(c, req, f.id, "id", &id) == 0 &&
+        body_string(c, req, f.except, "except", &except) == 0) {
+        m.event = event;
+        m.id = id;
+        m.data = f.data.p;
+        m.data_len = f.data.n;
+        broadcast(c, req, room, &m, except);
+    }
+    free(event);
+    free(id);
+    free(except);
+}
+
+/* GET / , /health, /metrics. */
+static void top_route(chat *c, struct evhttp_request *req, const char *path,
+                      int get)
+{
+    if (!get)
+        http_method(c, req, "GET, HEAD");
+    else if (path[1] == '\0')
+        get_page(c, req);
+    else if (path[1] == 'h')
+        get_health(c, req);
+    else
+        metrics_reply(c, req);
+}
+
+/* /rooms/{room}[/events|/messages], or 404. */
+static void room_route(chat *c, struct evhttp_request *req, const char *path,
+                       const char *query)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    char room[CHAT_ROOM_MAX * 3 + 1];
+    const char *what;
+    int rc = http_room_path(path, room, &what);
+
+    if (rc == -1)
+        http_error(c, req, 404, "not found");
+    else if (strcmp(what, "messages") == 0 && cmd != EVHTTP_REQ_POST)
+        http_method(c, req, "POST");
+    else if (strcmp(what, "events") == 0 && cmd != EVHTTP_REQ_GET)
+        http_method(c, req, "GET");
+    else if (*what == '\0' && !get)
+        http_method(c, req, "GET, HEAD");
+    else if (rc == -2)
+        http_error(c, req, 400,
+                   "bad room name: 1 to %d bytes of UTF-8 without control "
+                   "characters, percent-encoded",
+                   CHAT_ROOM_MAX);
+    else if (*what == '\0')
+        presence_reply(c, req, room);
+    else if (what[0] == 'e')
+        open_stream(c, req, room, query);
+    else
+        post_message(c, req, room);
+}
+
+void routes_request(struct evhttp_request *req, void *arg)
+{
+    chat *c = arg;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const char *uri = evhttp_request_get_uri(req), *query;
+    char *path;
+    size_t n;
+
+    if (c->stopping)
+        return http_error(c, req, 503, "shutting down");
+    /* The request target as sent (evhttp would read "//x" as a host). */
+    if (uri == NULL || uri[0] != '/')
+        return http_error(c, req, 404, "not found");
+    n = strcspn(uri, "?#");
+    query = uri[n] == '?' ? uri + n + 1 : NULL;
+    path = chat_malloc(n + 1);
+    memcpy(path, uri, n);
+    path[n] = '\0';
+    if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
+        strcmp(path, "/metrics") == 0)
+        top_route(c, req, path,
+                  cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD);
+    else
+        room_route(c, req, path, query);
+    free(path);
+}
