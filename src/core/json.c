@@ -128,21 +128,18 @@ int rc__json_string(rc__jcur *c, const unsigned char **body, size_t *body_len,
     return 0;
 }
 
+/* JSON's short escapes, as pairs: the letter after the backslash, then
+ * the byte it stands for. "\/" is read as '/' but never written. */
+static const char short_escapes[] = "\"\"\\\\b\bf\fn\nr\rt\t";
+
 static char unescape_char(unsigned char ch)
 {
-    switch (ch) {
-    case 'b':
-        return '\b';
-    case 'f':
-        return '\f';
-    case 'n':
-        return '\n';
-    case 'r':
-        return '\r';
-    case 't':
-        return '\t';
-    }
-    return (char)ch; /* '"', '\\', '/' */
+    const char *e;
+
+    for (e = short_escapes; *e != '\0'; e += 2)
+        if ((unsigned char)e[0] == ch)
+            return e[1];
+    return (char)ch; /* '/' */
 }
 
 long rc__json_unescape(const unsigned char *body, size_t len, char *dst,
@@ -348,22 +345,11 @@ int rc__json_check(const char *s, size_t len, unsigned max_depth)
  * itself, else the short escape letter, or 'u' for \u00XX. */
 static char escape_for(unsigned char ch)
 {
-    switch (ch) {
-    case '"':
-        return '"';
-    case '\\':
-        return '\\';
-    case '\b':
-        return 'b';
-    case '\f':
-        return 'f';
-    case '\n':
-        return 'n';
-    case '\r':
-        return 'r';
-    case '\t':
-        return 't';
-    }
+    const char *e;
+
+    for (e = short_escapes; *e != '\0'; e += 2)
+        if ((unsigned char)e[1] == ch)
+            return e[0];
     return ch < 0x20 ? 'u' : 0;
 }
 
