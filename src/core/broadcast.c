@@ -47,8 +47,8 @@ static void encoded_done(rc_adapter *a, char *wire)
  * published: encoding checks it all, and without a publish there is no
  * need to write the envelope out. */
 static int check(rc_adapter *a, const rc_message *msg,
-                 const rc_broadcast_options *opts, int publishing,
-                 char **wire, size_t *len)
+                 const rc_broadcast_options *opts, int publishing, char **wire,
+                 size_t *len)
 {
     rc_envelope env;
     int rv;
@@ -77,8 +77,8 @@ static void publish_all(rc_adapter *a, const char *const *rooms, size_t n,
             a->c.publish_errors++;
 }
 
-static int args_ok(const rc_adapter *a, const char *const *rooms,
-                   size_t nrooms, const rc_message *msg)
+static int args_ok(const rc_adapter *a, const char *const *rooms, size_t nrooms,
+                   const rc_message *msg)
 {
     size_t i;
 

@@ -105,8 +105,8 @@ typedef struct parts {
 
 static int parts_check(const rc_envelope *env, const rc_limits *l, parts *p)
 {
-    int rv = message_check(&env->msg, l, &p->data, &p->data_len, &p->event,
-                           &p->id);
+    int rv =
+        message_check(&env->msg, l, &p->data, &p->data_len, &p->event, &p->id);
 
     if (rv != 0)
         return rv;
@@ -216,7 +216,7 @@ typedef enum key {
 typedef struct decoder {
     rc__jcur c;
     rc_limits lim;
-    char *sp;     /* the free part of scratch: sp, sleft bytes */
+    char *sp; /* the free part of scratch: sp, sleft bytes */
     size_t sleft;
     int v_ok, m_ok, retry_bad;
     field event, id, node, except;

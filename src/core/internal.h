@@ -315,7 +315,7 @@ typedef struct rc__watch rc__watch;
 
 typedef struct rc__port {
     rc__watch *pub, *sub; /* the contexts in use, or NULL */
-    rc__watch *retired;   /* handed back alive, still holding callbacks */
+    rc__watch *retired;   /* let go of, still owed replies */
     char *cmd;            /* commands are formatted here */
     size_t cmd_cap;
 } rc__port;
@@ -404,8 +404,7 @@ int rc__echo_tail_init(rc_adapter *a);
  * holds the adapter's channels). */
 int rc__port_set_pub(rc_adapter *a, struct redisAsyncContext *ac);
 int rc__port_set_sub(rc_adapter *a, struct redisAsyncContext *ac);
-/* 1 if there is a pub (sub) context in use. */
-int rc__port_has_pub(const rc_adapter *a);
+/* 1 if there is a sub context in use. */
 int rc__port_has_sub(const rc_adapter *a);
 /* The adapter is being released: let go of every context. */
 void rc__port_close(rc_adapter *a);

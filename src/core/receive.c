@@ -42,7 +42,8 @@ static int decode(rc_adapter *a, const char *payload, size_t len,
     int rv;
 
     /* Refuse oversize input before sizing scratch for it. */
-    if (len > RC_ENVELOPE_SLACK && len - RC_ENVELOPE_SLACK > a->limits.max_data) {
+    if (len > RC_ENVELOPE_SLACK &&
+        len - RC_ENVELOPE_SLACK > a->limits.max_data) {
         reject(a, RC_ETOOBIG);
         return 1;
     }

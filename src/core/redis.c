@@ -250,11 +250,6 @@ int rc__port_set_sub(rc_adapter *a, struct redisAsyncContext *ac)
     return set_side(a, &a->port.sub, ac, 1);
 }
 
-int rc__port_has_pub(const rc_adapter *a)
-{
-    return a->port.pub != NULL;
-}
-
 int rc__port_has_sub(const rc_adapter *a)
 {
     return a->port.sub != NULL;
@@ -350,8 +345,8 @@ static void on_pub_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     (void)ac;
     if (w->a != NULL)
-        rc__on_published(w->a, reply != NULL &&
-                                   reply->type == REDIS_REPLY_INTEGER);
+        rc__on_published(w->a,
+                         reply != NULL && reply->type == REDIS_REPLY_INTEGER);
     release_one(w);
 }
 

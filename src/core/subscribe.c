@@ -247,7 +247,7 @@ int rc_adapter_set_sub(rc_adapter *a, struct redisAsyncContext *sub)
     if (rv < 0)
         return rv;
     a->local_only = 0; /* linked from now on, even while it is down */
-    if (rv == 0) /* the context in use: only what failed is sent again */
+    if (rv == 0)       /* the context in use: only what failed is sent again */
         return a->resync ? resync(a) : 0;
     rc__enter(a);
     forget(a);

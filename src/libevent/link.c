@@ -8,7 +8,8 @@
  * plus handshake (hiredis 0.14 has no connect timeout) or waits out the
  * backoff. hiredis frees a context itself after its disconnect callback,
  * so a context is never freed there; the link frees a context only from
- * its own timers and rc_link_close, never from inside a hiredis callback.
+ * its own timers and rc_link_close, which leaves to hiredis a context it
+ * is already tearing down.
  *
  * Every entry point (hiredis callbacks, timers) counts itself in in_cb. An
  * rc_link_close made while one runs (from the state callback, say) gives
@@ -61,9 +62,9 @@ struct rc_link {
     char reason[256];
     unsigned long connects, failures;
     unsigned long long rng;
-    unsigned in_cb;        /* entry points running */
-    int closing;           /* rc_link_close waits for them */
-    struct event *closer;  /* finishes a deferred rc_link_close */
+    unsigned in_cb;       /* entry points running */
+    int closing;          /* rc_link_close waits for them */
+    struct event *closer; /* finishes a deferred rc_link_close */
 };
 
 static void side_connect(side *s);
@@ -185,8 +186,10 @@ static void side_ready(side *s)
     s->up = 1;
     if (rv != 0) {
         s->failed = 1;
-        snprintf(s->error, sizeof s->error, "cannot hand over the %s "
-                 "context: %s", s->is_sub ? "sub" : "pub", rc_strerror(rv));
+        snprintf(s->error, sizeof s->error,
+                 "cannot hand over the %s "
+                 "context: %s",
+                 s->is_sub ? "sub" : "pub", rc_strerror(rv));
         redisAsyncDisconnect(s->ac); /* on_disconnect reports, retries */
         return;
     }
