@@ -185,6 +185,24 @@ static void t_lost_cb_hands_new_sub(void **state)
 /* Contexts handed back, freed behind the adapter's back, refusing        */
 /* ===================================================================== */
 
+/* Node A on an accounting allocator (freed by the teardown, after the
+ * adapter). */
+static ts_node *node_acct(ts_world *w, ts_acct **acct)
+{
+    rc_alloc hooks;
+    rc_adapter_options o;
+
+    *acct = calloc(1, sizeof **acct);
+    assert_non_null(*acct);
+    w->user = *acct;
+    w->user_free = free;
+    hooks = ts_acct_hooks(*acct);
+    memset(&o, 0, sizeof o);
+    o.node_id = "node-A";
+    o.alloc = &hooks; /* copied by rc_adapter_open */
+    return ts_node_up_opts(w, 0, &o);
+}
+
 /* A sub context taken back with set_sub(NULL) while still subscribed may
  * not be handed back: hiredis would silently replace its channels'
  * callbacks and the adapter could never be released. A fresh one is
@@ -192,21 +210,12 @@ static void t_lost_cb_hands_new_sub(void **state)
 static void t_same_sub_back_refused(void **state)
 {
     ts_world *w = *state;
-    ts_acct *acct = calloc(1, sizeof *acct);
-    rc_alloc hooks;
-    rc_adapter_options o;
+    ts_acct *acct;
     ts_node *A;
     ts_rec *a1;
     ts_ctx *old, *fresh;
 
-    assert_non_null(acct);
-    w->user = acct;
-    w->user_free = free;
-    hooks = ts_acct_hooks(acct);
-    memset(&o, 0, sizeof o);
-    o.node_id = "node-A";
-    o.alloc = &hooks;
-    A = ts_node_up_opts(w, 0, &o);
+    A = node_acct(w, &acct);
     a1 = ts_add_conn(A, "a1");
     ts_join(a1, "sb");
     ts_wait_ready(w, A, "sb");
@@ -336,21 +345,12 @@ static void t_subscribe_refused_counted(void **state)
 static void t_subscribe_oom_retried(void **state)
 {
     ts_world *w = *state;
-    ts_acct *acct = calloc(1, sizeof *acct);
+    ts_acct *acct;
     char room[1100];
-    rc_alloc hooks;
-    rc_adapter_options o;
     ts_node *A, *B;
     ts_rec *a1;
 
-    assert_non_null(acct);
-    w->user = acct;
-    w->user_free = free;
-    hooks = ts_acct_hooks(acct);
-    memset(&o, 0, sizeof o);
-    o.node_id = "node-A";
-    o.alloc = &hooks;
-    A = ts_node_up_opts(w, 0, &o);
+    A = node_acct(w, &acct);
     B = ts_node_up(w, 1, NULL, "node-B");
     a1 = ts_add_conn(A, "a1");
     ts_join(a1, "so");
@@ -374,21 +374,12 @@ static void t_subscribe_oom_retried(void **state)
 static void t_lost_without_memory(void **state)
 {
     ts_world *w = *state;
-    ts_acct *acct = calloc(1, sizeof *acct);
-    rc_alloc hooks;
-    rc_adapter_options o;
+    ts_acct *acct;
     ts_node *A;
     ts_rec *a1;
     size_t mark;
 
-    assert_non_null(acct);
-    w->user = acct;
-    w->user_free = free;
-    hooks = ts_acct_hooks(acct);
-    memset(&o, 0, sizeof o);
-    o.node_id = "node-A";
-    o.alloc = &hooks;
-    A = ts_node_up_opts(w, 0, &o);
+    A = node_acct(w, &acct);
     a1 = ts_add_conn(A, "a1");
     ts_join(a1, "lm1");
     ts_join(a1, "lm2");
