@@ -319,7 +319,7 @@ typedef struct rc_adapter_options {
     const char *node_id;   /* NULL: a random UUID v4 */
     const rc_alloc *alloc; /* NULL: libc; copied, not kept */
     rc_limits limits;      /* for envelopes sent and received */
-    unsigned dedup_window; /* message ids remembered per connection on the
+    unsigned dedup_window; /* envelopes remembered per connection on the
                               remote path; 0: 8; at most RC_MAX_DEDUP */
 } rc_adapter_options;
 
@@ -565,8 +565,12 @@ typedef struct rc_broadcast_options {
  * Broadcast to several rooms: one envelope is published per room. A local
  * connection in more than one of them receives the message once. On other
  * nodes, a connection in several of the rooms receives it once per room,
- * unless the message has a non-empty id: then the per-connection de-dup
- * window lets it through once. opts may be NULL. Returns as
+ * unless the message has a non-empty id: then it receives it once, as long
+ * as the other rooms' copies come within its de-dup window (the last
+ * dedup_window envelopes it got, keyed by their bytes and the room they
+ * came through, never by the id alone: a message with the same id and
+ * other content, or the same envelope again in the same room, is a new
+ * message). opts may be NULL. Returns as
  * rc_broadcast_to_room does (RC_EINVAL also for rooms NULL with nrooms > 0
  * or a NULL room name), plus RC_EJSON / RC_EDEPTH for an invalid meta.
  */

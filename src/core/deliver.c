@@ -6,15 +6,18 @@
  */
 #include "internal.h"
 
-/* Has conn seen this message id lately? Remembers it if not. */
-static int seen(rc_conn *c, unsigned window, uint64_t h)
+/* One multi-room broadcast is one envelope, the same bytes on each room's
+ * channel: has conn lately got these bytes through another room? The key
+ * is nothing a client chooses alone (a message id is the client's), and
+ * the same envelope again in the same room is a new message. */
+static int seen_elsewhere(rc_conn *c, unsigned window, const rc__seen *k)
 {
     unsigned i;
 
     for (i = 0; i < window; i++)
-        if (c->recent[i] == h)
-            return 1;
-    c->recent[c->recent_next] = h;
+        if (c->recent[i].env == k->env)
+            return c->recent[i].room != k->room;
+    c->recent[c->recent_next] = *k;
     c->recent_next = (c->recent_next + 1) % window;
     return 0;
 }
@@ -49,7 +52,7 @@ static int wanted(rc__delivery *d, rc_conn *c)
 
     if (c == d->except || ((d->seq != 0 || d->room > 0) && already_had(d, c)))
         return 0;
-    if (d->id_hash != 0 && seen(c, a->dedup_window, d->id_hash)) {
+    if (d->key.env != 0 && seen_elsewhere(c, a->dedup_window, &d->key)) {
         a->c.duplicates++;
         return 0;
     }

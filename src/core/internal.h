@@ -293,14 +293,20 @@ typedef struct rc__aroom {
     struct rc__aroom *next_lost; /* rooms to tell RC_ROOM_LOST, no alloc */
 } rc__aroom;
 
+/* An envelope a connection got through a room, remembered for de-dup. */
+typedef struct rc__seen {
+    uint64_t env;  /* hash of the envelope's bytes */
+    uint64_t room; /* hash of the room it came through */
+} rc__seen;
+
 struct rc_conn {
     rc__conn base; /* first: the registry allocates conns this size */
     rc_adapter *a;
     rc_sink_cb sink;
     void *user;
     unsigned long long seq; /* last multi-room broadcast delivered */
-    unsigned recent_next;   /* ring of recent message id hashes */
-    uint64_t recent[];
+    unsigned recent_next;   /* ring of envelopes received lately */
+    rc__seen recent[];
 };
 
 struct rc_frame {
@@ -379,7 +385,8 @@ typedef struct rc__delivery {
     const rc_conn *except;
     const char *meta;
     size_t meta_len;
-    uint64_t id_hash; /* remote path with an id: de-dup by it */
+    rc__seen key; /* remote path, message with an id: what it is (env 0:
+                     no de-dup) */
     const char *const *rooms;
     size_t room;            /* index of the room being walked */
     unsigned long long seq; /* multi-room by stamps: this broadcast's */

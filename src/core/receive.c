@@ -95,9 +95,12 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
         d.except = rc_conn_find(a, env.except);
     d.meta = env.meta;
     d.meta_len = env.meta_len;
-    /* An empty id is no id (no "id:" line is written for it). */
-    if (env.msg.id != NULL && env.msg.id[0] != '\0')
-        d.id_hash = rc__hash(env.msg.id, strlen(env.msg.id), a->seed);
+    /* A message with an id (an empty id is no id) reaches a connection in
+     * several of its rooms once: keyed by the envelope's bytes. */
+    if (env.msg.id != NULL && env.msg.id[0] != '\0') {
+        d.key.env = rc__hash(payload, len, a->seed);
+        d.key.room = rc__hash(room->base.name, room->base.name_len, a->seed);
+    }
     if ((d.frame = rc__frame_new(&a->mem, &env.msg)) == NULL) {
         reject(a, RC_ENOMEM);
         return;

@@ -1629,79 +1629,110 @@ static void t_teardown_contexts_first(void **state)
 /* De-duplication window, allocator hooks, size limit, nested broadcasts  */
 /* ===================================================================== */
 
-static int bcast_id(ts_node *n, const char *room, const char *id,
-                    const char *data)
+/* PUBLISH on sse:room:<room> an envelope from a foreign node with this
+ * id and data, as a multi-room broadcast publishes it on each room. */
+static void publish_id(ts_world *w, const char *room, const char *id,
+                       const char *data)
 {
-    rc_message m = ts_msg("ev", data, id);
+    rc_envelope env;
+    char buf[256], ch[64];
+    size_t len = 0;
 
-    return rc_broadcast_to_room(n->a, room, &m, NULL, 0);
+    memset(&env, 0, sizeof env);
+    env.msg = ts_msg("ev", data, id);
+    env.node = "node-X";
+    assert_int_equal(rc_envelope_encode(&env, NULL, buf, sizeof buf, &len), 0);
+    snprintf(ch, sizeof ch, "sse:room:%s", room);
+    assert_true(rh_publish(&w->rs, ch, buf, len) >= 1);
 }
 
-/* On the remote path a connection remembers the last dedup_window message
- * ids (8 by default). Streams of ids repeating with period P, after the
- * first P, are all duplicates when P <= window and never when P > window;
- * the streams run through every slot of the memory. An empty id is no id. */
+typedef struct dedup_case {
+    ts_rec *r;       /* a member of dw1 and dw2 */
+    unsigned window; /* its adapter's dedup_window */
+    int want, dup;   /* deliveries and duplicates expected so far */
+} dedup_case;
+
+/* P envelopes with ids tag0..tag(P-1) through dw1, then the same bytes
+ * through dw2: the second copies are duplicates while the window still
+ * holds the first (P <= window), and never once they have left it. */
+static void dedup_stream(ts_world *w, ts_node *A, dedup_case *k, int nk,
+                         char tag, int period)
+{
+    char id[16];
+    int i, j;
+
+    for (j = 0; j < 2; j++) {
+        for (i = 0; i < period; i++) {
+            snprintf(id, sizeof id, "%c%d", tag, i);
+            publish_id(w, j == 0 ? "dw1" : "dw2", id, "1");
+        }
+    }
+    for (i = 0; i < nk; i++) {
+        int dups = period <= (int)k[i].window ? period : 0;
+
+        k[i].want += 2 * period - dups;
+        k[i].dup += dups;
+        ts_sync_marker(w, A, "dw1", k[i].r);
+        if (k[i].r->count != k[i].want)
+            fail_msg("after the period-%d stream: %s (window %u) got %d, "
+                     "expected %d",
+                     period, k[i].r->id, k[i].window, k[i].r->count, k[i].want);
+    }
+}
+
+/* On the remote path a connection in several rooms of a multi-room
+ * broadcast gets it once: it remembers the last dedup_window envelopes it
+ * got (8 by default), keyed by their bytes and the room they came
+ * through. A message id alone decides nothing: the same id with other
+ * data, and the same envelope again in the same room, are delivered. An
+ * empty id is no id. */
 static void t_remote_dedup_window(void **state)
 {
     ts_world *w = *state;
     ts_node *A = ts_node_up(w, 0, NULL, "node-A");
     ts_node *B = ts_node_up(w, 1, NULL, "node-B");
+    static const int periods[] = {2, 3, 8, 9};
     rc_adapter_options o;
-    ts_node *C;
-    ts_rec *b1 = ts_add_conn(B, "b1"), *c1;
-    rc_counters cb0, cc0;
-    static const struct {
-        char tag;
-        int period, rounds;
-    } streams[] = {
-        {'p', 2, 3}, {'q', 3, 3}, {'s', 8, 4}, {'t', 9, 3}, {'u', 7, 3}};
-    int b_want = 0, c_want = 0, b_dup = 0, c_dup = 0;
-    size_t k;
-    int i;
+    dedup_case k[2];
+    rc_counters c0[2];
+    ts_node *C, *n[2];
+    size_t i;
+    int j;
 
     memset(&o, 0, sizeof o);
     o.node_id = "node-C";
     o.dedup_window = 2;
     C = ts_node_up_opts(w, 2, &o);
-    c1 = ts_add_conn(C, "c1");
-    ts_join(b1, "dw");
-    ts_join(c1, "dw");
-    ts_wait_ready(w, B, "dw");
-    ts_wait_ready(w, C, "dw");
-    cb0 = ts_ctr(B);
-    cc0 = ts_ctr(C);
-
-    for (k = 0; k < sizeof streams / sizeof streams[0]; k++) {
-        int n = streams[k].period * streams[k].rounds;
-
-        for (i = 0; i < n; i++) {
-            char id[16];
-
-            snprintf(id, sizeof id, "%c%d", streams[k].tag,
-                     i % streams[k].period);
-            assert_int_equal(bcast_id(A, "dw", id, "1"), 0);
-        }
-        /* window 8 on B, 2 on C */
-        b_want += streams[k].period <= 8 ? streams[k].period : n;
-        b_dup += streams[k].period <= 8 ? n - streams[k].period : 0;
-        c_want += streams[k].period <= 2 ? streams[k].period : n;
-        c_dup += streams[k].period <= 2 ? n - streams[k].period : 0;
-        ts_sync_marker(w, A, "dw", b1);
-        ts_sync_marker(w, A, "dw", c1);
-        if (b1->count != b_want || c1->count != c_want)
-            fail_msg("after the period-%d stream: b1 (window 8) got %d, "
-                     "expected %d; c1 (window 2) got %d, expected %d",
-                     streams[k].period, b1->count, b_want, c1->count, c_want);
+    n[0] = B;
+    n[1] = C;
+    for (j = 0; j < 2; j++) {
+        memset(&k[j], 0, sizeof k[j]);
+        k[j].r = ts_add_conn(n[j], j == 0 ? "b1" : "c1");
+        k[j].window = j == 0 ? 8 : 2;
+        ts_join(k[j].r, "dw1");
+        ts_join(k[j].r, "dw2");
+        ts_wait_ready(w, n[j], "dw1");
+        ts_wait_ready(w, n[j], "dw2");
+        c0[j] = ts_ctr(n[j]);
     }
-    assert_int_equal(ts_ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
-    assert_int_equal(ts_ctr(C).duplicates, cc0.duplicates + (unsigned)c_dup);
+    for (i = 0; i < sizeof periods / sizeof periods[0]; i++)
+        dedup_stream(w, A, k, 2, (char)('p' + i), periods[i]);
 
-    /* an empty id is no id: both delivered */
-    assert_int_equal(bcast_id(A, "dw", "", "7"), 0);
-    assert_int_equal(bcast_id(A, "dw", "", "8"), 0);
-    ts_sync_marker(w, A, "dw", b1);
-    assert_int_equal(b1->count, b_want + 2);
-    assert_int_equal(ts_ctr(B).duplicates, cb0.duplicates + (unsigned)b_dup);
+    /* Mallory's id "m" first; alice's "m" (other data) still arrives, once
+     * across both rooms; the same bytes again in one room arrive again;
+     * an empty id is no id */
+    publish_id(w, "dw1", "m", "\"mallory\"");
+    publish_id(w, "dw1", "m", "\"alice\"");
+    publish_id(w, "dw2", "m", "\"alice\"");
+    publish_id(w, "dw1", "m", "\"alice\"");
+    publish_id(w, "dw1", "", "7");
+    publish_id(w, "dw2", "", "7");
+    for (j = 0; j < 2; j++) {
+        ts_sync_marker(w, A, "dw1", k[j].r);
+        assert_int_equal(k[j].r->count, k[j].want + 5);
+        assert_int_equal(ts_ctr(n[j]).duplicates,
+                         c0[j].duplicates + (unsigned)k[j].dup + 1);
+    }
     ts_assert_clean(&(w)->problems);
 }
 
