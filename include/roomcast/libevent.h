@@ -58,8 +58,12 @@ typedef struct rc_link_options {
     const char *url;
     unsigned connect_timeout_ms; /* 0: 2000; also bounds the handshake */
     /* Retry delays double from backoff_min_ms (0: 100) up to
-     * backoff_max_ms (0: 5000); each actual delay is a random point in
-     * the upper half of that, so that nodes do not retry in step. */
+     * backoff_max_ms (0: 1000, or backoff_min_ms if that is more); each
+     * actual delay is a random point in the upper half of that, so that
+     * nodes do not retry in step. Once one side (pub or sub) is ready
+     * again, the other, if it is waiting out a delay, retries at once:
+     * after an outage the link is UP at most about backoff_max_ms after
+     * Redis answers again. */
     unsigned backoff_min_ms;
     unsigned backoff_max_ms;
     unsigned probe_interval_ms; /* 0: 1000 */

@@ -187,6 +187,19 @@ static void check_up(rc_link *l)
     set_state(l, RC_LINK_UP, "up");
 }
 
+/* This side is ready, so Redis is back: the other side, if it is waiting
+ * out a backoff, retries now rather than up to backoff_max_ms later (each
+ * side backs off on its own, and the link is down until both are up). */
+static void prompt_other(side *s)
+{
+    side *o = s->is_sub ? &s->link->pub : &s->link->sub;
+
+    if (o->ac != NULL || s->link->closing)
+        return;
+    o->attempt = 0;
+    arm(o, 0);
+}
+
 /* Hand the context to the adapter. Should it refuse (out of memory, or
  * its SUBSCRIBEs could not be sent), the side goes down with the reason
  * and is retried, rather than look up while rooms miss messages. */
@@ -209,6 +222,7 @@ static void side_ready(side *s)
         return;
     }
     s->attempt = 0;
+    prompt_other(s);
     check_up(l);
 }
 
@@ -526,8 +540,8 @@ static int options(rc_link_options *o, const rc_link_options *in)
         o->connect_timeout_ms = 2000;
     if (o->backoff_min_ms == 0)
         o->backoff_min_ms = 100;
-    if (o->backoff_max_ms == 0)
-        o->backoff_max_ms = 5000;
+    if (o->backoff_max_ms == 0) /* no less than an explicit minimum */
+        o->backoff_max_ms = o->backoff_min_ms > 1000 ? o->backoff_min_ms : 1000;
     if (o->probe_interval_ms == 0)
         o->probe_interval_ms = 1000;
     o->url = NULL; /* parsed, not kept */
