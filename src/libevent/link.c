@@ -41,6 +41,9 @@
  * so up to 1 MiB before the loop serves others. */
 #define DRAIN_READS 64
 
+/* Intervals a probe may be overdue while Redis says nothing at all. */
+#define PROBE_STALL_INTERVALS 5
+
 /* The glue's own event hooks for one context: hiredis' libevent adapter
  * with reads drained (see on_readable). */
 typedef struct evl {
@@ -72,7 +75,10 @@ struct rc_link {
     side pub, sub;
     struct event *probe;
     unsigned long probes_sent, probes_seen;
-    char *ctl; /* this link's control channel */
+    unsigned late;            /* intervals the last probe is overdue */
+    int probe_answered;       /* Redis answered the last probe's PUBLISH */
+    unsigned long sub_reads0; /* sub.reads when it was sent */
+    char *ctl;                /* this link's control channel */
     int state;
     char reason[256];
     unsigned long connects, failures;
@@ -181,6 +187,7 @@ static void check_up(rc_link *l)
     /* Probe numbers go on across sessions: a late probe from before is
      * never mistaken for a new one. */
     l->probes_seen = l->probes_sent;
+    l->late = 0;
     tv.tv_sec = l->o.probe_interval_ms / 1000;
     tv.tv_usec = (long)(l->o.probe_interval_ms % 1000) * 1000;
     event_add(l->probe, &tv);
@@ -494,6 +501,28 @@ static void side_connect(side *s)
     arm(s, l->o.connect_timeout_ms);
 }
 
+static void on_probe_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    side *s = ac->data;
+
+    (void)privdata;
+    if (r != NULL && s != NULL && ac == s->ac && !s->link->closing)
+        s->link->probe_answered = 1;
+}
+
+/* Is an overdue probe lost, rather than late? A Redis that is merely slow
+ * (DEBUG SLEEP, CLIENT PAUSE, a long fork or fsync) answers nothing on
+ * either connection: the publishes queued meanwhile would still be
+ * delivered, so it gets PROBE_STALL_INTERVALS more. Past those, or when
+ * Redis answered the probe's PUBLISH while the sub side has read nothing
+ * since it was sent, the links are dead. */
+static int probe_lost(rc_link *l)
+{
+    if (l->late > PROBE_STALL_INTERVALS)
+        return 1;
+    return l->probe_answered && l->sub.reads == l->sub_reads0;
+}
+
 /* Every interval: the previous probe must have come back through the sub
  * side, or the links are dead though no error says so (half-open TCP). */
 static void on_probe(evutil_socket_t fd, short what, void *arg)
@@ -505,6 +534,9 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
     if (!l->pub.up || !l->sub.up || l->closing)
         return;
     if (l->probes_seen < l->probes_sent) {
+        l->late++;
+        if (!probe_lost(l))
+            return;
         enter(l);
         side_kill(&l->pub, "probe lost");
         if (!l->closing)
@@ -512,8 +544,11 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
         leave(l);
         return;
     }
+    l->late = 0;
+    l->probe_answered = 0;
+    l->sub_reads0 = l->sub.reads;
     l->probes_sent++;
-    redisAsyncCommand(l->pub.ac, NULL, NULL, "PUBLISH %s %lu", l->ctl,
+    redisAsyncCommand(l->pub.ac, on_probe_reply, NULL, "PUBLISH %s %lu", l->ctl,
                       l->probes_sent);
 }
 

@@ -513,8 +513,9 @@ static int pred_server_clean(void *arg)
 }
 
 /* g) a server that stops answering (CLIENT PAUSE ALL) but keeps the TCP
- * connections: only the probe can tell; both sides restart, and come back
- * once the pause ends. */
+ * connections, for longer than the probe allows a silent Redis (seven
+ * intervals: 1400 ms here): only the probe can tell; both sides restart,
+ * and come back once the pause ends. */
 static void t_probe_lost(void **state)
 {
     ts_world *w = *state;
@@ -534,10 +535,9 @@ static void t_probe_lost(void **state)
     RUN_UNTIL(w, pred_subscribed, &sc, TS_WAIT_MS, "g1 subscribed by B");
 
     a_downs = a->downs;
-    ts_reply_ok(rh_cmd(&w->rs, "CLIENT PAUSE 1500 ALL"), "CLIENT PAUSE");
-    /* 2 probe intervals (+ one for the phase) and some slack, well within
-     * the pause */
-    WAIT_FOR_MS(w, a->downs > a_downs, 1200, "A DOWN during CLIENT PAUSE");
+    ts_reply_ok(rh_cmd(&w->rs, "CLIENT PAUSE 3000 ALL"), "CLIENT PAUSE");
+    /* 7 probe intervals and some slack, well within the pause */
+    WAIT_FOR_MS(w, a->downs > a_downs, 2400, "A DOWN during CLIENT PAUSE");
     if (strstr(a->last_down_reason, "probe") == NULL)
         fail_msg("A went DOWN for \"%s\", not a lost probe",
                  a->last_down_reason);
