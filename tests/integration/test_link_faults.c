@@ -22,6 +22,9 @@
  *   stall            Redis pauses 3 s (CLIENT PAUSE ALL) during a stream
  *                    of broadcasts: the probe waits (a slow Redis is not
  *                    a dead link), nothing fails, everything arrives once.
+ *   sub_frozen       only the sub connection's socat child is frozen while
+ *                    Redis answers the pub side: the probe is lost at once
+ *                    (two intervals), not after the stall allowance.
  *
  * Every test gets its own redis-server (redis_harness) and event_base.
  * Synchronisation is never a sleep: the loop is driven one turn at a time
@@ -34,8 +37,8 @@
  * state changes and the recording sink are shared with the other
  * integration tests (test_nodes.h).
  *
- * The half-open test needs socat (apt-get install socat); without it the
- * test is skipped.
+ * The half-open and sub_frozen tests need socat (apt-get install socat);
+ * without it they are skipped.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -1027,6 +1030,158 @@ static void test_stall(void **state)
     ts_assert_clean(&w->problems);
 }
 
+/* ---- f) only the sub connection frozen --------------------------------- */
+
+/* The local port of the connection named name, as Redis sees it (the
+ * socat child's end), or -1. */
+static int client_port(ts_world *w, const char *name)
+{
+    redisReply *r = rh_cmd(&w->rs, "CLIENT LIST");
+    char needle[96];
+    const char *p, *line, *a;
+    int port = -1;
+
+    if (r == NULL)
+        return -1;
+    snprintf(needle, sizeof needle, " name=%s ", name);
+    p = r->type == REDIS_REPLY_STRING ? strstr(r->str, needle) : NULL;
+    if (p != NULL) {
+        for (line = p; line > r->str && line[-1] != '\n'; line--)
+            ;
+        a = strstr(line, " addr=");
+        if (a != NULL && a < p && (a = strchr(a, ':')) != NULL)
+            port = atoi(a + 1);
+    }
+    freeReplyObject(r);
+    return port;
+}
+
+/* The inode of the loopback TCP socket lport -> rport (/proc/net/tcp). */
+static unsigned long socket_inode(int lport, int rport)
+{
+    FILE *fp = fopen("/proc/net/tcp", "r");
+    char line[512];
+    unsigned l, r, inode = 0, ino;
+
+    if (fp == NULL)
+        return 0;
+    while (inode == 0 && fgets(line, sizeof line, fp) != NULL)
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %*x %*s %*s %*s %*d %*d %u", &l,
+                   &r, &ino) == 3 &&
+            (int)l == lport && (int)r == rport)
+            inode = ino;
+    fclose(fp);
+    return inode;
+}
+
+/* Does process pid hold the socket with this inode? */
+static int holds_socket(pid_t pid, unsigned long inode)
+{
+    char path[64], link[64], want[48];
+    int fd;
+    ssize_t n;
+
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    for (fd = 0; fd < 64; fd++) {
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+        n = readlink(path, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = '\0';
+        if (strcmp(link, want) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The child of parent holding that socket, or -1 (socat forks one child
+ * per connection). */
+static pid_t child_with_socket(pid_t parent, unsigned long inode)
+{
+    pid_t pid;
+    char path[64];
+    int ppid;
+
+    for (pid = parent + 1; pid < parent + 4096; pid++) {
+        FILE *fp;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        if (fscanf(fp, "%*d %*s %*c %d", &ppid) != 1)
+            ppid = -1;
+        fclose(fp);
+        if (ppid == parent && holds_socket(pid, inode))
+            return pid;
+    }
+    return -1;
+}
+
+/* Only the sub connection stalls (its socat child frozen) while Redis
+ * answers the pub side: the probe's PUBLISH is answered, the sub side
+ * reads nothing, so the probe is lost at once, not after the allowance a
+ * silent Redis gets: DOWN within two intervals (plus two of slack). */
+static void test_sub_frozen(void **state)
+{
+    ts_world *w = *state;
+    fx *x = w->user;
+    rc_link_options lo;
+    ts_node *A;
+    char url[64];
+    int port;
+    unsigned long inode;
+    pid_t child;
+    long long t0, dt;
+    size_t mark;
+    long down;
+
+    if (!have_program("socat")) {
+        print_message("socat is not installed: test skipped\n");
+        skip();
+    }
+    ts_start_redis(w);
+    proxy_start(&x->px, w->rs.port);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", x->px.port);
+    memset(&lo, 0, sizeof lo);
+    lo.url = url;
+    lo.probe_interval_ms = HALF_OPEN_PROBE_MS;
+    lo.connect_timeout_ms = 1000;
+    lo.backoff_min_ms = 50;
+    lo.backoff_max_ms = 400;
+    A = ts_node_link(w, 0, "nodeA", &lo);
+    member(A, "a1", "r1");
+    WAIT_FOR(w, ts_link_up(A) && rc_room_is_ready(A->a, "r1") == 1,
+             "nodeA: link UP through the proxy and room r1 ready");
+    port = client_port(w, "roomcast:nodeA:sub");
+    inode = port > 0 ? socket_inode(port, w->rs.port) : 0;
+    child = inode ? child_with_socket(x->px.pid, inode) : -1;
+    if (child <= 0)
+        fail_msg("no socat child found for the sub connection (port %d, "
+                 "inode %lu)",
+                 port, inode);
+    mark = A->ntr;
+    t0 = ts_now_ms();
+    assert_int_equal(kill(child, SIGSTOP), 0);
+    WAIT_FOR_MS(w, ts_first_since(A, mark, RC_LINK_DOWN) >= 0,
+                (int)(2 * HALF_OPEN_LIMIT_MS),
+                "nodeA: link DOWN after its sub connection froze");
+    kill(child, SIGCONT);
+    down = ts_first_since(A, mark, RC_LINK_DOWN);
+    dt = A->tr[down].t - t0;
+    print_message("sub connection frozen: DOWN after %lld ms (probe interval "
+                  "%u ms), reason \"%s\"\n",
+                  dt, HALF_OPEN_PROBE_MS, A->tr[down].reason);
+    if (strstr(A->tr[down].reason, "probe") == NULL)
+        fail_msg("link went down for \"%s\", expected the probe",
+                 A->tr[down].reason);
+    if (dt > (long long)(4 * HALF_OPEN_PROBE_MS))
+        fail_msg("took %lld ms, more than 4 probe intervals", dt);
+    WAIT_FOR(w, ts_link_up(A) && rc_room_is_ready(A->a, "r1") == 1,
+             "nodeA: link UP again and room r1 ready");
+    ts_assert_clean(&w->problems);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1036,6 +1191,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sub_frozen, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
