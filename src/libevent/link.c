@@ -16,6 +16,12 @@
  * the contexts back to the adapter at once, so that the host may free the
  * adapter right after, and leaves the rest to the closer event: the code
  * that called back still stands on the link.
+ *
+ * The contexts get the glue's own event hooks rather than hiredis'
+ * libevent adapter, so that a readable socket is drained (bounded) rather
+ * than read 16 KiB per loop turn; they keep the standard hook contract,
+ * which the core wraps. The probe tells a slow Redis (silent on both
+ * connections: waited for) from a lost probe (see probe_lost).
  */
 #include <stdio.h>
 #include <stdlib.h>
