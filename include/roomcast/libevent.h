@@ -8,9 +8,19 @@
  * and the adapter is handed every fresh context (it then resubscribes its
  * rooms). A silently dead link is found by a probe: every interval the pub
  * side publishes on a control channel of its own that the sub side listens
- * to, and a probe that has not come back when the next one is due restarts
- * both links. So a dead link is found within two intervals, and a stall
- * longer than one interval counts as dead.
+ * to. A probe that has not come back when the next one is due is late,
+ * not yet lost: while Redis answers nothing on either connection (a slow
+ * or paused Redis: DEBUG SLEEP, CLIENT PAUSE, a long fork) the publishes
+ * queued meanwhile would still be delivered, so the links get five more
+ * intervals. A probe whose PUBLISH Redis answered while the sub side read
+ * nothing since is lost at once. A lost probe restarts both links. So a
+ * dead sub connection is found within two intervals, a dead or frozen
+ * path within seven, and a stall shorter than five intervals drops
+ * nothing: the publishes made meanwhile wait in hiredis' output buffer.
+ *
+ * Reads drain the socket: after a readable event hiredis is called again
+ * while the socket holds data, up to 64 reads of 16 KiB, so a subscriber
+ * keeps up with a fast publisher and one busy link cannot starve the loop.
  *
  * While Redis is away, local broadcasts keep delivering; publishes fail
  * fast and are counted (rc_counters.publish_errors); nothing queues up.
@@ -58,12 +68,18 @@ typedef struct rc_link_options {
     const char *url;
     unsigned connect_timeout_ms; /* 0: 2000; also bounds the handshake */
     /* Retry delays double from backoff_min_ms (0: 100) up to
-     * backoff_max_ms (0: 5000); each actual delay is a random point in
-     * the upper half of that, so that nodes do not retry in step. */
+     * backoff_max_ms (0: 1000, or backoff_min_ms if that is more); each
+     * actual delay is a random point in the upper half of that, so that
+     * nodes do not retry in step. Once one side (pub or sub) is ready
+     * again, the other, if it is waiting out a delay, retries at once:
+     * after an outage the link is UP at most about backoff_max_ms after
+     * Redis answers again. */
     unsigned backoff_min_ms;
     unsigned backoff_max_ms;
-    unsigned probe_interval_ms; /* 0: 1000 */
-    rc_link_state_cb state_cb;  /* may be NULL */
+    /* 0: 1000. A dead link is found within 7 intervals (2 if only the
+     * sub connection died); a silent Redis is waited for 5 intervals. */
+    unsigned probe_interval_ms;
+    rc_link_state_cb state_cb; /* may be NULL */
     void *user;
 } rc_link_options;
 

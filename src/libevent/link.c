@@ -16,6 +16,12 @@
  * the contexts back to the adapter at once, so that the host may free the
  * adapter right after, and leaves the rest to the closer event: the code
  * that called back still stands on the link.
+ *
+ * The contexts get the glue's own event hooks rather than hiredis'
+ * libevent adapter, so that a readable socket is drained (bounded) rather
+ * than read 16 KiB per loop turn; they keep the standard hook contract,
+ * which the core wraps. The probe tells a slow Redis (silent on both
+ * connections: waited for) from a lost probe (see probe_lost).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
+
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -36,6 +43,22 @@
 #define REPLY_PUSH REDIS_REPLY_PUSH
 #endif
 
+/* Reads per readable event: hiredis reads 16 KiB a call (0.14 and 1.x),
+ * so up to 1 MiB before the loop serves others. */
+#define DRAIN_READS 64
+
+/* Intervals a probe may be overdue while Redis says nothing at all. */
+#define PROBE_STALL_INTERVALS 5
+
+/* The glue's own event hooks for one context: hiredis' libevent adapter
+ * with reads drained (see on_readable). */
+typedef struct evl {
+    redisAsyncContext *ac;
+    struct event *rev, *wev;
+    int reading; /* inside on_readable */
+    int gone;    /* cleaned up meanwhile: freed on the way out */
+} evl;
+
 typedef struct side {
     struct rc_link *link;
     int is_sub;
@@ -44,7 +67,8 @@ typedef struct side {
     int pending; /* handshake replies still to come */
     int failed;  /* the handshake failed: error says why */
     char error[256];
-    unsigned attempt; /* failures in a row, for the backoff */
+    unsigned attempt;    /* failures in a row, for the backoff */
+    unsigned long reads; /* readable events, for the probe */
     struct event *timer;
     char *name; /* CLIENT SETNAME */
 } side;
@@ -57,7 +81,10 @@ struct rc_link {
     side pub, sub;
     struct event *probe;
     unsigned long probes_sent, probes_seen;
-    char *ctl; /* this link's control channel */
+    unsigned late;            /* intervals the last probe is overdue */
+    int probe_answered;       /* Redis answered the last probe's PUBLISH */
+    unsigned long sub_reads0; /* sub.reads when it was sent */
+    char *ctl;                /* this link's control channel */
     int state;
     char reason[256];
     unsigned long connects, failures;
@@ -166,10 +193,24 @@ static void check_up(rc_link *l)
     /* Probe numbers go on across sessions: a late probe from before is
      * never mistaken for a new one. */
     l->probes_seen = l->probes_sent;
+    l->late = 0;
     tv.tv_sec = l->o.probe_interval_ms / 1000;
     tv.tv_usec = (long)(l->o.probe_interval_ms % 1000) * 1000;
     event_add(l->probe, &tv);
     set_state(l, RC_LINK_UP, "up");
+}
+
+/* This side is ready, so Redis is back: the other side, if it is waiting
+ * out a backoff, retries now rather than up to backoff_max_ms later (each
+ * side backs off on its own, and the link is down until both are up). */
+static void prompt_other(side *s)
+{
+    side *o = s->is_sub ? &s->link->pub : &s->link->sub;
+
+    if (o->ac != NULL || s->link->closing)
+        return;
+    o->attempt = 0;
+    arm(o, 0);
 }
 
 /* Hand the context to the adapter. Should it refuse (out of memory, or
@@ -194,6 +235,7 @@ static void side_ready(side *s)
         return;
     }
     s->attempt = 0;
+    prompt_other(s);
     check_up(l);
 }
 
@@ -328,6 +370,114 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     leave(s->link);
 }
 
+/* ---- event hooks ------------------------------------------------------ */
+
+static void evl_free(evl *e)
+{
+    if (e->rev != NULL)
+        event_free(e->rev);
+    if (e->wev != NULL)
+        event_free(e->wev);
+    free(e);
+}
+
+static int bytes_waiting(evutil_socket_t fd)
+{
+    int n = 0;
+
+    return ioctl(fd, FIONREAD, &n) == 0 ? n : 0;
+}
+
+/* hiredis reads 16 KiB per call, so one call per event lets a fast
+ * publisher outrun a subscriber until Redis cuts it at its pubsub output
+ * limit. Read on while the socket holds more, up to DRAIN_READS calls,
+ * so that one busy link cannot starve the rest of the loop (the event
+ * stays active and comes back on the next turn). hiredis may free the
+ * context from inside a read (cleanup then marks this one gone). */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    evl *e = arg;
+    side *s = e->ac->data;
+    int n = 0;
+
+    (void)what;
+    if (s != NULL)
+        s->reads++;
+    e->reading = 1;
+    do
+        redisAsyncHandleRead(e->ac);
+    while (!e->gone && ++n < DRAIN_READS && bytes_waiting(fd) > 0);
+    e->reading = 0;
+    if (e->gone)
+        evl_free(e);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redisAsyncHandleWrite(((evl *)arg)->ac);
+}
+
+static void evl_add_read(void *p)
+{
+    event_add(((evl *)p)->rev, NULL);
+}
+
+static void evl_del_read(void *p)
+{
+    event_del(((evl *)p)->rev);
+}
+
+static void evl_add_write(void *p)
+{
+    event_add(((evl *)p)->wev, NULL);
+}
+
+static void evl_del_write(void *p)
+{
+    event_del(((evl *)p)->wev);
+}
+
+static void evl_cleanup(void *p)
+{
+    evl *e = p;
+
+    event_del(e->rev);
+    event_del(e->wev);
+    if (e->reading)
+        e->gone = 1;
+    else
+        evl_free(e);
+}
+
+/* The standard hook contract (what hiredis' adapters set), so that the
+ * core may wrap these hooks as it wraps any loop's. No timer hook: the
+ * side's own timer bounds connects. */
+static int evl_attach(redisAsyncContext *ac, struct event_base *base)
+{
+    evl *e;
+
+    if (ac->ev.data != NULL || (e = calloc(1, sizeof *e)) == NULL)
+        return REDIS_ERR;
+    e->ac = ac;
+    e->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, on_readable, e);
+    e->wev = event_new(base, ac->c.fd, EV_WRITE | EV_PERSIST, on_writable, e);
+    if (e->rev == NULL || e->wev == NULL) {
+        evl_free(e);
+        return REDIS_ERR;
+    }
+    ac->ev.data = e;
+    ac->ev.addRead = evl_add_read;
+    ac->ev.delRead = evl_del_read;
+    ac->ev.addWrite = evl_add_write;
+    ac->ev.delWrite = evl_del_write;
+    ac->ev.cleanup = evl_cleanup;
+    return REDIS_OK;
+}
+
+/* ---- connecting -------------------------------------------------------- */
+
 static void side_connect(side *s)
 {
     rc_link *l = s->link;
@@ -348,13 +498,35 @@ static void side_connect(side *s)
     s->ac = ac;
     s->up = 0;
     s->failed = 0;
-    if (redisLibeventAttach(ac, l->base) != REDIS_OK ||
+    if (evl_attach(ac, l->base) != REDIS_OK ||
         redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
         redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {
         side_kill(s, "cannot attach to the event loop");
         return;
     }
     arm(s, l->o.connect_timeout_ms);
+}
+
+static void on_probe_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    side *s = ac->data;
+
+    (void)privdata;
+    if (r != NULL && s != NULL && ac == s->ac && !s->link->closing)
+        s->link->probe_answered = 1;
+}
+
+/* Is an overdue probe lost, rather than late? A Redis that is merely slow
+ * (DEBUG SLEEP, CLIENT PAUSE, a long fork or fsync) answers nothing on
+ * either connection: the publishes queued meanwhile would still be
+ * delivered, so it gets PROBE_STALL_INTERVALS more. Past those, or when
+ * Redis answered the probe's PUBLISH while the sub side has read nothing
+ * since it was sent, the links are dead. */
+static int probe_lost(rc_link *l)
+{
+    if (l->late > PROBE_STALL_INTERVALS)
+        return 1;
+    return l->probe_answered && l->sub.reads == l->sub_reads0;
 }
 
 /* Every interval: the previous probe must have come back through the sub
@@ -368,6 +540,9 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
     if (!l->pub.up || !l->sub.up || l->closing)
         return;
     if (l->probes_seen < l->probes_sent) {
+        l->late++;
+        if (!probe_lost(l))
+            return;
         enter(l);
         side_kill(&l->pub, "probe lost");
         if (!l->closing)
@@ -375,8 +550,11 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
         leave(l);
         return;
     }
+    l->late = 0;
+    l->probe_answered = 0;
+    l->sub_reads0 = l->sub.reads;
     l->probes_sent++;
-    redisAsyncCommand(l->pub.ac, NULL, NULL, "PUBLISH %s %lu", l->ctl,
+    redisAsyncCommand(l->pub.ac, on_probe_reply, NULL, "PUBLISH %s %lu", l->ctl,
                       l->probes_sent);
 }
 
@@ -403,8 +581,8 @@ static int options(rc_link_options *o, const rc_link_options *in)
         o->connect_timeout_ms = 2000;
     if (o->backoff_min_ms == 0)
         o->backoff_min_ms = 100;
-    if (o->backoff_max_ms == 0)
-        o->backoff_max_ms = 5000;
+    if (o->backoff_max_ms == 0) /* no less than an explicit minimum */
+        o->backoff_max_ms = o->backoff_min_ms > 1000 ? o->backoff_min_ms : 1000;
     if (o->probe_interval_ms == 0)
         o->probe_interval_ms = 1000;
     o->url = NULL; /* parsed, not kept */

@@ -513,8 +513,9 @@ static int pred_server_clean(void *arg)
 }
 
 /* g) a server that stops answering (CLIENT PAUSE ALL) but keeps the TCP
- * connections: only the probe can tell; both sides restart, and come back
- * once the pause ends. */
+ * connections, for longer than the probe allows a silent Redis (seven
+ * intervals: 1400 ms here): only the probe can tell; both sides restart,
+ * and come back once the pause ends. */
 static void t_probe_lost(void **state)
 {
     ts_world *w = *state;
@@ -534,10 +535,9 @@ static void t_probe_lost(void **state)
     RUN_UNTIL(w, pred_subscribed, &sc, TS_WAIT_MS, "g1 subscribed by B");
 
     a_downs = a->downs;
-    ts_reply_ok(rh_cmd(&w->rs, "CLIENT PAUSE 1500 ALL"), "CLIENT PAUSE");
-    /* 2 probe intervals (+ one for the phase) and some slack, well within
-     * the pause */
-    WAIT_FOR_MS(w, a->downs > a_downs, 1200, "A DOWN during CLIENT PAUSE");
+    ts_reply_ok(rh_cmd(&w->rs, "CLIENT PAUSE 3000 ALL"), "CLIENT PAUSE");
+    /* 7 probe intervals and some slack, well within the pause */
+    WAIT_FOR_MS(w, a->downs > a_downs, 2400, "A DOWN during CLIENT PAUSE");
     if (strstr(a->last_down_reason, "probe") == NULL)
         fail_msg("A went DOWN for \"%s\", not a lost probe",
                  a->last_down_reason);
@@ -770,6 +770,67 @@ static void t_open_calls_back_later(void **state)
     ts_assert_clean(&w->problems);
 }
 
+/* ---- prompt reconnect ---------------------------------------------------- */
+
+#define PROMPT_NODES 3
+#define PROMPT_OUTAGE_MS 5000
+#define PROMPT_UP_LIMIT_MS 1500 /* backoff_max_ms' default (1000) + slack */
+
+/* All nodes UP, and the time by which the last of them came UP. */
+static int all_up(ts_world *w, int n, long long *t_last)
+{
+    int i;
+
+    *t_last = 0;
+    for (i = 0; i < n; i++) {
+        if (!pred_up(&w->nodes[i]))
+            return 0;
+        if (w->nodes[i].tr[w->nodes[i].ntr - 1].t > *t_last)
+            *t_last = w->nodes[i].tr[w->nodes[i].ntr - 1].t;
+    }
+    return 1;
+}
+
+/* h) Redis is away long enough for the backoff to reach its cap, then
+ * restarts on the same port: with the default backoff, every node is UP
+ * again well within PROMPT_UP_LIMIT_MS (once one side is ready, the other
+ * retries at once; the cap is 1 s). Before, each side waited out its own
+ * backoff, up to 5 s. */
+static void t_prompt_reconnect(void **state)
+{
+    ts_world *w = *state;
+    rc_link_options lo;
+    char url[128], id[8];
+    long long t0, t_up = 0, worst;
+    int i;
+
+    url_of(w, url, sizeof url, NULL);
+    memset(&lo, 0, sizeof lo); /* default backoff */
+    lo.url = url;
+    lo.probe_interval_ms = PROBE_MS;
+    for (i = 0; i < PROMPT_NODES; i++) {
+        snprintf(id, sizeof id, "P%d", i);
+        ts_node_link(w, i, id, &lo);
+    }
+    WAIT_FOR(w, all_up(w, PROMPT_NODES, &t_up), "every node UP");
+    assert_int_equal(rh_kill9(&w->rs), 0);
+    WAIT_FOR_MS(w, !ts_link_up(&w->nodes[0]), 3000, "P0 DOWN after kill -9");
+    ts_run_for(&w->loop, PROMPT_OUTAGE_MS);
+    assert_int_equal(rh_restart(&w->rs), 0);
+    t0 = ts_now_ms();
+    WAIT_FOR_MS(w, all_up(w, PROMPT_NODES, &t_up), 10000,
+                "every node UP after the restart");
+    worst = t_up - t0;
+    fprintf(stderr,
+            "# after a %d ms outage, the last of %d nodes was UP %lld "
+            "ms after Redis answered again\n",
+            PROMPT_OUTAGE_MS, PROMPT_NODES, worst);
+    if (worst > PROMPT_UP_LIMIT_MS)
+        fail_msg("a node came UP %lld ms after the restart (limit %d ms)",
+                 worst, PROMPT_UP_LIMIT_MS);
+    ts_assert_clean(&w->problems);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -793,6 +854,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_state_cb_closes_on_kill, setup,
                                         ts_world_teardown),
         cmocka_unit_test_setup_teardown(t_open_calls_back_later, setup_nostart,
+                                        ts_world_teardown),
+        cmocka_unit_test_setup_teardown(t_prompt_reconnect, setup,
                                         ts_world_teardown),
     };
 

@@ -3,7 +3,8 @@
  *
  *   half_open        a stalled TCP path (a socat proxy frozen with SIGSTOP:
  *                    the kernel still ACKs, nothing is ever answered) is
- *                    found by the probe within two probe intervals; after
+ *                    found by the probe within seven probe intervals (two,
+ *                    plus the five a silent Redis is allowed); after
  *                    SIGCONT the link comes back and the room is subscribed
  *                    exactly once (the stale connections hold nothing).
  *   slow_subscriber  Redis closes a subscriber that does not read
@@ -14,6 +15,16 @@
  *                    of numbered broadcasts (catalogue R2): what arrives is
  *                    in order, without duplicates, and only what Redis
  *                    acknowledged.
+ *   burst            128 KiB published between two turns of the loop, 600
+ *                    messages of 64 KiB, pubsub output limit 1 MiB: the
+ *                    glue drains the socket, so the subscriber keeps up,
+ *                    loses nothing and is never cut.
+ *   stall            Redis pauses 3 s (CLIENT PAUSE ALL) during a stream
+ *                    of broadcasts: the probe waits (a slow Redis is not
+ *                    a dead link), nothing fails, everything arrives once.
+ *   sub_frozen       only the sub connection's socat child is frozen while
+ *                    Redis answers the pub side: the probe is lost at once
+ *                    (two intervals), not after the stall allowance.
  *
  * Every test gets its own redis-server (redis_harness) and event_base.
  * Synchronisation is never a sleep: the loop is driven one turn at a time
@@ -26,8 +37,8 @@
  * state changes and the recording sink are shared with the other
  * integration tests (test_nodes.h).
  *
- * The half-open test needs socat (apt-get install socat); without it the
- * test is skipped.
+ * The half-open and sub_frozen tests need socat (apt-get install socat);
+ * without it they are skipped.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -68,6 +79,9 @@
 #define EXTERNAL "external-publisher"
 
 #define HALF_OPEN_PROBE_MS 300u
+/* The documented bound (roomcast/libevent.h): 7 probe intervals, plus two
+ * for the scheduling of a busy shared machine. */
+#define HALF_OPEN_LIMIT_MS (9 * HALF_OPEN_PROBE_MS)
 
 /* How much B's RSS may grow in slow_subscriber. Under AddressSanitizer the
  * quarantine keeps freed blocks resident (about 30 MiB for the ~4 MB read
@@ -385,21 +399,20 @@ static void test_half_open(void **state)
     assert_int_equal(kill(-x->px.pid, SIGSTOP), 0);
     x->px.stopped = 1;
     WAIT_FOR_MS(w, ts_first_since(A, mark, RC_LINK_DOWN) >= 0,
-                (int)(10 * HALF_OPEN_PROBE_MS),
+                (int)(2 * HALF_OPEN_LIMIT_MS),
                 "nodeA: link DOWN after the proxy froze");
     down = ts_first_since(A, mark, RC_LINK_DOWN);
     dt = A->tr[down].t - t0;
     print_message("half-open detected after %lld ms (probe interval %u ms, "
                   "limit %u ms), reason \"%s\"\n",
-                  dt, HALF_OPEN_PROBE_MS, 3 * HALF_OPEN_PROBE_MS,
+                  dt, HALF_OPEN_PROBE_MS, HALF_OPEN_LIMIT_MS,
                   A->tr[down].reason);
     if (strstr(A->tr[down].reason, "probe") == NULL)
         fail_msg("link went down for \"%s\", expected the probe",
                  A->tr[down].reason);
-    if (dt > (long long)(3 * HALF_OPEN_PROBE_MS))
-        fail_msg("half-open detection took %lld ms, more than 3 probe "
-                 "intervals (%u ms)",
-                 dt, 3 * HALF_OPEN_PROBE_MS);
+    if (dt > (long long)HALF_OPEN_LIMIT_MS)
+        fail_msg("half-open detection took %lld ms, more than %u ms", dt,
+                 HALF_OPEN_LIMIT_MS);
     assert_false(ts_link_up(A));
     assert_int_equal(rc_room_is_ready(A->a, "r1"), 0);
 
@@ -847,6 +860,328 @@ static void test_outage_accounting(void **state)
     ts_assert_clean(&w->problems);
 }
 
+/* ---- d) a burst faster than 16 KiB per loop turn ------------------------ */
+
+#define BURST_MSG_BYTES (64u << 10)
+#define BURST_STEPS 300
+#define BURST_PER_STEP 2
+
+/* An envelope from EXTERNAL whose data is a JSON string of n 'x'. */
+static char *big_envelope(size_t n, size_t *len)
+{
+    char *data = malloc(n + 3), *env;
+
+    assert_non_null(data);
+    data[0] = '"';
+    memset(data + 1, 'x', n);
+    data[n + 1] = '"';
+    data[n + 2] = '\0';
+    env = ts_envelope(EXTERNAL, NULL, data, n + 2, len);
+    free(data);
+    return env;
+}
+
+/* PUBLISH env k times, pipelined; how many of them reached no one (or
+ * failed). */
+static int publish_k(redisContext *c, const char *env, size_t len, int k)
+{
+    redisReply *r;
+    int i, missed = 0;
+
+    for (i = 0; i < k; i++)
+        redisAppendCommand(c, "PUBLISH sse:room:burst %b", env, len);
+    for (i = 0; i < k; i++) {
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL)
+            fail_msg("PUBLISH: %s", c->errstr);
+        if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+            missed++;
+        freeReplyObject(r);
+    }
+    return missed;
+}
+
+/*
+ * 600 messages of 64 KiB, 128 KiB published between two turns of B's loop,
+ * with Redis allowed 1 MiB of output buffer for a subscriber. Reading 16
+ * KiB per readable event (hiredis 0.14 alone) falls behind by 112 KiB a
+ * turn and Redis cuts the subscriber; drained reads keep up: nothing is
+ * lost and the link stays up.
+ */
+static void test_burst(void **state)
+{
+    ts_world *w = *state;
+    rc_link_options lo;
+    ts_node *B;
+    ts_rec *m;
+    char url[64], *env;
+    redisContext *c;
+    size_t len, mark;
+    long long t0, t1;
+    int step, missed = 0, total = BURST_STEPS * BURST_PER_STEP;
+
+    ts_start_redis(w);
+    ts_reply_ok(rh_cmd(&w->rs, "CONFIG SET client-output-buffer-limit %s",
+                       "pubsub 1mb 0 0"),
+                "CONFIG SET client-output-buffer-limit");
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", w->rs.port);
+    memset(&lo, 0, sizeof lo);
+    lo.url = url;
+    lo.backoff_min_ms = 50;
+    lo.backoff_max_ms = 400;
+    B = ts_node_link(w, 0, "nodeB", &lo);
+    m = member(B, "b1", "burst");
+    WAIT_FOR(w, ts_link_up(B) && rc_room_is_ready(B->a, "burst") == 1,
+             "nodeB: link UP and room burst ready");
+    mark = B->ntr;
+    env = big_envelope(BURST_MSG_BYTES, &len);
+    c = rh_connect(&w->rs);
+    assert_non_null(c);
+    t0 = ts_now_ms();
+    for (step = 0; step < BURST_STEPS; step++) {
+        missed += publish_k(c, env, len, BURST_PER_STEP);
+        ts_pump(&w->loop); /* one turn of B's loop */
+    }
+    t1 = ts_now_ms();
+    redisFree(c);
+    free(env);
+    WAIT_FOR_MS(w, m->count >= total || B->ntr != mark, 10000,
+                "b1: every message of the burst, or a link change");
+    print_message("burst: %d messages of %u bytes in %lld ms; %d reached no "
+                  "subscriber; b1 got %d; link changes %zu (\"%s\")\n",
+                  total, BURST_MSG_BYTES, t1 - t0, missed, m->count,
+                  B->ntr - mark, rc_link_reason(B->link));
+    if (B->ntr != mark)
+        fail_msg("the link went DOWN during the burst: \"%s\"",
+                 B->tr[mark].reason);
+    assert_int_equal(missed, 0);
+    ts_run_for(&w->loop, 100);
+    assert_int_equal(m->count, total);
+    assert_true(ts_link_up(B));
+    ts_assert_clean(&w->problems);
+}
+
+/* ---- e) a slow Redis is not a dead link -------------------------------- */
+
+#define STALL_PAUSE_MS 3000
+
+/* Node A broadcasts numbered messages to B every 20 ms while Redis stops
+ * answering for STALL_PAUSE_MS (CLIENT PAUSE ALL), with the default probe
+ * interval (1 s): no link goes DOWN, no publish fails, and B gets every
+ * message, in order, once. Before, the probe restarted both links after
+ * 1-2 s and the publishes queued meanwhile failed. */
+static void test_stall(void **state)
+{
+    ts_world *w = *state;
+    fx *x = w->user;
+    rc_link_options lo;
+    outage *o;
+    char url[64];
+    struct timeval tv = {0, 20000};
+    size_t mark_a, mark_b, i;
+    rc_counters ca;
+    long long t0;
+
+    o = x->o = calloc(1, sizeof *o);
+    assert_non_null(o);
+    ts_start_redis(w);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", w->rs.port);
+    memset(&lo, 0, sizeof lo); /* default probe interval */
+    lo.url = url;
+    o->A = ts_node_link(w, 0, "nodeA", &lo);
+    o->B = ts_node_link(w, 1, "nodeB", &lo);
+    o->mb = member(o->B, "b1", "seq");
+    WAIT_FOR(w,
+             ts_link_up(o->A) && ts_link_up(o->B) &&
+                 rc_room_is_ready(o->B->a, "seq") == 1,
+             "nodes A and B UP and B's room seq ready");
+    ca = ts_ctr(o->A);
+    o->p = o->p0 = ca.published;
+    o->e = ca.publish_errors;
+    mark_a = o->A->ntr;
+    mark_b = o->B->ntr;
+    x->tick = event_new(w->loop.base, -1, EV_PERSIST, on_tick, o);
+    assert_non_null(x->tick);
+    assert_int_equal(event_add(x->tick, &tv), 0);
+    run_accounting(&w->loop, o, 1500);
+    t0 = ts_now_ms();
+    ts_reply_ok(rh_cmd(&w->rs, "CLIENT PAUSE %d ALL", STALL_PAUSE_MS),
+                "CLIENT PAUSE");
+    run_accounting(&w->loop, o, STALL_PAUSE_MS + 1500);
+    o->stop = 1;
+    event_del(x->tick);
+    WAIT_FOR_MS(w, (int)o->mb->nseq >= o->seq || o->A->ntr != mark_a, 10000,
+                "b1: every numbered message");
+    ca = ts_ctr(o->A);
+    print_message("stall: %d ms pause; A sent %d, published %llu, errors "
+                  "%llu; B got %zu; link changes A %zu B %zu; %lld ms\n",
+                  STALL_PAUSE_MS, o->seq, ca.published - o->p0,
+                  ca.publish_errors - o->e, o->mb->nseq, o->A->ntr - mark_a,
+                  o->B->ntr - mark_b, ts_now_ms() - t0);
+    if (o->A->ntr != mark_a || o->B->ntr != mark_b)
+        fail_msg("a link went DOWN during a %d ms pause: \"%s\"",
+                 STALL_PAUSE_MS,
+                 o->A->ntr != mark_a ? o->A->tr[mark_a].reason
+                                     : o->B->tr[mark_b].reason);
+    assert_true(o->seq <= MAX_SEQ);
+    assert_int_equal((long long)o->mb->nseq, o->seq);
+    for (i = 0; i < o->mb->nseq; i++)
+        assert_int_equal(o->mb->seqs[i], (int)i + 1);
+    assert_int_equal(ca.publish_errors, o->e);
+    ts_assert_clean(&w->problems);
+}
+
+/* ---- f) only the sub connection frozen --------------------------------- */
+
+/* The local port of the connection named name, as Redis sees it (the
+ * socat child's end), or -1. */
+static int client_port(ts_world *w, const char *name)
+{
+    redisReply *r = rh_cmd(&w->rs, "CLIENT LIST");
+    char needle[96];
+    const char *p, *line, *a;
+    int port = -1;
+
+    if (r == NULL)
+        return -1;
+    snprintf(needle, sizeof needle, " name=%s ", name);
+    p = r->type == REDIS_REPLY_STRING ? strstr(r->str, needle) : NULL;
+    if (p != NULL) {
+        for (line = p; line > r->str && line[-1] != '\n'; line--)
+            ;
+        a = strstr(line, " addr=");
+        if (a != NULL && a < p && (a = strchr(a, ':')) != NULL)
+            port = atoi(a + 1);
+    }
+    freeReplyObject(r);
+    return port;
+}
+
+/* The inode of the loopback TCP socket lport -> rport (/proc/net/tcp). */
+static unsigned long socket_inode(int lport, int rport)
+{
+    FILE *fp = fopen("/proc/net/tcp", "r");
+    char line[512];
+    unsigned l, r, inode = 0, ino;
+
+    if (fp == NULL)
+        return 0;
+    while (inode == 0 && fgets(line, sizeof line, fp) != NULL)
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %*x %*s %*s %*s %*d %*d %u", &l,
+                   &r, &ino) == 3 &&
+            (int)l == lport && (int)r == rport)
+            inode = ino;
+    fclose(fp);
+    return inode;
+}
+
+/* Does process pid hold the socket with this inode? */
+static int holds_socket(pid_t pid, unsigned long inode)
+{
+    char path[64], link[64], want[48];
+    int fd;
+    ssize_t n;
+
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    for (fd = 0; fd < 64; fd++) {
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+        n = readlink(path, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = '\0';
+        if (strcmp(link, want) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The child of parent holding that socket, or -1 (socat forks one child
+ * per connection). */
+static pid_t child_with_socket(pid_t parent, unsigned long inode)
+{
+    pid_t pid;
+    char path[64];
+    int ppid;
+
+    for (pid = parent + 1; pid < parent + 4096; pid++) {
+        FILE *fp;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        if (fscanf(fp, "%*d %*s %*c %d", &ppid) != 1)
+            ppid = -1;
+        fclose(fp);
+        if (ppid == parent && holds_socket(pid, inode))
+            return pid;
+    }
+    return -1;
+}
+
+/* Only the sub connection stalls (its socat child frozen) while Redis
+ * answers the pub side: the probe's PUBLISH is answered, the sub side
+ * reads nothing, so the probe is lost at once, not after the allowance a
+ * silent Redis gets: DOWN within two intervals (plus two of slack). */
+static void test_sub_frozen(void **state)
+{
+    ts_world *w = *state;
+    fx *x = w->user;
+    rc_link_options lo;
+    ts_node *A;
+    char url[64];
+    int port;
+    unsigned long inode;
+    pid_t child;
+    long long t0, dt;
+    size_t mark;
+    long down;
+
+    if (!have_program("socat")) {
+        print_message("socat is not installed: test skipped\n");
+        skip();
+    }
+    ts_start_redis(w);
+    proxy_start(&x->px, w->rs.port);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", x->px.port);
+    memset(&lo, 0, sizeof lo);
+    lo.url = url;
+    lo.probe_interval_ms = HALF_OPEN_PROBE_MS;
+    lo.connect_timeout_ms = 1000;
+    lo.backoff_min_ms = 50;
+    lo.backoff_max_ms = 400;
+    A = ts_node_link(w, 0, "nodeA", &lo);
+    member(A, "a1", "r1");
+    WAIT_FOR(w, ts_link_up(A) && rc_room_is_ready(A->a, "r1") == 1,
+             "nodeA: link UP through the proxy and room r1 ready");
+    port = client_port(w, "roomcast:nodeA:sub");
+    inode = port > 0 ? socket_inode(port, w->rs.port) : 0;
+    child = inode ? child_with_socket(x->px.pid, inode) : -1;
+    if (child <= 0)
+        fail_msg("no socat child found for the sub connection (port %d, "
+                 "inode %lu)",
+                 port, inode);
+    mark = A->ntr;
+    t0 = ts_now_ms();
+    assert_int_equal(kill(child, SIGSTOP), 0);
+    WAIT_FOR_MS(w, ts_first_since(A, mark, RC_LINK_DOWN) >= 0,
+                (int)(2 * HALF_OPEN_LIMIT_MS),
+                "nodeA: link DOWN after its sub connection froze");
+    kill(child, SIGCONT);
+    down = ts_first_since(A, mark, RC_LINK_DOWN);
+    dt = A->tr[down].t - t0;
+    print_message("sub connection frozen: DOWN after %lld ms (probe interval "
+                  "%u ms), reason \"%s\"\n",
+                  dt, HALF_OPEN_PROBE_MS, A->tr[down].reason);
+    if (strstr(A->tr[down].reason, "probe") == NULL)
+        fail_msg("link went down for \"%s\", expected the probe",
+                 A->tr[down].reason);
+    if (dt > (long long)(4 * HALF_OPEN_PROBE_MS))
+        fail_msg("took %lld ms, more than 4 probe intervals", dt);
+    WAIT_FOR(w, ts_link_up(A) && rc_room_is_ready(A->a, "r1") == 1,
+             "nodeA: link UP again and room r1 ready");
+    ts_assert_clean(&w->problems);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -854,6 +1189,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_subscriber, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage_accounting, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sub_frozen, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
