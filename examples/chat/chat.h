@@ -34,6 +34,7 @@ typedef struct options {
     const char *node_id;
     const char *prefix;
     unsigned long max_streams; /* 0: from the open-file limit */
+    unsigned long nofile;      /* the open-file limit (server_fd_limits) */
     unsigned long max_buffer;
     unsigned long heartbeat_ms;
     unsigned long timeout_ms;
@@ -42,6 +43,12 @@ typedef struct options {
 /* Largest POST body, and the descriptors kept free beside the streams. */
 #define CHAT_BODY_MAX (RC_DEFAULT_MAX_DATA + RC_ENVELOPE_SLACK)
 #define CHAT_FD_RESERVE 64
+/* HTTP connections that are not streams (reading a request, or being
+ * answered) may use the descriptors the streams leave, less CHAT_FD_MISC
+ * (the listener, Redis, the loop, stdio), and at least CHAT_CONN_MIN:
+ * past that the oldest is closed (conns.c). */
+#define CHAT_FD_MISC 24
+#define CHAT_CONN_MIN (CHAT_FD_RESERVE - CHAT_FD_MISC)
 
 /* Event priorities (event_base_priority_init(base, 3)): events default to
  * 1; writing the streams and freeing ended ones wait below them. */
@@ -58,6 +65,7 @@ extern const int chat_status_codes[CHAT_N_CODES];
 
 typedef struct chat chat;
 typedef struct stream stream;
+typedef struct pending pending; /* a connection that is not a stream */
 
 /* The lists of streams: every live one (chat.streams, newest first), and
  * those with output to write at the end of this loop turn (chat.dirty). */
@@ -97,18 +105,21 @@ struct chat {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    struct event *heartbeat, *reaper, *flush, *resume, *drain, *sig[2];
+    struct event *heartbeat, *reaper, *flush, *resume, *drain, *adopt, *sig[2];
     rc_adapter *a;
     rc_link *link;
     stream *streams; /* live streams, newest first */
     stream *dirty;   /* streams to write at the end of this loop turn */
     stream *reap;    /* streams to free */
     unsigned long nstreams;
-    unsigned long pending; /* shutdown: HDEL replies still to come */
+    unsigned long pending;       /* shutdown: HDEL replies still to come */
+    pending *conns, *conns_last; /* connections not streams, oldest first */
+    unsigned long nconns;
     int stopping;
     struct timeval timeout;
     /* counters for /metrics */
     unsigned long long opened, refused, accept_errors;
+    unsigned long long req_timeouts, req_evicted;
     unsigned long long closed[CLOSE_N];
     unsigned long long requests[CHAT_N_CODES];
 };
@@ -140,6 +151,17 @@ int server_setup(chat *c);
 /* Free everything (the streams have ended). c->base is freed too. */
 void server_teardown(chat *c);
 
+/* conns.c */
+
+/* Track every connection evhttp accepts (call after evhttp_new). */
+void conns_setup(chat *c);
+/* The adopt event's callback (at the highest priority). */
+void conns_adopt(evutil_socket_t fd, short what, void *arg);
+/* req was read whole: its deadline ends. */
+void conns_request(chat *c, struct evhttp_request *req);
+/* req's connection became a stream: no longer tracked. */
+void conns_detach(chat *c, struct evhttp_request *req);
+
 /* shutdown.c */
 
 /* SIGINT/SIGTERM and the drain deadline. */
@@ -166,6 +188,8 @@ void http_error(chat *c, struct evhttp_request *req, int code, const char *fmt,
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+/* Close the connection once the answer is sent (refusals: 503, 413). */
+void http_close(struct evhttp_request *req);
 /* 405 with an Allow header. */
 void http_method(chat *c, struct evhttp_request *req, const char *allow);
 /* The value of name in a query string, percent-decoded into out (size

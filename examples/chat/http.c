@@ -81,6 +81,12 @@ void http_error(chat *c, struct evhttp_request *req, int code, const char *fmt,
     evbuffer_free(b);
 }
 
+void http_close(struct evhttp_request *req)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+                      "close");
+}
+
 void http_method(chat *c, struct evhttp_request *req, const char *allow)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);

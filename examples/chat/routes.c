@@ -72,6 +72,7 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
         c->refused++;
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                           "5");
+        http_close(req);
         return http_error(c, req, 503, "too many streams (%lu)",
                           c->o.max_streams);
     }
@@ -79,6 +80,7 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
     if (rc < 0)
         return http_error(c, req, 500, "cannot open the stream: %s",
                           rc_strerror(rc));
+    conns_detach(c, req);
     http_count(c, 200);
 }
 
@@ -94,10 +96,11 @@ static int check_body(chat *c, struct evhttp_request *req, const char *body,
     m.data = body;
     m.data_len = n;
     rc = rc_message_check(&m, &whole);
-    if (rc == RC_ETOOBIG)
+    if (rc == RC_ETOOBIG) {
+        http_close(req);
         http_error(c, req, 413, "body over %lu bytes",
                    (unsigned long)CHAT_BODY_MAX);
-    else if (rc == RC_ENODATA)
+    } else if (rc == RC_ENODATA)
         http_error(c, req, 400, "empty body: expected a JSON object");
     else if (rc == RC_EJSON)
         http_error(c, req, 400, "body is not valid JSON");
@@ -135,6 +138,7 @@ static void broadcast(chat *c, struct evhttp_request *req, const char *room,
     struct evbuffer *b;
 
     if (rc == RC_ETOOBIG) {
+        http_close(req);
         http_error(c, req, 413, "data over %lu bytes",
                    (unsigned long)RC_DEFAULT_MAX_DATA);
     } else if (rc == RC_ENOMEM) {
@@ -231,8 +235,11 @@ void routes_request(struct evhttp_request *req, void *arg)
     char *path;
     size_t n;
 
-    if (c->stopping)
+    conns_request(c, req);
+    if (c->stopping) {
+        http_close(req);
         return http_error(c, req, 503, "shutting down");
+    }
     /* The request target as sent (evhttp would read "//x" as a host). */
     if (uri == NULL || uri[0] != '/')
         return http_error(c, req, 404, "not found");

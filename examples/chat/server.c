@@ -112,6 +112,7 @@ void server_fd_limits(options *o)
         nofile =
             rl.rlim_cur == RLIM_INFINITY ? 1000000 : (unsigned long)rl.rlim_cur;
     }
+    o->nofile = nofile;
     if (o->max_streams == 0)
         o->max_streams = nofile > 2 * CHAT_FD_RESERVE ? nofile - CHAT_FD_RESERVE
                                                       : nofile / 2 + 1;
@@ -169,6 +170,7 @@ static int setup_http(chat *c)
                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                      EVHTTP_REQ_PATCH);
     evhttp_set_gencb(c->http, routes_request, c);
+    conns_setup(c);
     return 0;
 }
 
@@ -283,6 +285,7 @@ static int setup_events(chat *c)
         {&c->flush, "flush", -1, 0, streams_flush, CHAT_PRIO_LOW, 0, NULL},
         {&c->resume, "resume", -1, 0, on_resume, -1, 0, NULL},
         {&c->drain, "drain", -1, 0, shutdown_on_deadline, -1, 0, NULL},
+        {&c->adopt, "adopt", -1, 0, conns_adopt, 0, 0, NULL},
         {&c->sig[0], "SIGINT", SIGINT, sig, shutdown_on_signal, -1, 1, NULL},
         {&c->sig[1], "SIGTERM", SIGTERM, sig, shutdown_on_signal, -1, 1, NULL},
     };
@@ -309,8 +312,8 @@ int server_setup(chat *c)
 
 void server_teardown(chat *c)
 {
-    struct event **evs[] = {&c->heartbeat, &c->reaper, &c->flush, &c->resume,
-                            &c->drain,     &c->sig[0], &c->sig[1]};
+    struct event **evs[] = {&c->heartbeat, &c->reaper, &c->flush,  &c->resume,
+                            &c->drain,     &c->adopt,  &c->sig[0], &c->sig[1]};
     size_t i;
 
     /* Every stream has ended (shutdown.c): free their connections before

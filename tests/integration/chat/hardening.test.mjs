@@ -1,0 +1,154 @@
+// Hardening of rc-chat (issue 11): what a hostile client or an unlucky
+// operator did to it, one test per attack. Loopback only; every wait is
+// bounded and names what it waited for; every process and socket is ended
+// in after().
+//
+//   RC_CHAT=/abs/path/rc-chat node --test hardening.test.mjs
+
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, describe, test } from 'node:test';
+import { RC_CHAT, bounded, metrics, openStream, request, roomUrl, rssKiB, startNode, uniqueRoom } from './harness.mjs';
+
+const skip = !RC_CHAT ? 'RC_CHAT is not set' : !existsSync(RC_CHAT) ? `RC_CHAT=${RC_CHAT} does not exist` : false;
+
+const procs = [];
+const clients = [];
+const node = async (opts) => {
+  const n = await startNode(opts);
+  procs.push(n);
+  return n;
+};
+const stream = (url, opts) => {
+  const s = openStream(url, opts);
+  clients.push(() => s.reset());
+  return s;
+};
+after(async () => {
+  for (const end of clients.splice(0)) {
+    try {
+      await bounded(Promise.resolve(end()), 2000, 'a client to close');
+    } catch {
+      /* already gone */
+    }
+  }
+  await Promise.all(procs.splice(0).map((p) => p.kill().catch(() => {})));
+});
+
+const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+
+// A raw connection that sends `head` and collects what comes back; `ended`
+// resolves when the server closes its side (or the socket fails).
+function rawConn(port, head) {
+  const sock = net.connect(port, '127.0.0.1');
+  const c = { sock, data: '', error: undefined };
+  sock.setEncoding('latin1');
+  sock.on('data', (d) => (c.data += d));
+  sock.on('error', (e) => (c.error = e));
+  c.connected = new Promise((resolve) => {
+    sock.on('connect', resolve);
+    sock.on('error', resolve);
+  });
+  c.ended = new Promise((resolve) => {
+    sock.on('end', () => resolve('end'));
+    sock.on('close', () => resolve('close'));
+  });
+  if (head !== undefined) sock.on('connect', () => sock.write(head));
+  clients.push(() => sock.destroy());
+  return c;
+}
+
+// GET /health on a fresh connection: its status and the time it took.
+async function timedHealth(base, ms = 3000) {
+  const t0 = performance.now();
+  const r = await request(base, 'GET', '/health', { timeoutMs: ms });
+  return { status: r.status, ms: performance.now() - t0 };
+}
+
+describe('rc-chat hardening', { skip }, () => {
+  test('refusals close: 503 at --max-streams has Connection: close and the socket ends; /health keeps answering', async (t) => {
+    const n = await node({ ulimitNofile: 128, args: ['--max-streams', '2', '--timeout-ms', '30000'] });
+    const room = uniqueRoom('cap');
+    const held = [stream(roomUrl(n.url, room, '/events')), stream(roomUrl(n.url, room, '/events'))];
+    await Promise.all(held.map((s) => s.hello()));
+    const path = `/rooms/${encodeURIComponent(room)}/events`;
+    const head = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`;
+    // 150 refused clients that keep their end open: more than the fds the
+    // node has beside its streams, were the refusals kept alive.
+    const refused = [];
+    for (let i = 0; i < 150; i += 10) {
+      const batch = Array.from({ length: 10 }, () => rawConn(n.port, head));
+      const outs = await Promise.all(batch.map((c) => bounded(c.ended, 3000, `refused client ${i}: the server to close its socket`).then((why) => ({ why, data: c.data }))));
+      refused.push(...outs);
+    }
+    for (const o of refused) {
+      assert.match(o.data, /^HTTP\/1\.1 503 /, o.data.slice(0, 200));
+      assert.match(o.data, /\r\nConnection: close\r\n/i, o.data.slice(0, 400));
+      assert.match(o.data, /\r\nRetry-After: \d+\r\n/i);
+    }
+    const h = await timedHealth(n.url);
+    t.diagnostic(`150 refusals closed; /health ${h.status} in ${h.ms.toFixed(0)} ms; fds ${fdCount(n.pid)}; RSS ${rssKiB(n.pid)} KiB`);
+    assert.equal(h.status, 200);
+    const m = await metrics(n.url);
+    assert.equal(m.get('rc_chat_streams_refused_total'), 150);
+  });
+
+  test('a request must be whole within --timeout-ms of its first byte (not an inactivity timer)', async (t) => {
+    const n = await node({ args: ['--timeout-ms', '1500'] });
+    const c = rawConn(n.port, 'GET /health HTTP/1.1\r\n');
+    await c.connected;
+    const t0 = performance.now();
+    const drip = setInterval(() => c.sock.write('X'), 200); // a header that never ends
+    clients.push(() => clearInterval(drip));
+    try {
+      await bounded(c.ended, 5000, 'the server to close a request trickled for over --timeout-ms');
+    } finally {
+      clearInterval(drip);
+    }
+    const ms = performance.now() - t0;
+    t.diagnostic(`trickled request closed after ${ms.toFixed(0)} ms (--timeout-ms 1500)`);
+    assert.ok(ms >= 1000 && ms < 4000, `closed after ${ms.toFixed(0)} ms`);
+    assert.equal((await metrics(n.url)).get('rc_chat_request_timeouts_total'), 1);
+  });
+
+  test('slowloris: 300 trickling connections under ulimit -n 256, /health keeps answering', async (t) => {
+    const n = await node({ ulimitNofile: 256, args: ['--timeout-ms', '30000'] });
+    const rss0 = rssKiB(n.pid);
+    const conns = [];
+    const drips = [];
+    for (let i = 0; i < 300; i++) {
+      const c = rawConn(n.port, 'GET /health HTTP/1.1\r\nHost: x\r\n');
+      conns.push(c);
+      if (i % 50 === 49) await sleep(50);
+    }
+    await bounded(Promise.all(conns.map((c) => c.connected)), 5000, '300 TCP connects');
+    const drip = setInterval(() => {
+      for (const c of conns) if (!c.sock.destroyed) c.sock.write('X-a: b\r\n');
+    }, 500);
+    drips.push(drip);
+    clients.push(() => clearInterval(drip));
+    try {
+      await sleep(1000);
+      const times = [];
+      for (let i = 0; i < 5; i++) {
+        const h = await timedHealth(n.url, 3000);
+        assert.equal(h.status, 200);
+        times.push(h.ms);
+        await sleep(200);
+      }
+      const m = await metrics(n.url);
+      const open = conns.filter((c) => !c.sock.destroyed).length;
+      t.diagnostic(
+        `300 trickling: /health ${times.map((x) => x.toFixed(0)).join(', ')} ms; rc_chat_connections ${m.get('rc_chat_connections')}, evicted ${m.get('rc_chat_connections_evicted_total')}; fds ${fdCount(n.pid)}; RSS ${rss0} -> ${rssKiB(n.pid)} KiB; ${open} attackers still open`,
+      );
+      assert.ok(times.every((x) => x < 2000), `/health took ${times.join(', ')} ms`);
+      assert.ok(m.get('rc_chat_connections') <= 256 - 24, `rc_chat_connections ${m.get('rc_chat_connections')}`);
+    } finally {
+      clearInterval(drip);
+      for (const c of conns) c.sock.destroy();
+    }
+  });
+});
