@@ -21,14 +21,16 @@
  * delivery.
  *
  * Bounds: a stream whose queue would pass --max-buffer is closed ("slow"),
- * as is one whose socket takes nothing for --timeout-ms. Bytes the client
- * sends are read and dropped; past 16 KiB the stream is closed.
+ * as is one whose socket takes nothing for --timeout-ms; slow streams are
+ * reset (SO_LINGER 0), and each socket's send buffer is capped. Bytes the
+ * client sends are read and dropped; past 16 KiB the stream is closed.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -41,6 +43,9 @@
 #define STREAM_INPUT_MAX 16384
 #define IOV_BATCH 64
 #define FLUSH_AT 65536 /* queued bytes written at once, not at the flush */
+/* The kernel's send buffer of a stream (Linux doubles it: 256 KiB), so
+ * that what a slow client pins is bounded by --max-buffer plus this. */
+#define STREAM_SNDBUF (128 * 1024)
 
 static const char head[] = "HTTP/1.1 200 OK\r\n"
                            "Content-Type: text/event-stream\r\n"
@@ -56,6 +61,16 @@ const char *const chat_close_names[CLOSE_N] = {"client", "slow", "shutdown",
 static void stream_kill(stream *s, int why);
 static void stream_write(stream *s);
 static void on_io(evutil_socket_t fd, short what, void *arg);
+
+/* A slow stream ends with a reset: the kernel drops what is still queued
+ * for it at once instead of keeping an orphan socket with its send buffer
+ * full while the peer holds its end without reading. */
+static void set_abortive(int fd)
+{
+    struct linger lg = {1, 0};
+
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
 
 /* Put s first on list l, whose first stream is *first. */
 static void list_add(stream **first, stream *s, int l)
@@ -271,6 +286,8 @@ static void stream_kill(stream *s, int why)
         return;
     s->dead = chat_close_names[why];
     c->closed[why]++;
+    if (why == CLOSE_SLOW)
+        set_abortive(s->fd);
     dirty_remove(s);
     event_del(s->ev);
     while (s->qlen > 0) {
@@ -412,7 +429,7 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     stream *s = chat_malloc(sizeof *s);
-    int rc;
+    int rc, sndbuf = STREAM_SNDBUF;
 
     memset(s, 0, sizeof *s);
     s->c = c;
@@ -429,6 +446,7 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     }
     /* From here on the socket is ours; evhttp keeps it only to free. */
     bufferevent_disable(bev, EV_READ | EV_WRITE);
+    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     event_add(s->ev, NULL);
     list_add(&c->streams, s, LIST_LIVE);

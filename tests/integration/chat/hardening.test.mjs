@@ -6,12 +6,12 @@
 //   RC_CHAT=/abs/path/rc-chat node --test hardening.test.mjs
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, test } from 'node:test';
-import { RC_CHAT, bounded, metrics, openStream, request, roomUrl, rssKiB, startNode, uniqueRoom } from './harness.mjs';
+import { RC_CHAT, bounded, metrics, openStream, request, roomUrl, rssKiB, startNode, uniqueRoom, until } from './harness.mjs';
 
 const skip = !RC_CHAT ? 'RC_CHAT is not set' : !existsSync(RC_CHAT) ? `RC_CHAT=${RC_CHAT} does not exist` : false;
 
@@ -39,6 +39,20 @@ after(async () => {
 });
 
 const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+
+// The IPv4 socket localPort -> remotePort in /proc/net/tcp: its state
+// (hex, 04 FIN-WAIT-1) and send queue, or undefined.
+function tcpEntry(localPort, remotePort) {
+  const hex = (p) => p.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5) continue;
+    if (f[1].endsWith(`:${hex(localPort)}`) && f[2].endsWith(`:${hex(remotePort)}`)) {
+      return { st: f[3], tx: parseInt(f[4].split(':')[0], 16) };
+    }
+  }
+  return undefined;
+}
 
 // A raw connection that sends `head` and collects what comes back; `ended`
 // resolves when the server closes its side (or the socket fails).
@@ -150,5 +164,53 @@ describe('rc-chat hardening', { skip }, () => {
       clearInterval(drip);
       for (const c of conns) c.sock.destroy();
     }
+  });
+});
+
+describe('rc-chat hardening: slow streams', { skip }, () => {
+  test('a stream that does not read is closed as slow with a reset: nothing left queued in the kernel', async (t) => {
+    const n = await node({ args: ['--max-buffer', '262144'] });
+    const room = uniqueRoom('slow');
+    const path = `/rooms/${encodeURIComponent(room)}/events`;
+    const c = rawConn(n.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await c.connected;
+    await bounded(
+      (async () => {
+        while (!c.data.includes('rc:hello')) await sleep(20);
+      })(),
+      5000,
+      'rc:hello on the raw stream',
+    );
+    c.sock.pause(); // reads nothing more
+    const data = 'x'.repeat(100 * 1024);
+    let slow = 0;
+    let posts = 0;
+    for (; posts < 400 && slow === 0; posts++) {
+      const r = await request(n.url, 'POST', `${path.slice(0, -'/events'.length)}/messages`, {
+        body: JSON.stringify({ event: 'big', data }),
+        headers: { 'Content-Type': 'application/json' },
+      });
+      assert.equal(r.status, 202, r.text);
+      if (posts % 10 === 9) slow = (await metrics(n.url)).get('rc_chat_streams_closed_total', 'reason="slow"');
+    }
+    slow = (await metrics(n.url)).get('rc_chat_streams_closed_total', 'reason="slow"');
+    assert.equal(slow, 1, `not closed as slow after ${posts} posts of 100 KiB`);
+    // The server's end of this connection in the kernel: with a plain close
+    // it stays (FIN-WAIT-1) holding what was queued while the client holds
+    // its end; reset, it is gone at once.
+    const serverSide = () => tcpEntry(n.port, c.sock.localPort);
+    let left;
+    try {
+      await until(() => !serverSide(), 3000, 'the server end of the slow stream to go');
+    } catch {
+      left = serverSide();
+    }
+    const before = c.data.length;
+    c.sock.resume();
+    const why = await bounded(c.ended, 10000, 'the slow stream to end on the client');
+    t.diagnostic(
+      `closed as slow after ${posts} posts of 100 KiB; server end ${left ? `still there: state ${left.st}, ${left.tx} bytes queued` : 'gone'}; client read ${c.data.length - before} more bytes, then ${why} (${c.error ? c.error.code : 'no error'})`,
+    );
+    assert.equal(left, undefined, `server end left: state ${left?.st}, ${left?.tx} bytes queued`);
   });
 });
