@@ -84,6 +84,8 @@ struct stream {
     int fd;
     struct evhttp_connection *evcon; /* parsed the request; freed at reap */
     struct event *ev;                /* our reads (and writes when blocked) */
+    struct event *probe;             /* after the client's FIN, or NULL */
+    int eof;                         /* the client sent its FIN */
     rc_conn *conn;                   /* NULL once removed */
     char *room;
     char *user;

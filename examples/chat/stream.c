@@ -46,6 +46,7 @@
 /* The kernel's send buffer of a stream (Linux doubles it: 256 KiB), so
  * that what a slow client pins is bounded by --max-buffer plus this. */
 #define STREAM_SNDBUF (128 * 1024)
+#define STREAM_PROBE_MS 250 /* after the client's FIN: see on_eof */
 
 static const char head[] = "HTTP/1.1 200 OK\r\n"
                            "Content-Type: text/event-stream\r\n"
@@ -173,16 +174,26 @@ static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
     return 0;
 }
 
+/* Register s->ev for what the stream waits for: reads until the client's
+ * FIN, and writes (with the write timeout) while the socket is full. */
+static void arm(stream *s)
+{
+    short what = (s->eof ? 0 : EV_READ) | (s->writing ? EV_WRITE : 0);
+
+    event_del(s->ev);
+    if (what == 0)
+        return;
+    event_assign(s->ev, s->c->base, s->fd, what | EV_PERSIST, on_io, s);
+    event_add(s->ev, s->writing ? &s->c->timeout : NULL);
+}
+
 /* Wait for the socket to take more (with the write timeout), or not. */
 static void want_write(stream *s, int on)
 {
     if (s->writing == on)
         return;
     s->writing = on;
-    event_del(s->ev);
-    event_assign(s->ev, s->c->base, s->fd,
-                 EV_READ | EV_PERSIST | (on ? EV_WRITE : 0), on_io, s);
-    event_add(s->ev, on ? &s->c->timeout : NULL);
+    arm(s);
 }
 
 /* Drop the w bytes just written from the front of the queue. */
@@ -236,6 +247,41 @@ static void stream_write(stream *s)
     want_write(s, 0);
 }
 
+/* After the client's FIN: has a reset come back for the probe? */
+static void on_probe(evutil_socket_t fd, short what, void *arg)
+{
+    stream *s = arg;
+    int err = 0;
+    socklen_t len = sizeof err;
+
+    (void)fd;
+    (void)what;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+        stream_kill(s, CLOSE_CLIENT);
+}
+
+/*
+ * The client sent its FIN: it may have closed, or only half-closed after
+ * its request (shutdown(SHUT_WR)), which SSE clients may do; the stream
+ * goes on. Reading stops (EOF is always readable). A comment is written
+ * at once: a closed peer answers it with a reset, which the probe sees
+ * STREAM_PROBE_MS later (else a later write fails with EPIPE).
+ */
+static void on_eof(stream *s)
+{
+    struct timeval tv = chat_ms_tv(STREAM_PROBE_MS);
+
+    s->eof = 1;
+    arm(s);
+    s->probe = evtimer_new(s->c->base, on_probe, s);
+    if (s->probe == NULL) {
+        stream_kill(s, CLOSE_CLIENT);
+        return;
+    }
+    evtimer_add(s->probe, &tv);
+    push(s, ping, sizeof ping - 1, NULL, NULL);
+}
+
 static void on_io(evutil_socket_t fd, short what, void *arg)
 {
     stream *s = arg;
@@ -250,7 +296,11 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     if (what & EV_READ) {
         ssize_t n = read(fd, buf, sizeof buf);
 
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        if (n == 0) {
+            on_eof(s);
+            return;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
             stream_kill(s, CLOSE_CLIENT);
             return;
         }
@@ -290,6 +340,8 @@ static void stream_kill(stream *s, int why)
         set_abortive(s->fd);
     dirty_remove(s);
     event_del(s->ev);
+    if (s->probe != NULL)
+        event_del(s->probe);
     while (s->qlen > 0) {
         release(&s->q[s->qhead]);
         s->qhead = (s->qhead + 1) % s->qcap;
@@ -311,6 +363,8 @@ static void stream_free(stream *s)
 {
     if (s->ev != NULL)
         event_free(s->ev);
+    if (s->probe != NULL)
+        event_free(s->probe);
     free(s->q);
     free(s->room);
     free(s->user);

@@ -214,3 +214,47 @@ describe('rc-chat hardening: slow streams', { skip }, () => {
     assert.equal(left, undefined, `server end left: state ${left?.st}, ${left?.tx} bytes queued`);
   });
 });
+
+describe('rc-chat hardening: half-closed clients', { skip }, () => {
+  test('a client that half-closes after its request (shutdown(SHUT_WR)) keeps its stream; one that closes is still noticed', async (t) => {
+    const n = await node();
+    const room = uniqueRoom('half');
+    const path = `/rooms/${encodeURIComponent(room)}/events`;
+    const c = rawConn(n.port, undefined);
+    await c.connected;
+    c.sock.end(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`); // request, then FIN
+    const seen = (re, what) =>
+      bounded(
+        (async () => {
+          while (!re.test(c.data)) {
+            if (c.sock.destroyed || c.sock.readableEnded) throw new Error(`stream ended (${JSON.stringify(c.data.slice(0, 300))})`);
+            await sleep(20);
+          }
+        })(),
+        5000,
+        `${what} on the half-closed stream`,
+      );
+    await seen(/event: rc:hello/, 'rc:hello');
+    await sleep(600); // past the server's probe of a closed peer
+    const r = await request(n.url, 'POST', `/rooms/${encodeURIComponent(room)}/messages`, {
+      body: JSON.stringify({ event: 'after-fin', data: 'still here' }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    assert.deepEqual(r.json, { delivered: 1 });
+    await seen(/event: after-fin\ndata: "still here"\n\n/, 'a broadcast after the FIN');
+
+    // A client that closes both ways right after its request: its stream ends promptly.
+    const gone = rawConn(n.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await bounded(
+      (async () => {
+        while (!gone.data.includes('rc:hello')) await sleep(20);
+      })(),
+      5000,
+      'rc:hello on the second stream',
+    );
+    gone.sock.destroy();
+    const t0 = performance.now();
+    await until(async () => (await metrics(n.url)).get('rc_chat_streams') === 1, 5000, 'the closed stream to end');
+    t.diagnostic(`half-closed stream got rc:hello and a broadcast; a closed one ended after ${(performance.now() - t0).toFixed(0)} ms`);
+  });
+});
