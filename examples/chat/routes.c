@@ -131,6 +131,17 @@ static int body_string(chat *c, struct evhttp_request *req, chat_span sp,
     return 0;
 }
 
+/* Event names starting with "rc:" are the server's (rc:hello...): a
+ * client must not send one. Returns 1, or 0 after answering 400. */
+static int server_event_ok(chat *c, struct evhttp_request *req,
+                           const char *event)
+{
+    if (event == NULL || strncmp(event, "rc:", 3) != 0)
+        return 1;
+    http_error(c, req, 400, "event names starting with \"rc:\" are reserved");
+    return 0;
+}
+
 static void broadcast(chat *c, struct evhttp_request *req, const char *room,
                       const rc_message *m, const char *except)
 {
@@ -170,7 +181,8 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
         return http_error(c, req, 400, "\"data\" is required");
     if (body_string(c, req, f.event, "event", &event) == 0 &&
         body_string(c, req, f.id, "id", &id) == 0 &&
-        body_string(c, req, f.except, "except", &except) == 0) {
+        body_string(c, req, f.except, "except", &except) == 0 &&
+        server_event_ok(c, req, event)) {
         m.event = event;
         m.id = id;
         m.data = f.data.p;

@@ -258,3 +258,35 @@ describe('rc-chat hardening: half-closed clients', { skip }, () => {
     t.diagnostic(`half-closed stream got rc:hello and a broadcast; a closed one ended after ${(performance.now() - t0).toFixed(0)} ms`);
   });
 });
+
+describe('rc-chat hardening: integrity', { skip }, () => {
+  test('a POSTed event starting with "rc:" is 400; no stream gets a spoofed rc:hello', async () => {
+    const n = await node();
+    const room = uniqueRoom('spoof');
+    const s = stream(roomUrl(n.url, room, '/events'));
+    const hello = await s.hello();
+    for (const event of ['rc:hello', 'rc:', 'rc:presence']) {
+      const r = await request(n.url, 'POST', `/rooms/${encodeURIComponent(room)}/messages`, {
+        body: JSON.stringify({ event, data: { connection: 'mallory', node: 'x', room } }),
+        headers: { 'Content-Type': 'application/json' },
+      });
+      assert.equal(r.status, 400, `${event}: ${r.status} ${r.text}`);
+      assert.match(r.json.error, /rc:/);
+    }
+    // Escaped, it is the same name once unescaped.
+    const esc = await request(n.url, 'POST', `/rooms/${encodeURIComponent(room)}/messages`, {
+      body: '{"event":"r\\u0063:hello","data":1}',
+      headers: { 'Content-Type': 'application/json' },
+    });
+    assert.equal(esc.status, 400, esc.text);
+    const ok = await request(n.url, 'POST', `/rooms/${encodeURIComponent(room)}/messages`, {
+      body: JSON.stringify({ event: 'RC:hello-not-reserved', data: 2 }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    assert.equal(ok.status, 202, ok.text);
+    await s.waitFor((f) => f.event === 'RC:hello-not-reserved', 5000, 'the ordinary event');
+    const hellos = s.frames.filter((f) => f.event === 'rc:hello');
+    assert.equal(hellos.length, 1, JSON.stringify(hellos));
+    assert.equal(JSON.parse(hellos[0].data).connection, hello.connection);
+  });
+});
