@@ -31,6 +31,7 @@ typedef struct options {
     const char *bind;
     unsigned port;
     const char *redis;
+    char *redis_copy; /* redis, when it holds a password (freed by main) */
     const char *node_id;
     const char *prefix;
     unsigned long max_streams; /* 0: from the open-file limit */

@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "chat.h"
+#include "text.h"
 
 #define HEADERS_MAX 8192
 #define ACCEPT_PAUSE_MS 250
@@ -147,7 +148,11 @@ static int setup_adapter(chat *c)
     lo.user = c;
     rc = rc_link_open(c->a, c->base, &lo, &c->link);
     if (rc < 0) {
-        chat_log("--redis %s: %s", c->o.redis, rc_strerror(rc));
+        char shown[512];
+
+        chat_log("--redis %s: %s",
+                 chat_url_redact(c->o.redis, shown, sizeof shown),
+                 rc_strerror(rc));
         return -1;
     }
     return 0;
@@ -300,13 +305,17 @@ static int setup_events(chat *c)
 int server_setup(chat *c)
 {
     const char *v6 = strchr(c->o.bind, ':');
+    char shown[512]; /* the Redis URL without its password */
 
     if (setup_adapter(c) < 0 || setup_http(c) < 0 || setup_listener(c) < 0 ||
         setup_events(c) < 0)
         return -1;
     chat_log("node %s listening on http://%s%s%s:%u/ (redis: %s)",
              rc_adapter_node_id(c->a), v6 ? "[" : "", c->o.bind, v6 ? "]" : "",
-             c->o.port, c->o.redis != NULL ? c->o.redis : "off");
+             c->o.port,
+             c->o.redis != NULL
+                 ? chat_url_redact(c->o.redis, shown, sizeof shown)
+                 : "off");
     return 0;
 }
 

@@ -11,7 +11,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, test } from 'node:test';
-import { RC_CHAT, bounded, metrics, openStream, request, roomUrl, rssKiB, startNode, uniqueRoom, until } from './harness.mjs';
+import { RC_CHAT, bounded, metrics, openStream, redisCmd, request, roomUrl, rssKiB, startNode, startRedis, uniqueRoom, until } from './harness.mjs';
 
 const skip = !RC_CHAT ? 'RC_CHAT is not set' : !existsSync(RC_CHAT) ? `RC_CHAT=${RC_CHAT} does not exist` : false;
 
@@ -35,7 +35,7 @@ after(async () => {
       /* already gone */
     }
   }
-  await Promise.all(procs.splice(0).map((p) => p.kill().catch(() => {})));
+  await Promise.all(procs.splice(0).map((p) => (p.kill ?? p.stop)().catch(() => {})));
 });
 
 const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
@@ -288,5 +288,28 @@ describe('rc-chat hardening: integrity', { skip }, () => {
     const hellos = s.frames.filter((f) => f.event === 'rc:hello');
     assert.equal(hellos.length, 1, JSON.stringify(hellos));
     assert.equal(JSON.parse(hellos[0].data).connection, hello.connection);
+  });
+});
+
+describe('rc-chat hardening: operations', { skip }, () => {
+  test('the Redis password never shows: logs, /health, /metrics, the command line', async (t) => {
+    const r = await startRedis();
+    procs.push(r);
+    await redisCmd(r.port, 'CONFIG', 'SET', 'requirepass', 'sekret-pw-1');
+    // Right password by flag, wrong one by environment (its AUTH fails and is logged).
+    const good = await node({ redisUrl: `redis://:sekret-pw-1@127.0.0.1:${r.port}/0` });
+    const bad = await node({ env: { REDIS_URL: `redis://default:sekret-pw-2@127.0.0.1:${r.port}` } });
+    await good.waitForLog(/redis up/, 10000);
+    await bad.waitForLog(/redis down/, 10000);
+    for (const [name, n] of [['good', good], ['bad', bad]]) {
+      const seen = [n.dump()];
+      for (const path of ['/health', '/metrics', '/ready']) seen.push((await request(n.url, 'GET', path)).text);
+      seen.push(readFileSync(`/proc/${n.pid}/cmdline`, 'latin1'), readFileSync(`/proc/${n.pid}/environ`, 'latin1'));
+      const all = seen.join('\n');
+      assert.ok(!/sekret-pw/.test(all), `${name}: the password shows: ${JSON.stringify(all.slice(Math.max(0, all.indexOf('sekret-pw') - 200), all.indexOf('sekret-pw') + 50))}`);
+    }
+    assert.match(good.dump(), /\(redis: redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0\)/);
+    assert.match(bad.dump(), /\(redis: redis:\/\/default:\*\*\*@127\.0\.0\.1:\d+\)/);
+    t.diagnostic(good.stderr[0]);
   });
 });
