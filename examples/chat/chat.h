@@ -9,6 +9,7 @@
  *   shutdown.c  SIGINT/SIGTERM: end the streams, drain, stop the loop
  *   http.c      HTTP helpers: replies, JSON errors, status counts, paths
  *   routes.c    the request handlers, one per route
+ *   conns.c     connections that are not streams: deadline, cap
  *   presence.c  member lists across nodes (a Redis hash per room)
  *   metrics.c   GET /metrics, from one table
  *   stream.c    event streams on their own sockets

@@ -1,7 +1,7 @@
 /*
  * rc-chat's routes: which handler answers a request, and the handlers
- * (the page, /health, event streams, posted messages). Member lists are
- * presence.c, /metrics is metrics.c; the helpers are http.c.
+ * (the page, /health, /ready, event streams, posted messages). Member
+ * lists are presence.c, /metrics is metrics.c; the helpers are http.c.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -41,6 +41,22 @@ static void get_health(chat *c, struct evhttp_request *req)
     evbuffer_add_printf(b, "{\"status\":\"ok\",\"redis\":\"%s\"}",
                         redis_state(c));
     http_reply_json(c, req, 200, b);
+    evbuffer_free(b);
+}
+
+/* Readiness: the node can serve the cluster (its Redis link is up, or it
+ * runs without Redis). /health stays a liveness check. */
+static void get_ready(chat *c, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    int ready = c->link == NULL || rc_link_state(c->link) == RC_LINK_UP;
+
+    if (ready)
+        evbuffer_add_printf(b, "{\"status\":\"ready\"}");
+    else
+        evbuffer_add_printf(b, "{\"status\":\"not ready\",\"reason\":"
+                               "\"redis down\"}");
+    http_reply_json(c, req, ready ? 200 : 503, b);
     evbuffer_free(b);
 }
 
@@ -194,7 +210,7 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
     free(except);
 }
 
-/* GET / , /health, /metrics. */
+/* GET / , /health, /ready, /metrics. */
 static void top_route(chat *c, struct evhttp_request *req, const char *path,
                       int get)
 {
@@ -204,6 +220,8 @@ static void top_route(chat *c, struct evhttp_request *req, const char *path,
         get_page(c, req);
     else if (path[1] == 'h')
         get_health(c, req);
+    else if (path[1] == 'r')
+        get_ready(c, req);
     else
         metrics_reply(c, req);
 }
@@ -261,7 +279,7 @@ void routes_request(struct evhttp_request *req, void *arg)
     memcpy(path, uri, n);
     path[n] = '\0';
     if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
-        strcmp(path, "/metrics") == 0)
+        strcmp(path, "/ready") == 0 || strcmp(path, "/metrics") == 0)
         top_route(c, req, path,
                   cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD);
     else

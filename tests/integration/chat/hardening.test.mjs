@@ -313,3 +313,35 @@ describe('rc-chat hardening: operations', { skip }, () => {
     t.diagnostic(good.stderr[0]);
   });
 });
+
+describe('rc-chat hardening: readiness', { skip }, () => {
+  test('GET /ready: 200 with Redis up or without Redis, 503 with the reason while Redis is down; /health stays 200', async (t) => {
+    const alone = await node();
+    const a = await request(alone.url, 'GET', '/ready');
+    assert.equal(a.status, 200, a.text);
+    assert.deepEqual(a.json, { status: 'ready' });
+    const r = await startRedis();
+    procs.push(r);
+    const n = await node({ redisPort: r.port });
+    await n.waitForLog(/redis up/, 10000);
+    const up = await request(n.url, 'GET', '/ready');
+    assert.equal(up.status, 200, up.text);
+    assert.deepEqual(up.json, { status: 'ready' });
+    await r.stop();
+    const t0 = performance.now();
+    const down = await until(
+      async () => {
+        const x = await request(n.url, 'GET', '/ready');
+        return x.status === 503 && x;
+      },
+      10000,
+      '/ready to answer 503 after Redis went',
+    );
+    t.diagnostic(`/ready 503 ${down.text} ${(performance.now() - t0).toFixed(0)} ms after Redis was killed`);
+    assert.deepEqual(down.json, { status: 'not ready', reason: 'redis down' });
+    const h = await request(n.url, 'GET', '/health');
+    assert.equal(h.status, 200);
+    assert.equal(h.json.redis, 'down');
+    assert.equal((await request(n.url, 'POST', '/ready', { body: '' })).status, 405);
+  });
+});
