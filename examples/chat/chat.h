@@ -92,6 +92,7 @@ struct stream {
     char *room;
     char *user;
     int hello;        /* rc:hello queued */
+    int lost;         /* its room's subscription was lost since its hello */
     int writing;      /* waiting for the socket to take more */
     const char *dead; /* ended, and why; on the reap list */
     size_t input;     /* bytes the client sent on the stream */
@@ -233,6 +234,9 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
                 const char *user);
 /* Queue rc:hello for s (once its room is ready). */
 void stream_hello(stream *s);
+/* Queue rc:gap for s: its room's subscription was lost and is back, so it
+ * may have missed messages. */
+void stream_gap(stream *s);
 /* Queue a heartbeat comment on every stream. */
 void streams_ping(chat *c);
 /* End every stream (shutdown): what is queued is tried once, then closed. */

@@ -29,24 +29,35 @@
 #define ACCEPT_PAUSE_MS 250
 #define LISTEN_BACKLOG 1024
 
+/* A room's subscription is confirmed (READY) or gone (LOST). Streams
+ * waiting for their hello get it at READY; streams that had theirs when
+ * the subscription was lost get rc:gap when it is back. */
+static void room_streams(stream *s, int event)
+{
+    if (event == RC_ROOM_LOST) {
+        s->lost = s->hello;
+    } else if (!s->hello) {
+        stream_hello(s);
+    } else if (s->lost) {
+        s->lost = 0;
+        stream_gap(s);
+    }
+}
+
 static void on_room(rc_adapter *a, const char *room, int event, void *user)
 {
     rc_conn *one, **members;
     size_t n, i;
 
     (void)user;
-    if (event != RC_ROOM_READY)
+    if (event != RC_ROOM_READY && event != RC_ROOM_LOST)
         return;
     n = rc_room_members(a, room, &one, 1);
     members = n > 1 ? chat_malloc(n * sizeof *members) : &one;
     if (n > 1)
         rc_room_members(a, room, members, n);
-    for (i = 0; i < n; i++) {
-        stream *s = rc_conn_user(members[i]);
-
-        if (!s->hello)
-            stream_hello(s);
-    }
+    for (i = 0; i < n; i++)
+        room_streams(rc_conn_user(members[i]), event);
     if (members != &one)
         free(members);
 }

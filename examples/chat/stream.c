@@ -432,26 +432,47 @@ static char *hello_data(stream *s, size_t *len)
     return d;
 }
 
-void stream_hello(stream *s)
+/* Queue event with data (JSON text) on s. Returns 0 or -1. */
+static int push_event(stream *s, const char *event, const char *data,
+                      size_t dlen)
 {
     rc_message m = RC_MESSAGE_INIT;
-    size_t dlen, len = 0;
-    char *data = hello_data(s, &dlen), *frame;
+    size_t len = 0;
+    char *frame;
 
-    m.event = "rc:hello";
+    m.event = event;
     m.data = data;
     m.data_len = dlen;
     rc_sse_format(&m, NULL, 0, &len);
     frame = chat_malloc(len);
     if (rc_sse_format(&m, frame, len, &len) < 0) {
         free(frame);
-        free(data);
-        return;
+        return -1;
     }
-    free(data);
+    return push(s, frame, len, NULL, frame);
+}
+
+void stream_hello(stream *s)
+{
+    size_t dlen;
+    char *data = hello_data(s, &dlen);
+
     s->hello = 1;
-    if (push(s, frame, len, NULL, frame) == 0)
+    if (push_event(s, "rc:hello", data, dlen) == 0)
         presence_set(s);
+    free(data);
+}
+
+void stream_gap(stream *s)
+{
+    size_t r = chat_json_quote(s->room, strlen(s->room), NULL, 0);
+    char *data = chat_malloc(r + 10);
+
+    memcpy(data, "{\"room\":", 8);
+    chat_json_quote(s->room, strlen(s->room), data + 8, r);
+    data[8 + r] = '}';
+    push_event(s, "rc:gap", data, 9 + r);
+    free(data);
 }
 
 void streams_ping(chat *c)

@@ -345,3 +345,39 @@ describe('rc-chat hardening: readiness', { skip }, () => {
     assert.equal((await request(n.url, 'POST', '/ready', { body: '' })).status, 405);
   });
 });
+
+describe('rc-chat hardening: lost subscriptions', { skip }, () => {
+  test('a room whose subscription was lost and is back: each stream gets one rc:gap {"room":R}, no id line', async (t) => {
+    const r = await startRedis();
+    procs.push(r);
+    const n = await node({ redisPort: r.port, nodeId: `gap-${process.pid}` });
+    await n.waitForLog(/redis up/, 10000);
+    const rooms = [uniqueRoom('gap'), uniqueRoom('gap')];
+    const streams = rooms.map((room) => stream(roomUrl(n.url, room, '/events')));
+    await Promise.all(streams.map((s) => s.hello(10000)));
+    const list = await redisCmd(r.port, 'CLIENT', 'LIST');
+    const sub = list.split('\n').find((l) => l.includes(`name=roomcast:${n.nodeId}:sub`));
+    assert.ok(sub, `no client named roomcast:${n.nodeId}:sub in\n${list}`);
+    const id = sub.match(/\bid=(\d+)/)[1];
+    const t0 = performance.now();
+    assert.equal(await redisCmd(r.port, 'CLIENT', 'KILL', 'ID', id), 1);
+    const gaps = await Promise.all(streams.map((s) => s.waitFor((f) => f.event === 'rc:gap', 15000, 'rc:gap')));
+    t.diagnostic(`rc:gap on both streams ${(performance.now() - t0).toFixed(0)} ms after CLIENT KILL of the sub connection`);
+    gaps.forEach((f, i) => {
+      assert.deepEqual(JSON.parse(f.data), { room: rooms[i] });
+      assert.equal(f.id, undefined);
+      assert.equal(f.raw, `event: rc:gap\ndata: ${JSON.stringify({ room: rooms[i] })}\n\n`);
+    });
+    // Messages flow again, and nothing else was sent twice.
+    const p = await request(n.url, 'POST', `/rooms/${encodeURIComponent(rooms[0])}/messages`, {
+      body: JSON.stringify({ event: 'after-gap', data: 1 }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    assert.equal(p.status, 202, p.text);
+    await streams[0].waitFor((f) => f.event === 'after-gap', 5000, 'a broadcast after the gap');
+    for (const s of streams) {
+      assert.equal(s.frames.filter((f) => f.event === 'rc:gap').length, 1);
+      assert.equal(s.frames.filter((f) => f.event === 'rc:hello').length, 1);
+    }
+  });
+});
