@@ -195,6 +195,11 @@ void http_error(chat *c, struct evhttp_request *req, int code, const char *fmt,
     ;
 /* Close the connection once the answer is sent (refusals: 503, 413). */
 void http_close(struct evhttp_request *req);
+/* Why req's framing is ambiguous and must be refused (RFC 9112 3.2, 5.1,
+ * 6.3): a blank in a header name ("Transfer-Encoding : chunked"), two
+ * Content-Lengths, Transfer-Encoding with Content-Length, no Host (or two)
+ * in HTTP/1.1. NULL if none of these. */
+const char *http_framing_error(struct evhttp_request *req);
 /* 405 with an Allow header. */
 void http_method(chat *c, struct evhttp_request *req, const char *allow);
 /* The value of name in a query string, percent-decoded into out (size

@@ -261,7 +261,7 @@ void routes_request(struct evhttp_request *req, void *arg)
 {
     chat *c = arg;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    const char *uri = evhttp_request_get_uri(req), *query;
+    const char *uri = evhttp_request_get_uri(req), *query, *bad;
     char *path;
     size_t n;
 
@@ -269,6 +269,10 @@ void routes_request(struct evhttp_request *req, void *arg)
     if (c->stopping) {
         http_close(req);
         return http_error(c, req, 503, "shutting down");
+    }
+    if ((bad = http_framing_error(req)) != NULL) {
+        http_close(req); /* what follows cannot be trusted as a request */
+        return http_error(c, req, 400, "bad request framing: %s", bad);
     }
     /* The request target as sent (evhttp would read "//x" as a host). */
     if (uri == NULL || uri[0] != '/')

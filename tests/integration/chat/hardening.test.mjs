@@ -381,3 +381,37 @@ describe('rc-chat hardening: lost subscriptions', { skip }, () => {
     }
   });
 });
+
+describe('rc-chat hardening: request framing', { skip }, () => {
+  // Each sends a request whose framing is ambiguous, followed by a smuggled
+  // GET /metrics; the answer must be one 400 (rc-chat's, or evhttp's own
+  // for Transfer-Encoding with Content-Length), then the server's close.
+  const smuggled = 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n';
+  const body = '{"data":1}';
+  const cases = {
+    'two Content-Length': `POST /rooms/f/messages HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\nContent-Length: ${body.length + smuggled.length}\r\n\r\n${body}${smuggled}`,
+    'Transfer-Encoding with a space before the colon': `POST /rooms/f/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n${smuggled}`,
+    'Transfer-Encoding and Content-Length': `POST /rooms/f/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n${smuggled}`,
+    'no Host in HTTP/1.1': `GET /health HTTP/1.1\r\n\r\n${smuggled}`,
+    'two Host headers': `GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n${smuggled}`,
+  };
+  test('ambiguous framing is 400 and closes; nothing smuggled is answered', async (t) => {
+    const n = await node();
+    for (const [name, raw] of Object.entries(cases)) {
+      const c = rawConn(n.port, raw);
+      const why = await bounded(c.ended, 5000, `${name}: the server to close`).catch((err) => `not closed (${err.message.slice(0, 60)})`);
+      const answers = c.data.match(/^HTTP\/1\.[01] \d{3}/gm) || [];
+      assert.deepEqual(answers, ['HTTP/1.1 400'], `${name}: answers ${JSON.stringify(answers)}, ${why}; ${JSON.stringify(c.data.slice(0, 300))}`);
+      assert.match(why, /end|close/, `${name}: ${why}`);
+      assert.doesNotMatch(c.data, /rc_published_total/, `${name}: the smuggled request was answered`);
+    }
+    // Plain requests still work, HTTP/1.0 without Host too.
+    const ok = rawConn(n.port, 'GET /health HTTP/1.0\r\n\r\n');
+    await bounded(ok.ended, 5000, 'HTTP/1.0 /health');
+    assert.match(ok.data, /^HTTP\/1\.[01] 200/);
+    const chunked = rawConn(n.port, `POST /rooms/f/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+    await bounded(chunked.ended, 5000, 'a chunked POST');
+    assert.match(chunked.data, /^HTTP\/1\.1 202/, chunked.data.slice(0, 200));
+    t.diagnostic(`${Object.keys(cases).length} framings refused`);
+  });
+});
