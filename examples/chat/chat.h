@@ -51,6 +51,8 @@ typedef struct options {
  * past that the oldest is closed (conns.c). */
 #define CHAT_FD_MISC 24
 #define CHAT_CONN_MIN (CHAT_FD_RESERVE - CHAT_FD_MISC)
+/* Bytes of requests being read, all connections together (conns.c). */
+#define CHAT_REQ_BYTES_MAX ((size_t)64 << 20)
 
 /* Event priorities (event_base_priority_init(base, 3)): events default to
  * 1; writing the streams and freeing ended ones wait below them. */
@@ -120,6 +122,7 @@ struct chat {
     unsigned long pending;       /* shutdown: HDEL replies still to come */
     pending *conns, *conns_last; /* connections not streams, oldest first */
     unsigned long nconns;
+    size_t req_bytes; /* read of the requests being read, in all */
     int stopping;
     struct timeval timeout;
     /* counters for /metrics */

@@ -12,7 +12,10 @@
  *   (less a few for Redis and the loop), at least CHAT_CONN_MIN; past it
  *   the oldest is closed. With the stream cap below the open-file limit by
  *   CHAT_FD_RESERVE, this keeps descriptors for /health and POSTs whatever
- *   the streams and the idle or trickling connections do.
+ *   the streams and the idle or trickling connections do;
+ * - a budget: the bytes read of the requests being read, all connections
+ *   together, stay under CHAT_REQ_BYTES_MAX (the connection holding the
+ *   most is closed), since evhttp buffers each body whole.
  *
  * evhttp makes its connection only after the bevcb returns, so a new
  * entry is "adopted" (its connection found from its bufferevent, a close
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 
@@ -34,8 +38,13 @@ struct pending {
     struct bufferevent *bev;
     struct evhttp_connection *evcon; /* NULL until adopted */
     struct event *deadline;          /* pending while a request is read */
-    pending *prev, *next;            /* on c's list, oldest first */
+    size_t bytes;                    /* read of the request being read */
+    int reading;
+    pending *prev, *next; /* on c's list, oldest first */
 };
+
+static void on_input(struct evbuffer *in, const struct evbuffer_cb_info *info,
+                     void *arg);
 
 static void unlink_pending(pending *p)
 {
@@ -67,8 +76,19 @@ static void append_pending(pending *p)
     c->nconns++;
 }
 
+/* The request being read is no longer counted in the bytes in flight. */
+static void uncount(pending *p)
+{
+    p->c->req_bytes -= p->bytes;
+    p->bytes = 0;
+    p->reading = 0;
+}
+
 static void pending_free(pending *p)
 {
+    /* evhttp drains the input after the close callback: not ours then */
+    evbuffer_remove_cb(bufferevent_get_input(p->bev), on_input, p);
+    uncount(p);
     unlink_pending(p);
     event_free(p->deadline);
     free(p);
@@ -103,6 +123,17 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     pending_close(p);
 }
 
+/* The connection whose request holds the most bytes. */
+static pending *largest(chat *c)
+{
+    pending *p, *big = NULL;
+
+    for (p = c->conns; p != NULL; p = p->next)
+        if (p->evcon != NULL && (big == NULL || p->bytes > big->bytes))
+            big = p;
+    return big;
+}
+
 /* How many connections may be open beside the streams. */
 static unsigned long conns_cap(const chat *c)
 {
@@ -135,6 +166,28 @@ void conns_adopt(evutil_socket_t fd, short what, void *arg)
         c->req_evicted++;
         pending_close(c->conns);
     }
+    while (c->req_bytes > CHAT_REQ_BYTES_MAX && (p = largest(c)) != NULL &&
+           p->bytes > 0) {
+        c->req_evicted++;
+        pending_close(p);
+    }
+}
+
+/* Bytes came in: while a request is read they count in the total, which
+ * the adopt event keeps under CHAT_REQ_BYTES_MAX. Nothing is closed from
+ * here: this runs inside evhttp's read. */
+static void on_input(struct evbuffer *in, const struct evbuffer_cb_info *info,
+                     void *arg)
+{
+    pending *p = arg;
+
+    (void)in;
+    if (!p->reading || info->n_added == 0)
+        return;
+    p->bytes += info->n_added;
+    p->c->req_bytes += info->n_added;
+    if (p->c->req_bytes > CHAT_REQ_BYTES_MAX)
+        event_active(p->c->adopt, EV_TIMEOUT, 1);
 }
 
 /* evhttp's bufferevent callback: a connection was accepted. */
@@ -152,6 +205,8 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
         abort();
     }
     append_pending(p);
+    p->reading = 1;
+    evbuffer_add_cb(bufferevent_get_input(p->bev), on_input, p);
     evtimer_add(p->deadline, &c->timeout);
     event_active(c->adopt, EV_TIMEOUT, 1);
     return p->bev;
@@ -183,6 +238,7 @@ static void on_complete(struct evhttp_request *req, void *arg)
     (void)req;
     unlink_pending(p);
     append_pending(p);
+    p->reading = 1;
     evtimer_add(p->deadline, &p->c->timeout);
 }
 
@@ -193,6 +249,7 @@ void conns_request(chat *c, struct evhttp_request *req)
     if (p == NULL)
         return;
     evtimer_del(p->deadline);
+    uncount(p);
     evhttp_request_set_on_complete_cb(req, on_complete, p);
 }
 

@@ -415,3 +415,45 @@ describe('rc-chat hardening: request framing', { skip }, () => {
     t.diagnostic(`${Object.keys(cases).length} framings refused`);
   });
 });
+
+describe('rc-chat hardening: bodies in flight', { skip }, () => {
+  test('slow bodies: the memory of requests being read is bounded in total', async (t) => {
+    const n = await node({ args: ['--timeout-ms', '20000'] });
+    const rss0 = rssKiB(n.pid);
+    const size = 1024 * 1024 + 32 * 1024; // under the per-request cap
+    const part = Buffer.alloc(size - 10, 'x');
+    const conns = [];
+    for (let i = 0; i < 160; i++) {
+      const c = rawConn(n.port);
+      conns.push(c);
+      c.sock.on('connect', () => {
+        c.sock.write(`POST /rooms/b/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+        c.sock.write(part); // all but the last 10 bytes, which never come
+      });
+      if (i % 20 === 19) await sleep(100);
+    }
+    await bounded(Promise.all(conns.map((c) => c.connected)), 10000, '160 connects');
+    let m;
+    let rss;
+    await until(
+      async () => {
+        m = await metrics(n.url);
+        rss = rssKiB(n.pid);
+        return (m.get('rc_chat_connections_evicted_total') ?? 0) >= 60;
+      },
+      20000,
+      () => `connections closed over the byte budget (rc_chat_request_bytes ${m?.get('rc_chat_request_bytes')}, evicted ${m?.get('rc_chat_connections_evicted_total')}, RSS ${rss} KiB)`,
+    ).catch((err) => {
+      throw new Error(`${err.message}; RSS ${rss0} -> ${rssKiB(n.pid)} KiB`);
+    });
+    const h = await timedHealth(n.url);
+    t.diagnostic(
+      `160 slow bodies of ${size} bytes: rc_chat_request_bytes ${m.get('rc_chat_request_bytes')}, evicted ${m.get('rc_chat_connections_evicted_total')}; RSS ${rss0} -> ${rss} KiB; /health ${h.status} in ${h.ms.toFixed(0)} ms`,
+    );
+    assert.ok(m.get('rc_chat_request_bytes') <= 64 * 1024 * 1024);
+    // 64 MiB of bodies, and slack (ASan: ~96 MiB); without the budget: 170 MiB.
+    assert.ok(rss - rss0 < 140 * 1024, `RSS ${rss0} -> ${rss} KiB`);
+    assert.equal(h.status, 200);
+    for (const c of conns) c.sock.destroy();
+  });
+});
