@@ -457,3 +457,36 @@ describe('rc-chat hardening: bodies in flight', { skip }, () => {
     for (const c of conns) c.sock.destroy();
   });
 });
+
+describe('rc-chat hardening: member lists', { skip }, () => {
+  test('GET /rooms/{room} grows as n log n in its members, not n²', async (t) => {
+    const r = await startRedis();
+    procs.push(r);
+    const n = await node({ redisPort: r.port, args: ['--heartbeat-ms', '600000'] });
+    await n.waitForLog(/redis up/, 10000);
+    const room = uniqueRoom('members');
+    const open = async (count) => {
+      for (let i = 0; i < count; i += 250) {
+        const batch = Array.from({ length: Math.min(250, count - i) }, () => stream(roomUrl(n.url, room, '/events')));
+        await Promise.all(batch.map((s) => s.hello(20000)));
+      }
+    };
+    // The fastest of 7 answers (the least disturbed by the other processes).
+    const fastest = async (want) => {
+      let best = Infinity;
+      for (let k = 0; k < 7; k++) {
+        const t0 = performance.now();
+        const x = await request(n.url, 'GET', `/rooms/${encodeURIComponent(room)}`, { timeoutMs: 20000 });
+        best = Math.min(best, performance.now() - t0);
+        assert.equal(x.json.members.length, want);
+      }
+      return best;
+    };
+    await open(2500);
+    const small = await fastest(2500);
+    await open(7500);
+    const big = await fastest(10000);
+    t.diagnostic(`GET /rooms/{room}: ${small.toFixed(1)} ms with 2500 members, ${big.toFixed(1)} ms with 10000 (x${(big / small).toFixed(1)}; linear x4, n log n ~x4.7, n² x16)`);
+    assert.ok(big / small < 8, `x${(big / small).toFixed(1)} for 4 times the members`);
+  });
+});
