@@ -31,8 +31,8 @@ static void usage(FILE *f)
         "  --max-buffer N    bytes buffered per stream before it is closed\n"
         "                    (default 1048576)\n"
         "  --heartbeat-ms N  ': ping' interval (default 15000)\n"
-        "  --timeout-ms N    request read / stalled write timeout (default "
-        "30000)\n"
+        "  --timeout-ms N    deadline of a whole request, and of a stalled\n"
+        "                    write on a stream (default 30000)\n"
         "  --help            this text\n",
         CHAT_FD_RESERVE);
 }
