@@ -165,6 +165,8 @@ void server_teardown(chat *c);
 void conns_setup(chat *c);
 /* The adopt event's callback (at the highest priority). */
 void conns_adopt(evutil_socket_t fd, short what, void *arg);
+/* More connections than the cap: the adopt event will close some. */
+int conns_over_cap(const chat *c);
 /* req was read whole: its deadline ends. */
 void conns_request(chat *c, struct evhttp_request *req);
 /* req's connection became a stream: no longer tracked. */

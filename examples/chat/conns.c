@@ -3,16 +3,17 @@
  * evhttp accepts is tracked here from accept (evhttp_set_bevcb) until it
  * closes or is taken over as an event stream.
  *
- * Two bounds that evhttp 2.1 does not give:
+ * Three bounds that evhttp 2.1 does not give:
  * - a deadline: a request must be complete within --timeout-ms of the
  *   connection's accept (or of the previous answer on a kept-alive one),
  *   however slowly its bytes trickle in; evhttp's own timeout is reset by
  *   every byte;
  * - a cap: such connections may use the descriptors the streams leave
  *   (less a few for Redis and the loop), at least CHAT_CONN_MIN; past it
- *   the oldest is closed. With the stream cap below the open-file limit by
- *   CHAT_FD_RESERVE, this keeps descriptors for /health and POSTs whatever
- *   the streams and the idle or trickling connections do;
+ *   the oldest still reading a request is closed. With the stream cap
+ *   below the open-file limit by CHAT_FD_RESERVE, this keeps descriptors
+ *   for /health and POSTs whatever the streams and the idle or trickling
+ *   connections do;
  * - a budget: the bytes read of the requests being read, all connections
  *   together, stay under CHAT_REQ_BYTES_MAX (the connection holding the
  *   most is closed), since evhttp buffers each body whole.
@@ -134,6 +135,18 @@ static pending *largest(chat *c)
     return big;
 }
 
+/* The oldest connection still reading its request (one being answered
+ * is left to finish), or NULL. */
+static pending *oldest_reading(chat *c)
+{
+    pending *p;
+
+    for (p = c->conns; p != NULL; p = p->next)
+        if (p->reading && p->evcon != NULL)
+            return p;
+    return NULL;
+}
+
 /* How many connections may be open beside the streams. */
 static unsigned long conns_cap(const chat *c)
 {
@@ -142,6 +155,11 @@ static unsigned long conns_cap(const chat *c)
     if (c->o.nofile < used + CHAT_CONN_MIN)
         return CHAT_CONN_MIN;
     return c->o.nofile - used;
+}
+
+int conns_over_cap(const chat *c)
+{
+    return c->nconns > conns_cap(c);
 }
 
 /* Find the connections of the entries made since the last run, then close
@@ -162,9 +180,9 @@ void conns_adopt(evutil_socket_t fd, short what, void *arg)
         p->evcon = evcon;
         evhttp_connection_set_closecb(p->evcon, on_close, p);
     }
-    while (c->nconns > conns_cap(c) && c->conns->evcon != NULL) {
+    while (c->nconns > conns_cap(c) && (p = oldest_reading(c)) != NULL) {
         c->req_evicted++;
-        pending_close(c->conns);
+        pending_close(p);
     }
     while (c->req_bytes > CHAT_REQ_BYTES_MAX && (p = largest(c)) != NULL &&
            p->bytes > 0) {

@@ -27,6 +27,7 @@
 
 #define HEADERS_MAX 8192
 #define ACCEPT_PAUSE_MS 250
+#define ACCEPT_RETRY_MS 10
 #define LISTEN_BACKLOG 1024
 
 /* A room's subscription is confirmed (READY) or gone (LOST). Streams
@@ -83,18 +84,21 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
  * listener (its struct evhttp), so the one chat is found here. */
 static chat *listener_chat;
 
-/* accept() failed (EMFILE...): pause the listener instead of spinning. */
+/* accept() failed (EMFILE...): pause the listener instead of spinning;
+ * briefly when connections over the cap are about to be closed (the
+ * listener accepted a burst before the adopt event could run), since
+ * their descriptors come back within a loop turn or two. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
     chat *c = listener_chat;
-    struct timeval tv = chat_ms_tv(ACCEPT_PAUSE_MS);
+    int ms = conns_over_cap(c) ? ACCEPT_RETRY_MS : ACCEPT_PAUSE_MS;
+    struct timeval tv = chat_ms_tv((unsigned long)ms);
     int err = EVUTIL_SOCKET_ERROR();
 
     (void)arg;
     if (c->accept_errors++ % 1000 == 0)
         chat_log("accept: %s (%llu so far); pausing %d ms",
-                 evutil_socket_error_to_string(err), c->accept_errors,
-                 ACCEPT_PAUSE_MS);
+                 evutil_socket_error_to_string(err), c->accept_errors, ms);
     evconnlistener_disable(l);
     evtimer_add(c->resume, &tv);
 }
