@@ -9,6 +9,7 @@
  *   shutdown.c  SIGINT/SIGTERM: end the streams, drain, stop the loop
  *   http.c      HTTP helpers: replies, JSON errors, status counts, paths
  *   routes.c    the request handlers, one per route
+ *   conns.c     connections that are not streams: deadline, cap
  *   presence.c  member lists across nodes (a Redis hash per room)
  *   metrics.c   GET /metrics, from one table
  *   stream.c    event streams on their own sockets
@@ -31,9 +32,11 @@ typedef struct options {
     const char *bind;
     unsigned port;
     const char *redis;
+    char *redis_copy; /* redis, when it holds a password (freed by main) */
     const char *node_id;
     const char *prefix;
     unsigned long max_streams; /* 0: from the open-file limit */
+    unsigned long nofile;      /* the open-file limit (server_fd_limits) */
     unsigned long max_buffer;
     unsigned long heartbeat_ms;
     unsigned long timeout_ms;
@@ -42,6 +45,14 @@ typedef struct options {
 /* Largest POST body, and the descriptors kept free beside the streams. */
 #define CHAT_BODY_MAX (RC_DEFAULT_MAX_DATA + RC_ENVELOPE_SLACK)
 #define CHAT_FD_RESERVE 64
+/* HTTP connections that are not streams (reading a request, or being
+ * answered) may use the descriptors the streams leave, less CHAT_FD_MISC
+ * (the listener, Redis, the loop, stdio), and at least CHAT_CONN_MIN:
+ * past that the oldest is closed (conns.c). */
+#define CHAT_FD_MISC 24
+#define CHAT_CONN_MIN (CHAT_FD_RESERVE - CHAT_FD_MISC)
+/* Bytes of requests being read, all connections together (conns.c). */
+#define CHAT_REQ_BYTES_MAX ((size_t)64 << 20)
 
 /* Event priorities (event_base_priority_init(base, 3)): events default to
  * 1; writing the streams and freeing ended ones wait below them. */
@@ -58,6 +69,7 @@ extern const int chat_status_codes[CHAT_N_CODES];
 
 typedef struct chat chat;
 typedef struct stream stream;
+typedef struct pending pending; /* a connection that is not a stream */
 
 /* The lists of streams: every live one (chat.streams, newest first), and
  * those with output to write at the end of this loop turn (chat.dirty). */
@@ -76,10 +88,13 @@ struct stream {
     int fd;
     struct evhttp_connection *evcon; /* parsed the request; freed at reap */
     struct event *ev;                /* our reads (and writes when blocked) */
+    struct event *probe;             /* after the client's FIN, or NULL */
+    int eof;                         /* the client sent its FIN */
     rc_conn *conn;                   /* NULL once removed */
     char *room;
     char *user;
     int hello;        /* rc:hello queued */
+    int lost;         /* its room's subscription was lost since its hello */
     int writing;      /* waiting for the socket to take more */
     const char *dead; /* ended, and why; on the reap list */
     size_t input;     /* bytes the client sent on the stream */
@@ -97,18 +112,22 @@ struct chat {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    struct event *heartbeat, *reaper, *flush, *resume, *drain, *sig[2];
+    struct event *heartbeat, *reaper, *flush, *resume, *drain, *adopt, *sig[2];
     rc_adapter *a;
     rc_link *link;
     stream *streams; /* live streams, newest first */
     stream *dirty;   /* streams to write at the end of this loop turn */
     stream *reap;    /* streams to free */
     unsigned long nstreams;
-    unsigned long pending; /* shutdown: HDEL replies still to come */
+    unsigned long pending;       /* shutdown: HDEL replies still to come */
+    pending *conns, *conns_last; /* connections not streams, oldest first */
+    unsigned long nconns;
+    size_t req_bytes; /* read of the requests being read, in all */
     int stopping;
     struct timeval timeout;
     /* counters for /metrics */
     unsigned long long opened, refused, accept_errors;
+    unsigned long long req_timeouts, req_evicted;
     unsigned long long closed[CLOSE_N];
     unsigned long long requests[CHAT_N_CODES];
 };
@@ -140,6 +159,19 @@ int server_setup(chat *c);
 /* Free everything (the streams have ended). c->base is freed too. */
 void server_teardown(chat *c);
 
+/* conns.c */
+
+/* Track every connection evhttp accepts (call after evhttp_new). */
+void conns_setup(chat *c);
+/* The adopt event's callback (at the highest priority). */
+void conns_adopt(evutil_socket_t fd, short what, void *arg);
+/* More connections than the cap: the adopt event will close some. */
+int conns_over_cap(const chat *c);
+/* req was read whole: its deadline ends. */
+void conns_request(chat *c, struct evhttp_request *req);
+/* req's connection became a stream: no longer tracked. */
+void conns_detach(chat *c, struct evhttp_request *req);
+
 /* shutdown.c */
 
 /* SIGINT/SIGTERM and the drain deadline. */
@@ -166,6 +198,13 @@ void http_error(chat *c, struct evhttp_request *req, int code, const char *fmt,
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+/* Close the connection once the answer is sent (refusals: 503, 413). */
+void http_close(struct evhttp_request *req);
+/* Why req's framing is ambiguous and must be refused (RFC 9112 3.2, 5.1,
+ * 6.3): a blank in a header name ("Transfer-Encoding : chunked"), two
+ * Content-Lengths, Transfer-Encoding with Content-Length, no Host (or two)
+ * in HTTP/1.1. NULL if none of these. */
+const char *http_framing_error(struct evhttp_request *req);
 /* 405 with an Allow header. */
 void http_method(chat *c, struct evhttp_request *req, const char *allow);
 /* The value of name in a query string, percent-decoded into out (size
@@ -205,6 +244,9 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
                 const char *user);
 /* Queue rc:hello for s (once its room is ready). */
 void stream_hello(stream *s);
+/* Queue rc:gap for s: its room's subscription was lost and is back, so it
+ * may have missed messages. */
+void stream_gap(stream *s);
 /* Queue a heartbeat comment on every stream. */
 void streams_ping(chat *c);
 /* End every stream (shutdown): what is queued is tried once, then closed. */

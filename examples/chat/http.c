@@ -11,6 +11,8 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/util.h>
 #include <event2/keyvalq_struct.h>
 
 #include "chat.h"
@@ -79,6 +81,43 @@ void http_error(chat *c, struct evhttp_request *req, int code, const char *fmt,
     evbuffer_add(b, "}", 1);
     http_reply_json(c, req, code, b);
     evbuffer_free(b);
+}
+
+void http_close(struct evhttp_request *req)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+                      "close");
+}
+
+/* Is name (a header name as evhttp split it) the header want? Any blank
+ * in a name is refused by http_framing_error, so compare whole. */
+static int is_header(const char *name, const char *want)
+{
+    return evutil_ascii_strcasecmp(name, want) == 0;
+}
+
+const char *http_framing_error(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    struct evkeyval *kv;
+    int cl = 0, te = 0, host = 0;
+
+    /* keyvalq_struct.h has the list's fields, not sys/queue.h's macros */
+    for (kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+        if (kv->key[strcspn(kv->key, " \t")] != '\0')
+            return "whitespace in a header name";
+        cl += is_header(kv->key, "Content-Length");
+        te += is_header(kv->key, "Transfer-Encoding");
+        host += is_header(kv->key, "Host");
+    }
+    if (cl > 1)
+        return "more than one Content-Length";
+    if (te > 0 && cl > 0)
+        return "both Transfer-Encoding and Content-Length";
+    if (host > 1 ||
+        (host == 0 && (req->major > 1 || (req->major == 1 && req->minor >= 1))))
+        return "HTTP/1.1 needs exactly one Host header";
+    return NULL;
 }
 
 void http_method(chat *c, struct evhttp_request *req, const char *allow)

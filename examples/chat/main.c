@@ -10,11 +10,33 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
 #include "chat.h"
+
+/* Make everything and run the loop. Returns main's exit status. */
+static int run(chat *c)
+{
+    c->base = event_base_new();
+    /* Three priorities: events default to the middle one. */
+    if (c->base == NULL || event_base_priority_init(c->base, 3) < 0) {
+        chat_log("cannot create the event loop");
+        if (c->base != NULL)
+            event_base_free(c->base);
+        return 1;
+    }
+    if (server_setup(c) < 0) {
+        server_teardown(c);
+        return 1;
+    }
+    event_base_dispatch(c->base);
+    server_teardown(c);
+    chat_log("stopped");
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -27,20 +49,7 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
     server_fd_limits(&c.o);
-    c.base = event_base_new();
-    /* Three priorities: events default to the middle one. */
-    if (c.base == NULL || event_base_priority_init(c.base, 3) < 0) {
-        chat_log("cannot create the event loop");
-        if (c.base != NULL)
-            event_base_free(c.base);
-        return 1;
-    }
-    if (server_setup(&c) < 0) {
-        server_teardown(&c);
-        return 1;
-    }
-    event_base_dispatch(c.base);
-    server_teardown(&c);
-    chat_log("stopped");
-    return 0;
+    rc = run(&c);
+    free(c.o.redis_copy);
+    return rc;
 }

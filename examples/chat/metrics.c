@@ -18,6 +18,7 @@ typedef struct snapshot {
     rc_counters k;
     unsigned long long link_up, link_connects, link_failures;
     unsigned long long streams, rooms, opened, refused, accept_errors;
+    unsigned long long conns, req_bytes, req_timeouts, req_evicted;
     const chat *c;
 } snapshot;
 
@@ -105,6 +106,16 @@ static const metric metrics[] = {
      F(requests_samples)},
     {"rc_chat_accept_errors_total", "counter",
      "accept() failures (the listener pauses on each).", V(accept_errors)},
+    {"rc_chat_connections", "gauge",
+     "HTTP connections that are not streams (reading or answered).", V(conns)},
+    {"rc_chat_request_bytes", "gauge",
+     "Bytes read of the requests being read, all connections.", V(req_bytes)},
+    {"rc_chat_request_timeouts_total", "counter",
+     "Connections closed for not sending a whole request in time.",
+     V(req_timeouts)},
+    {"rc_chat_connections_evicted_total", "counter",
+     "Connections closed to stay under the connection cap or byte budget.",
+     V(req_evicted)},
 };
 
 #undef V
@@ -121,6 +132,10 @@ static void take_snapshot(const chat *c, snapshot *s)
     s->opened = c->opened;
     s->refused = c->refused;
     s->accept_errors = c->accept_errors;
+    s->conns = c->nconns;
+    s->req_bytes = c->req_bytes;
+    s->req_timeouts = c->req_timeouts;
+    s->req_evicted = c->req_evicted;
     s->c = c;
 }
 

@@ -31,8 +31,8 @@ static void usage(FILE *f)
         "  --max-buffer N    bytes buffered per stream before it is closed\n"
         "                    (default 1048576)\n"
         "  --heartbeat-ms N  ': ping' interval (default 15000)\n"
-        "  --timeout-ms N    request read / stalled write timeout (default "
-        "30000)\n"
+        "  --timeout-ms N    deadline of a whole request, and of a stalled\n"
+        "                    write on a stream (default 30000)\n"
         "  --help            this text\n",
         CHAT_FD_RESERVE);
 }
@@ -158,6 +158,34 @@ static int check_names(const options *o)
     return 0;
 }
 
+/* Overwrite the password of url with '*' in s, where s holds url. */
+static void blank_secret(char *s, const char *url)
+{
+    char *p = s != NULL ? strstr(s, url) : NULL;
+    size_t off, n;
+
+    if (p == NULL)
+        return;
+    n = chat_url_secret(url, &off);
+    memset(p + off, '*', n);
+}
+
+/* Keep the Redis URL in a copy of our own, and blank its password where
+ * ps and /proc/PID/cmdline and environ show it. */
+static void hide_secret(int argc, char **argv, options *o)
+{
+    size_t off;
+    int i;
+
+    if (o->redis == NULL || chat_url_secret(o->redis, &off) == 0)
+        return;
+    o->redis_copy = chat_strdup(o->redis);
+    for (i = 1; i < argc; i++)
+        blank_secret(argv[i], o->redis_copy);
+    blank_secret(getenv("REDIS_URL"), o->redis_copy);
+    o->redis = o->redis_copy;
+}
+
 int options_parse(int argc, char **argv, options *o)
 {
     unsigned long port;
@@ -185,5 +213,8 @@ int options_parse(int argc, char **argv, options *o)
     if (at < argc) /* a non-option, or "--" */
         return bad_option(argc, argv, at);
     o->port = (unsigned)port;
-    return check_names(o);
+    rc = check_names(o);
+    if (rc == 0)
+        hide_secret(argc, argv, o);
+    return rc;
 }

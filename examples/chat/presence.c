@@ -106,18 +106,28 @@ static void add_member(struct evbuffer *b, int *first, const char *conn,
     evbuffer_commit_space(b, &v, 1);
 }
 
-/* Is conn listed among the first n field/value pairs of a HGETALL reply? */
-static int listed(const redisReply *r, const char *conn)
+static int cmp_str(const void *a, const void *b)
 {
-    size_t i;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        return 0;
+/* The field names of the HGETALL reply r, sorted for bsearch, in *n; NULL
+ * when there are none. The caller frees the array. */
+static const char **sorted_fields(const redisReply *r, size_t *n)
+{
+    const char **f;
+    size_t i, k = 0;
+
+    *n = 0;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+        return NULL;
+    f = chat_malloc(r->elements / 2 * sizeof *f);
     for (i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(r->element[i]->str, conn) == 0)
-            return 1;
-    return 0;
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            f[k++] = r->element[i]->str;
+    qsort(f, k, sizeof *f, cmp_str);
+    *n = k;
+    return f;
 }
 
 /* Add the live entries of the Redis hash r to b; delete the expired and
@@ -155,32 +165,48 @@ static void add_hash_members(chat *c, struct evbuffer *b, int *first,
     }
 }
 
+/* Add this node's streams in room that the hash r does not list: each
+ * looked up in r's sorted fields, so the answer costs O(n log n). */
+static void add_local_members(chat *c, struct evbuffer *b, int *first,
+                              const char *room, const redisReply *r)
+{
+    const char *node = rc_adapter_node_id(c->a), **fields;
+    size_t nf, n = rc_room_members(c->a, room, NULL, 0), i;
+    rc_conn **members;
+
+    if (n == 0)
+        return;
+    members = chat_malloc(n * sizeof *members);
+    n = rc_room_members(c->a, room, members, n);
+    fields = sorted_fields(r, &nf);
+    for (i = 0; i < n; i++) {
+        stream *s = rc_conn_user(members[i]);
+        const char *id = rc_conn_id(members[i]);
+
+        if (!s->hello ||
+            (nf > 0 && bsearch(&id, fields, nf, sizeof *fields, cmp_str)))
+            continue;
+        add_member(b, first, id, strlen(id), node, strlen(node), s->user,
+                   strlen(s->user));
+    }
+    free(fields);
+    free(members);
+}
+
 /* Answer GET /rooms/{room}: the Redis hash r (or NULL), plus this node's
  * streams missing from it. */
 static void members_reply(chat *c, struct evhttp_request *req, const char *room,
                           const redisReply *r, redisAsyncContext *ac)
 {
     struct evbuffer *b = evbuffer_new();
-    const char *node = rc_adapter_node_id(c->a);
     int first = 1;
-    stream *s;
 
     evbuffer_add_printf(b, "{\"room\":");
     http_add_json_str(b, room);
     evbuffer_add_printf(b, ",\"members\":[");
     if (r != NULL && r->type == REDIS_REPLY_ARRAY)
         add_hash_members(c, b, &first, room, r, ac);
-    for (s = c->streams; s != NULL; s = s->next[LIST_LIVE]) {
-        const char *id;
-
-        if (!s->hello || strcmp(s->room, room) != 0)
-            continue;
-        id = rc_conn_id(s->conn);
-        if (listed(r, id))
-            continue;
-        add_member(b, &first, id, strlen(id), node, strlen(node), s->user,
-                   strlen(s->user));
-    }
+    add_local_members(c, b, &first, room, r);
     evbuffer_add(b, "]}", 2);
     http_reply_json(c, req, 200, b);
     evbuffer_free(b);

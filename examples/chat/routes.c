@@ -1,7 +1,7 @@
 /*
  * rc-chat's routes: which handler answers a request, and the handlers
- * (the page, /health, event streams, posted messages). Member lists are
- * presence.c, /metrics is metrics.c; the helpers are http.c.
+ * (the page, /health, /ready, event streams, posted messages). Member
+ * lists are presence.c, /metrics is metrics.c; the helpers are http.c.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -44,6 +44,22 @@ static void get_health(chat *c, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+/* Readiness: the node can serve the cluster (its Redis link is up, or it
+ * runs without Redis). /health stays a liveness check. */
+static void get_ready(chat *c, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    int ready = c->link == NULL || rc_link_state(c->link) == RC_LINK_UP;
+
+    if (ready)
+        evbuffer_add_printf(b, "{\"status\":\"ready\"}");
+    else
+        evbuffer_add_printf(b, "{\"status\":\"not ready\",\"reason\":"
+                               "\"redis down\"}");
+    http_reply_json(c, req, ready ? 200 : 503, b);
+    evbuffer_free(b);
+}
+
 static void open_stream(chat *c, struct evhttp_request *req, const char *room,
                         const char *query)
 {
@@ -72,6 +88,7 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
         c->refused++;
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                           "5");
+        http_close(req);
         return http_error(c, req, 503, "too many streams (%lu)",
                           c->o.max_streams);
     }
@@ -79,6 +96,7 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
     if (rc < 0)
         return http_error(c, req, 500, "cannot open the stream: %s",
                           rc_strerror(rc));
+    conns_detach(c, req);
     http_count(c, 200);
 }
 
@@ -94,10 +112,11 @@ static int check_body(chat *c, struct evhttp_request *req, const char *body,
     m.data = body;
     m.data_len = n;
     rc = rc_message_check(&m, &whole);
-    if (rc == RC_ETOOBIG)
+    if (rc == RC_ETOOBIG) {
+        http_close(req);
         http_error(c, req, 413, "body over %lu bytes",
                    (unsigned long)CHAT_BODY_MAX);
-    else if (rc == RC_ENODATA)
+    } else if (rc == RC_ENODATA)
         http_error(c, req, 400, "empty body: expected a JSON object");
     else if (rc == RC_EJSON)
         http_error(c, req, 400, "body is not valid JSON");
@@ -128,6 +147,17 @@ static int body_string(chat *c, struct evhttp_request *req, chat_span sp,
     return 0;
 }
 
+/* Event names starting with "rc:" are the server's (rc:hello...): a
+ * client must not send one. Returns 1, or 0 after answering 400. */
+static int server_event_ok(chat *c, struct evhttp_request *req,
+                           const char *event)
+{
+    if (event == NULL || strncmp(event, "rc:", 3) != 0)
+        return 1;
+    http_error(c, req, 400, "event names starting with \"rc:\" are reserved");
+    return 0;
+}
+
 static void broadcast(chat *c, struct evhttp_request *req, const char *room,
                       const rc_message *m, const char *except)
 {
@@ -135,6 +165,7 @@ static void broadcast(chat *c, struct evhttp_request *req, const char *room,
     struct evbuffer *b;
 
     if (rc == RC_ETOOBIG) {
+        http_close(req);
         http_error(c, req, 413, "data over %lu bytes",
                    (unsigned long)RC_DEFAULT_MAX_DATA);
     } else if (rc == RC_ENOMEM) {
@@ -166,7 +197,8 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
         return http_error(c, req, 400, "\"data\" is required");
     if (body_string(c, req, f.event, "event", &event) == 0 &&
         body_string(c, req, f.id, "id", &id) == 0 &&
-        body_string(c, req, f.except, "except", &except) == 0) {
+        body_string(c, req, f.except, "except", &except) == 0 &&
+        server_event_ok(c, req, event)) {
         m.event = event;
         m.id = id;
         m.data = f.data.p;
@@ -178,7 +210,7 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
     free(except);
 }
 
-/* GET / , /health, /metrics. */
+/* GET / , /health, /ready, /metrics. */
 static void top_route(chat *c, struct evhttp_request *req, const char *path,
                       int get)
 {
@@ -188,6 +220,8 @@ static void top_route(chat *c, struct evhttp_request *req, const char *path,
         get_page(c, req);
     else if (path[1] == 'h')
         get_health(c, req);
+    else if (path[1] == 'r')
+        get_ready(c, req);
     else
         metrics_reply(c, req);
 }
@@ -227,12 +261,19 @@ void routes_request(struct evhttp_request *req, void *arg)
 {
     chat *c = arg;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    const char *uri = evhttp_request_get_uri(req), *query;
+    const char *uri = evhttp_request_get_uri(req), *query, *bad;
     char *path;
     size_t n;
 
-    if (c->stopping)
+    conns_request(c, req);
+    if (c->stopping) {
+        http_close(req);
         return http_error(c, req, 503, "shutting down");
+    }
+    if ((bad = http_framing_error(req)) != NULL) {
+        http_close(req); /* what follows cannot be trusted as a request */
+        return http_error(c, req, 400, "bad request framing: %s", bad);
+    }
     /* The request target as sent (evhttp would read "//x" as a host). */
     if (uri == NULL || uri[0] != '/')
         return http_error(c, req, 404, "not found");
@@ -242,7 +283,7 @@ void routes_request(struct evhttp_request *req, void *arg)
     memcpy(path, uri, n);
     path[n] = '\0';
     if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
-        strcmp(path, "/metrics") == 0)
+        strcmp(path, "/ready") == 0 || strcmp(path, "/metrics") == 0)
         top_route(c, req, path,
                   cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD);
     else

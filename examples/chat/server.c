@@ -23,10 +23,27 @@
 #include <event2/listener.h>
 
 #include "chat.h"
+#include "text.h"
 
 #define HEADERS_MAX 8192
 #define ACCEPT_PAUSE_MS 250
+#define ACCEPT_RETRY_MS 10
 #define LISTEN_BACKLOG 1024
+
+/* A room's subscription is confirmed (READY) or gone (LOST). Streams
+ * waiting for their hello get it at READY; streams that had theirs when
+ * the subscription was lost get rc:gap when it is back. */
+static void room_streams(stream *s, int event)
+{
+    if (event == RC_ROOM_LOST) {
+        s->lost = s->hello;
+    } else if (!s->hello) {
+        stream_hello(s);
+    } else if (s->lost) {
+        s->lost = 0;
+        stream_gap(s);
+    }
+}
 
 static void on_room(rc_adapter *a, const char *room, int event, void *user)
 {
@@ -34,18 +51,14 @@ static void on_room(rc_adapter *a, const char *room, int event, void *user)
     size_t n, i;
 
     (void)user;
-    if (event != RC_ROOM_READY)
+    if (event != RC_ROOM_READY && event != RC_ROOM_LOST)
         return;
     n = rc_room_members(a, room, &one, 1);
     members = n > 1 ? chat_malloc(n * sizeof *members) : &one;
     if (n > 1)
         rc_room_members(a, room, members, n);
-    for (i = 0; i < n; i++) {
-        stream *s = rc_conn_user(members[i]);
-
-        if (!s->hello)
-            stream_hello(s);
-    }
+    for (i = 0; i < n; i++)
+        room_streams(rc_conn_user(members[i]), event);
     if (members != &one)
         free(members);
 }
@@ -71,18 +84,21 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
  * listener (its struct evhttp), so the one chat is found here. */
 static chat *listener_chat;
 
-/* accept() failed (EMFILE...): pause the listener instead of spinning. */
+/* accept() failed (EMFILE...): pause the listener instead of spinning;
+ * briefly when connections over the cap are about to be closed (the
+ * listener accepted a burst before the adopt event could run), since
+ * their descriptors come back within a loop turn or two. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
     chat *c = listener_chat;
-    struct timeval tv = chat_ms_tv(ACCEPT_PAUSE_MS);
+    int ms = conns_over_cap(c) ? ACCEPT_RETRY_MS : ACCEPT_PAUSE_MS;
+    struct timeval tv = chat_ms_tv((unsigned long)ms);
     int err = EVUTIL_SOCKET_ERROR();
 
     (void)arg;
     if (c->accept_errors++ % 1000 == 0)
         chat_log("accept: %s (%llu so far); pausing %d ms",
-                 evutil_socket_error_to_string(err), c->accept_errors,
-                 ACCEPT_PAUSE_MS);
+                 evutil_socket_error_to_string(err), c->accept_errors, ms);
     evconnlistener_disable(l);
     evtimer_add(c->resume, &tv);
 }
@@ -112,6 +128,7 @@ void server_fd_limits(options *o)
         nofile =
             rl.rlim_cur == RLIM_INFINITY ? 1000000 : (unsigned long)rl.rlim_cur;
     }
+    o->nofile = nofile;
     if (o->max_streams == 0)
         o->max_streams = nofile > 2 * CHAT_FD_RESERVE ? nofile - CHAT_FD_RESERVE
                                                       : nofile / 2 + 1;
@@ -146,7 +163,11 @@ static int setup_adapter(chat *c)
     lo.user = c;
     rc = rc_link_open(c->a, c->base, &lo, &c->link);
     if (rc < 0) {
-        chat_log("--redis %s: %s", c->o.redis, rc_strerror(rc));
+        char shown[512];
+
+        chat_log("--redis %s: %s",
+                 chat_url_redact(c->o.redis, shown, sizeof shown),
+                 rc_strerror(rc));
         return -1;
     }
     return 0;
@@ -169,6 +190,7 @@ static int setup_http(chat *c)
                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                      EVHTTP_REQ_PATCH);
     evhttp_set_gencb(c->http, routes_request, c);
+    conns_setup(c);
     return 0;
 }
 
@@ -283,6 +305,7 @@ static int setup_events(chat *c)
         {&c->flush, "flush", -1, 0, streams_flush, CHAT_PRIO_LOW, 0, NULL},
         {&c->resume, "resume", -1, 0, on_resume, -1, 0, NULL},
         {&c->drain, "drain", -1, 0, shutdown_on_deadline, -1, 0, NULL},
+        {&c->adopt, "adopt", -1, 0, conns_adopt, 0, 0, NULL},
         {&c->sig[0], "SIGINT", SIGINT, sig, shutdown_on_signal, -1, 1, NULL},
         {&c->sig[1], "SIGTERM", SIGTERM, sig, shutdown_on_signal, -1, 1, NULL},
     };
@@ -297,20 +320,24 @@ static int setup_events(chat *c)
 int server_setup(chat *c)
 {
     const char *v6 = strchr(c->o.bind, ':');
+    char shown[512]; /* the Redis URL without its password */
 
     if (setup_adapter(c) < 0 || setup_http(c) < 0 || setup_listener(c) < 0 ||
         setup_events(c) < 0)
         return -1;
     chat_log("node %s listening on http://%s%s%s:%u/ (redis: %s)",
              rc_adapter_node_id(c->a), v6 ? "[" : "", c->o.bind, v6 ? "]" : "",
-             c->o.port, c->o.redis != NULL ? c->o.redis : "off");
+             c->o.port,
+             c->o.redis != NULL
+                 ? chat_url_redact(c->o.redis, shown, sizeof shown)
+                 : "off");
     return 0;
 }
 
 void server_teardown(chat *c)
 {
-    struct event **evs[] = {&c->heartbeat, &c->reaper, &c->flush, &c->resume,
-                            &c->drain,     &c->sig[0], &c->sig[1]};
+    struct event **evs[] = {&c->heartbeat, &c->reaper, &c->flush,  &c->resume,
+                            &c->drain,     &c->adopt,  &c->sig[0], &c->sig[1]};
     size_t i;
 
     /* Every stream has ended (shutdown.c): free their connections before

@@ -21,14 +21,16 @@
  * delivery.
  *
  * Bounds: a stream whose queue would pass --max-buffer is closed ("slow"),
- * as is one whose socket takes nothing for --timeout-ms. Bytes the client
- * sends are read and dropped; past 16 KiB the stream is closed.
+ * as is one whose socket takes nothing for --timeout-ms; slow streams are
+ * reset (SO_LINGER 0), and each socket's send buffer is capped. Bytes the
+ * client sends are read and dropped; past 16 KiB the stream is closed.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -41,6 +43,10 @@
 #define STREAM_INPUT_MAX 16384
 #define IOV_BATCH 64
 #define FLUSH_AT 65536 /* queued bytes written at once, not at the flush */
+/* The kernel's send buffer of a stream (Linux doubles it: 256 KiB), so
+ * that what a slow client pins is bounded by --max-buffer plus this. */
+#define STREAM_SNDBUF (128 * 1024)
+#define STREAM_PROBE_MS 250 /* after the client's FIN: see on_eof */
 
 static const char head[] = "HTTP/1.1 200 OK\r\n"
                            "Content-Type: text/event-stream\r\n"
@@ -56,6 +62,16 @@ const char *const chat_close_names[CLOSE_N] = {"client", "slow", "shutdown",
 static void stream_kill(stream *s, int why);
 static void stream_write(stream *s);
 static void on_io(evutil_socket_t fd, short what, void *arg);
+
+/* A slow stream ends with a reset: the kernel drops what is still queued
+ * for it at once instead of keeping an orphan socket with its send buffer
+ * full while the peer holds its end without reading. */
+static void set_abortive(int fd)
+{
+    struct linger lg = {1, 0};
+
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
 
 /* Put s first on list l, whose first stream is *first. */
 static void list_add(stream **first, stream *s, int l)
@@ -158,16 +174,26 @@ static int push(stream *s, const char *p, size_t n, rc_frame *frame, char *own)
     return 0;
 }
 
+/* Register s->ev for what the stream waits for: reads until the client's
+ * FIN, and writes (with the write timeout) while the socket is full. */
+static void arm(stream *s)
+{
+    short what = (s->eof ? 0 : EV_READ) | (s->writing ? EV_WRITE : 0);
+
+    event_del(s->ev);
+    if (what == 0)
+        return;
+    event_assign(s->ev, s->c->base, s->fd, what | EV_PERSIST, on_io, s);
+    event_add(s->ev, s->writing ? &s->c->timeout : NULL);
+}
+
 /* Wait for the socket to take more (with the write timeout), or not. */
 static void want_write(stream *s, int on)
 {
     if (s->writing == on)
         return;
     s->writing = on;
-    event_del(s->ev);
-    event_assign(s->ev, s->c->base, s->fd,
-                 EV_READ | EV_PERSIST | (on ? EV_WRITE : 0), on_io, s);
-    event_add(s->ev, on ? &s->c->timeout : NULL);
+    arm(s);
 }
 
 /* Drop the w bytes just written from the front of the queue. */
@@ -221,6 +247,41 @@ static void stream_write(stream *s)
     want_write(s, 0);
 }
 
+/* After the client's FIN: has a reset come back for the probe? */
+static void on_probe(evutil_socket_t fd, short what, void *arg)
+{
+    stream *s = arg;
+    int err = 0;
+    socklen_t len = sizeof err;
+
+    (void)fd;
+    (void)what;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+        stream_kill(s, CLOSE_CLIENT);
+}
+
+/*
+ * The client sent its FIN: it may have closed, or only half-closed after
+ * its request (shutdown(SHUT_WR)), which SSE clients may do; the stream
+ * goes on. Reading stops (EOF is always readable). A comment is written
+ * at once: a closed peer answers it with a reset, which the probe sees
+ * STREAM_PROBE_MS later (else a later write fails with EPIPE).
+ */
+static void on_eof(stream *s)
+{
+    struct timeval tv = chat_ms_tv(STREAM_PROBE_MS);
+
+    s->eof = 1;
+    arm(s);
+    s->probe = evtimer_new(s->c->base, on_probe, s);
+    if (s->probe == NULL) {
+        stream_kill(s, CLOSE_CLIENT);
+        return;
+    }
+    evtimer_add(s->probe, &tv);
+    push(s, ping, sizeof ping - 1, NULL, NULL);
+}
+
 static void on_io(evutil_socket_t fd, short what, void *arg)
 {
     stream *s = arg;
@@ -235,7 +296,11 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     if (what & EV_READ) {
         ssize_t n = read(fd, buf, sizeof buf);
 
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        if (n == 0) {
+            on_eof(s);
+            return;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
             stream_kill(s, CLOSE_CLIENT);
             return;
         }
@@ -271,8 +336,12 @@ static void stream_kill(stream *s, int why)
         return;
     s->dead = chat_close_names[why];
     c->closed[why]++;
+    if (why == CLOSE_SLOW)
+        set_abortive(s->fd);
     dirty_remove(s);
     event_del(s->ev);
+    if (s->probe != NULL)
+        event_del(s->probe);
     while (s->qlen > 0) {
         release(&s->q[s->qhead]);
         s->qhead = (s->qhead + 1) % s->qcap;
@@ -294,6 +363,8 @@ static void stream_free(stream *s)
 {
     if (s->ev != NULL)
         event_free(s->ev);
+    if (s->probe != NULL)
+        event_free(s->probe);
     free(s->q);
     free(s->room);
     free(s->user);
@@ -361,26 +432,47 @@ static char *hello_data(stream *s, size_t *len)
     return d;
 }
 
-void stream_hello(stream *s)
+/* Queue event with data (JSON text) on s. Returns 0 or -1. */
+static int push_event(stream *s, const char *event, const char *data,
+                      size_t dlen)
 {
     rc_message m = RC_MESSAGE_INIT;
-    size_t dlen, len = 0;
-    char *data = hello_data(s, &dlen), *frame;
+    size_t len = 0;
+    char *frame;
 
-    m.event = "rc:hello";
+    m.event = event;
     m.data = data;
     m.data_len = dlen;
     rc_sse_format(&m, NULL, 0, &len);
     frame = chat_malloc(len);
     if (rc_sse_format(&m, frame, len, &len) < 0) {
         free(frame);
-        free(data);
-        return;
+        return -1;
     }
-    free(data);
+    return push(s, frame, len, NULL, frame);
+}
+
+void stream_hello(stream *s)
+{
+    size_t dlen;
+    char *data = hello_data(s, &dlen);
+
     s->hello = 1;
-    if (push(s, frame, len, NULL, frame) == 0)
+    if (push_event(s, "rc:hello", data, dlen) == 0)
         presence_set(s);
+    free(data);
+}
+
+void stream_gap(stream *s)
+{
+    size_t r = chat_json_quote(s->room, strlen(s->room), NULL, 0);
+    char *data = chat_malloc(r + 10);
+
+    memcpy(data, "{\"room\":", 8);
+    chat_json_quote(s->room, strlen(s->room), data + 8, r);
+    data[8 + r] = '}';
+    push_event(s, "rc:gap", data, 9 + r);
+    free(data);
 }
 
 void streams_ping(chat *c)
@@ -412,7 +504,7 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     stream *s = chat_malloc(sizeof *s);
-    int rc;
+    int rc, sndbuf = STREAM_SNDBUF;
 
     memset(s, 0, sizeof *s);
     s->c = c;
@@ -429,6 +521,7 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     }
     /* From here on the socket is ours; evhttp keeps it only to free. */
     bufferevent_disable(bev, EV_READ | EV_WRITE);
+    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     event_add(s->ev, NULL);
     list_add(&c->streams, s, LIST_LIVE);

@@ -1,6 +1,7 @@
 /* rc-chat's pure text helpers (see text.h). */
 #include "text.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int hexval(unsigned char c)
@@ -310,4 +311,31 @@ long chat_json_unquote(const char *p, size_t n, char *dst)
     }
     dst[o] = '\0';
     return (long)o;
+}
+
+size_t chat_url_secret(const char *url, size_t *off)
+{
+    const char *sep = strstr(url, "://");
+    const char *from = sep != NULL ? sep + 3 : url;
+    const char *at = strrchr(from, '@'), *colon;
+
+    *off = 0;
+    if (at == NULL)
+        return 0;
+    colon = memchr(from, ':', (size_t)(at - from));
+    if (colon != NULL)
+        from = colon + 1;
+    *off = (size_t)(from - url);
+    return (size_t)(at - from);
+}
+
+char *chat_url_redact(const char *url, char *dst, size_t size)
+{
+    size_t off, n = chat_url_secret(url, &off);
+
+    if (n == 0 && url[off] != '@')
+        snprintf(dst, size, "%s", url);
+    else
+        snprintf(dst, size, "%.*s***%s", (int)off, url, url + off + n);
+    return dst;
 }

@@ -60,4 +60,15 @@ int chat_body_parse(const char *body, size_t n, chat_body *out);
  */
 long chat_json_unquote(const char *p, size_t n, char *dst);
 
+/*
+ * url with its credentials hidden, for logs and errors: whatever lies
+ * between "://" (or the start) and the last '@' becomes "***", except a
+ * user name before a ':' ("redis://u:pw@h" gives "redis://u:***@h"). The
+ * result is cut to fit dst (size bytes, NUL-terminated). Returns dst.
+ */
+char *chat_url_redact(const char *url, char *dst, size_t size);
+/* Where the part chat_url_redact hides starts (*off) and its length (0:
+ * none, or an empty password). */
+size_t chat_url_secret(const char *url, size_t *off);
+
 #endif

@@ -2,7 +2,8 @@
 # --test): the HTTP contract with two nodes on a real redis-server
 # (chat_http), the SSE/HTTP reliability catalogue S2-S8 (chat_reliability)
 # a real headless Chromium on two nodes (chat_browser), and rc-chat with
-# injected faults (chat_faults: rc-chat-faults, faults.c). Each test starts
+# injected faults (chat_faults: rc-chat-faults, faults.c), and one test per
+# attack of the hardening issue (chat_hardening). Each test starts
 # its own redis-server and rc-chat processes on free loopback ports.
 # Reported as skipped (exit 77) without chat/node_modules (npm ci there) or
 # without redis-server; chat_browser skips itself without chromium.
@@ -23,7 +24,7 @@ foreach(fn event_base_new event_base_priority_init evhttp_new
     target_link_options(rc-chat-faults PRIVATE "LINKER:--wrap=${fn}")
 endforeach()
 
-foreach(name http reliability browser faults)
+foreach(name http reliability browser faults hardening)
     add_test(NAME chat_${name}
              COMMAND sh -c [=[
 test -d node_modules || { echo "chat: no chat/node_modules (npm ci there)"; exit 77; }
@@ -41,9 +42,9 @@ set_tests_properties(chat_faults PROPERTIES
     ENVIRONMENT "RC_CHAT=$<TARGET_FILE:rc-chat-faults>")
 # Timing and memory are measured there (heartbeat spacing, RSS, CPU): alone.
 # Under ASan, freed memory is held in quarantine (256 MiB), which the RSS
-# bounds would count: that one test runs without it.
+# bounds would count: those tests (and chat_hardening's) run without it.
 set_tests_properties(chat_reliability PROPERTIES RUN_SERIAL TRUE)
 if(RC_SANITIZE)
-    set_tests_properties(chat_reliability PROPERTIES ENVIRONMENT
+    set_tests_properties(chat_reliability chat_hardening PROPERTIES ENVIRONMENT
         "RC_CHAT=$<TARGET_FILE:rc-chat>;ASAN_OPTIONS=quarantine_size_mb=0")
 endif()

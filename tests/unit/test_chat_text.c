@@ -1,5 +1,5 @@
-/* rc-chat's text helpers: percent-decoding, name checks, JSON quoting and
- * the POST body walker. */
+/* rc-chat's text helpers: percent-decoding, name checks, JSON quoting,
+ * the POST body walker and URL redaction. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -134,12 +134,35 @@ static void unquote(void **state)
     assert_int_equal(chat_json_unquote("{}", 2, out), -1);
 }
 
+static void url_redact(void **state)
+{
+    char out[64];
+
+    (void)state;
+    assert_string_equal(chat_url_redact("redis://:sekret@h:1/2", out, 64),
+                        "redis://:***@h:1/2");
+    assert_string_equal(chat_url_redact("redis://u:p@ss@h", out, 64),
+                        "redis://u:***@h");
+    assert_string_equal(chat_url_redact("redis://sekret@h", out, 64),
+                        "redis://***@h");
+    assert_string_equal(chat_url_redact("redis://:a/b@h", out, 64),
+                        "redis://:***@h");
+    assert_string_equal(chat_url_redact("sekret@h", out, 64), "***@h");
+    assert_string_equal(chat_url_redact("redis://h:6379/0", out, 64),
+                        "redis://h:6379/0");
+    assert_string_equal(chat_url_redact("unix:///tmp/r.sock?db=1", out, 64),
+                        "unix:///tmp/r.sock?db=1");
+    assert_string_equal(chat_url_redact("redis://:sekret@h", out, 12),
+                        "redis://:**");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pct_decode),      cmocka_unit_test(name_ok),
         cmocka_unit_test(json_quote),      cmocka_unit_test(body_fields),
         cmocka_unit_test(body_keys_whole), cmocka_unit_test(unquote),
+        cmocka_unit_test(url_redact),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,8 +56,8 @@ describe('rc-chat with injected faults', { skip }, () => {
     event_base_priority_init: 1,
     evhttp_new: 1,
     evhttp_bind_listener: 1,
-    event_new: 7,
-    event_priority_set: 2,
+    event_new: 8,
+    event_priority_set: 3,
     event_add: 3,
   };
   for (const [name, count] of Object.entries(calls)) {
