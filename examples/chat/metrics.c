@@ -82,7 +82,7 @@ static const metric metrics[] = {
      "Envelopes from Redis dropped as invalid, by reason.",
      F(rejected_samples)},
     {"rc_duplicates_total", "counter",
-     "Repeated message ids dropped per connection.", V(k.duplicates)},
+     "Copies of a multi-room broadcast dropped (had via another room).", V(k.duplicates)},
     {"rc_delivered_total", "counter", "Frames accepted by streams.",
      V(k.delivered)},
     {"rc_filtered_total", "counter",
