@@ -29,12 +29,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sys/ioctl.h>
-
 #include <event2/event.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "glue.h"
 #include "roomcast/libevent.h"
 
 #ifndef REDIS_REPLY_PUSH
@@ -43,21 +42,8 @@
 #define REPLY_PUSH REDIS_REPLY_PUSH
 #endif
 
-/* Reads per readable event: hiredis reads 16 KiB a call (0.14 and 1.x),
- * so up to 1 MiB before the loop serves others. */
-#define DRAIN_READS 64
-
 /* Intervals a probe may be overdue while Redis says nothing at all. */
 #define PROBE_STALL_INTERVALS 5
-
-/* The glue's own event hooks for one context: hiredis' libevent adapter
- * with reads drained (see on_readable). */
-typedef struct evl {
-    redisAsyncContext *ac;
-    struct event *rev, *wev;
-    int reading; /* inside on_readable */
-    int gone;    /* cleaned up meanwhile: freed on the way out */
-} evl;
 
 typedef struct side {
     struct rc_link *link;
@@ -370,110 +356,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     leave(s->link);
 }
 
-/* ---- event hooks ------------------------------------------------------ */
-
-static void evl_free(evl *e)
+/* events.c: one readable event on a context of ours (the probe tells a
+ * silent Redis from a dead link by it). */
+void rc__link_readable(redisAsyncContext *ac)
 {
-    if (e->rev != NULL)
-        event_free(e->rev);
-    if (e->wev != NULL)
-        event_free(e->wev);
-    free(e);
-}
+    side *s = ac->data;
 
-static int bytes_waiting(evutil_socket_t fd)
-{
-    int n = 0;
-
-    return ioctl(fd, FIONREAD, &n) == 0 ? n : 0;
-}
-
-/* hiredis reads 16 KiB per call, so one call per event lets a fast
- * publisher outrun a subscriber until Redis cuts it at its pubsub output
- * limit. Read on while the socket holds more, up to DRAIN_READS calls,
- * so that one busy link cannot starve the rest of the loop (the event
- * stays active and comes back on the next turn). hiredis may free the
- * context from inside a read (cleanup then marks this one gone). */
-static void on_readable(evutil_socket_t fd, short what, void *arg)
-{
-    evl *e = arg;
-    side *s = e->ac->data;
-    int n = 0;
-
-    (void)what;
     if (s != NULL)
         s->reads++;
-    e->reading = 1;
-    do
-        redisAsyncHandleRead(e->ac);
-    while (!e->gone && ++n < DRAIN_READS && bytes_waiting(fd) > 0);
-    e->reading = 0;
-    if (e->gone)
-        evl_free(e);
-}
-
-static void on_writable(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    redisAsyncHandleWrite(((evl *)arg)->ac);
-}
-
-static void evl_add_read(void *p)
-{
-    event_add(((evl *)p)->rev, NULL);
-}
-
-static void evl_del_read(void *p)
-{
-    event_del(((evl *)p)->rev);
-}
-
-static void evl_add_write(void *p)
-{
-    event_add(((evl *)p)->wev, NULL);
-}
-
-static void evl_del_write(void *p)
-{
-    event_del(((evl *)p)->wev);
-}
-
-static void evl_cleanup(void *p)
-{
-    evl *e = p;
-
-    event_del(e->rev);
-    event_del(e->wev);
-    if (e->reading)
-        e->gone = 1;
-    else
-        evl_free(e);
-}
-
-/* The standard hook contract (what hiredis' adapters set), so that the
- * core may wrap these hooks as it wraps any loop's. No timer hook: the
- * side's own timer bounds connects. */
-static int evl_attach(redisAsyncContext *ac, struct event_base *base)
-{
-    evl *e;
-
-    if (ac->ev.data != NULL || (e = calloc(1, sizeof *e)) == NULL)
-        return REDIS_ERR;
-    e->ac = ac;
-    e->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, on_readable, e);
-    e->wev = event_new(base, ac->c.fd, EV_WRITE | EV_PERSIST, on_writable, e);
-    if (e->rev == NULL || e->wev == NULL) {
-        evl_free(e);
-        return REDIS_ERR;
-    }
-    ac->ev.data = e;
-    ac->ev.addRead = evl_add_read;
-    ac->ev.delRead = evl_del_read;
-    ac->ev.addWrite = evl_add_write;
-    ac->ev.delWrite = evl_del_write;
-    ac->ev.cleanup = evl_cleanup;
-    return REDIS_OK;
 }
 
 /* ---- connecting -------------------------------------------------------- */
@@ -498,7 +388,7 @@ static void side_connect(side *s)
     s->ac = ac;
     s->up = 0;
     s->failed = 0;
-    if (evl_attach(ac, l->base) != REDIS_OK ||
+    if (rc__evl_attach(ac, l->base) != REDIS_OK ||
         redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
         redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {
         side_kill(s, "cannot attach to the event loop");
@@ -558,42 +448,6 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
                       l->probes_sent);
 }
 
-/* A malloc'd "roomcast:<a>:<b>[:<c>]". Client names take no spaces or
- * control characters, so those become '_'. */
-static char *name_of(const char *a, const char *b, const char *c)
-{
-    size_t n = strlen(a) + strlen(b) + strlen(c) + 16, i;
-    char *s = malloc(n);
-
-    if (s == NULL)
-        return NULL;
-    snprintf(s, n, "roomcast:%s:%s%s%s", a, b, *c ? ":" : "", c);
-    for (i = 0; s[i] != '\0'; i++)
-        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] == 0x7f)
-            s[i] = '_';
-    return s;
-}
-
-static int options(rc_link_options *o, const rc_link_options *in)
-{
-    *o = *in;
-    if (o->connect_timeout_ms == 0)
-        o->connect_timeout_ms = 2000;
-    if (o->backoff_min_ms == 0)
-        o->backoff_min_ms = 100;
-    if (o->backoff_max_ms == 0) /* no less than an explicit minimum */
-        o->backoff_max_ms = o->backoff_min_ms > 1000 ? o->backoff_min_ms : 1000;
-    if (o->probe_interval_ms == 0)
-        o->probe_interval_ms = 1000;
-    o->url = NULL; /* parsed, not kept */
-    return o->backoff_max_ms < o->backoff_min_ms ||
-                   o->backoff_max_ms > 3600000u ||
-                   o->connect_timeout_ms > 3600000u ||
-                   o->probe_interval_ms > 3600000u
-               ? RC_EINVAL
-               : 0;
-}
-
 int rc_link_open(rc_adapter *a, struct event_base *base,
                  const rc_link_options *opts, rc_link **out)
 {
@@ -608,7 +462,7 @@ int rc_link_open(rc_adapter *a, struct event_base *base,
         return RC_ENOMEM;
     rv = rc_redis_url_parse(opts->url, &l->url);
     if (rv == 0)
-        rv = options(&l->o, opts);
+        rv = rc__link_options(&l->o, opts);
     if (rv != 0) {
         free(l);
         return rv;
@@ -621,11 +475,11 @@ int rc_link_open(rc_adapter *a, struct event_base *base,
     /* The control channel carries a random token, so that two links never
      * share it, not even two processes given the same node id. */
     snprintf(token, sizeof token, "%016llx", l->rng);
-    l->ctl = name_of("ctl", rc_adapter_node_id(a), token);
+    l->ctl = rc__client_name("ctl", rc_adapter_node_id(a), token);
     l->pub.link = l->sub.link = l;
     l->sub.is_sub = 1;
-    l->pub.name = name_of(rc_adapter_node_id(a), "pub", "");
-    l->sub.name = name_of(rc_adapter_node_id(a), "sub", "");
+    l->pub.name = rc__client_name(rc_adapter_node_id(a), "pub", "");
+    l->sub.name = rc__client_name(rc_adapter_node_id(a), "sub", "");
     l->pub.timer = evtimer_new(base, on_timer, &l->pub);
     l->sub.timer = evtimer_new(base, on_timer, &l->sub);
     l->probe = event_new(base, -1, EV_PERSIST, on_probe, l);
