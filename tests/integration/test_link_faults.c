@@ -335,28 +335,21 @@ static int pred_clients_gone(void *arg)
     return 1;
 }
 
-static void test_half_open(void **state)
+/* Node A linked to Redis through the socat proxy (the test is skipped
+ * without socat), with member a1 (*m) in room r1, up and ready. */
+static ts_node *proxied_node(ts_world *w, fx *x, ts_rec **m)
 {
-    ts_world *w = *state;
-    fx *x = w->user;
+    char url[64]; /* parsed by rc_link_open, not kept */
     rc_link_options lo;
     ts_node *A;
-    ts_rec *m;
-    char url[64];
-    unsigned long long old[2], ids[4];
-    struct gone_arg g;
-    long long t0, dt, t_cont, t_up, ch_deadline;
-    long down;
-    size_t mark;
-    int nsub, npub;
+    ts_rec *a1;
 
     if (!have_program("socat")) {
-        print_message("socat is not installed: half-open test skipped\n");
+        print_message("socat is not installed: test skipped\n");
         skip();
     }
     ts_start_redis(w);
     proxy_start(&x->px, w->rs.port);
-
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", x->px.port);
     memset(&lo, 0, sizeof lo);
     lo.url = url;
@@ -365,9 +358,28 @@ static void test_half_open(void **state)
     lo.backoff_min_ms = 50;
     lo.backoff_max_ms = 400;
     A = ts_node_link(w, 0, "nodeA", &lo);
-    m = member(A, "a1", "r1");
+    a1 = member(A, "a1", "r1");
     WAIT_FOR(w, ts_link_up(A) && rc_room_is_ready(A->a, "r1") == 1,
              "nodeA: link UP through the proxy and room r1 ready");
+    if (m != NULL)
+        *m = a1;
+    return A;
+}
+
+static void test_half_open(void **state)
+{
+    ts_world *w = *state;
+    fx *x = w->user;
+    ts_node *A;
+    ts_rec *m;
+    unsigned long long old[2], ids[4];
+    struct gone_arg g;
+    long long t0, dt, t_cont, t_up, ch_deadline;
+    long down;
+    size_t mark;
+    int nsub, npub;
+
+    A = proxied_node(w, x, &m);
     assert_int_equal(ts_numsub(w, "sse:room:r1"), 1);
 
     /* A healthy link survives several probe rounds. */
@@ -1126,9 +1138,7 @@ static void test_sub_frozen(void **state)
 {
     ts_world *w = *state;
     fx *x = w->user;
-    rc_link_options lo;
     ts_node *A;
-    char url[64];
     int port;
     unsigned long inode;
     pid_t child;
@@ -1136,23 +1146,7 @@ static void test_sub_frozen(void **state)
     size_t mark;
     long down;
 
-    if (!have_program("socat")) {
-        print_message("socat is not installed: test skipped\n");
-        skip();
-    }
-    ts_start_redis(w);
-    proxy_start(&x->px, w->rs.port);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", x->px.port);
-    memset(&lo, 0, sizeof lo);
-    lo.url = url;
-    lo.probe_interval_ms = HALF_OPEN_PROBE_MS;
-    lo.connect_timeout_ms = 1000;
-    lo.backoff_min_ms = 50;
-    lo.backoff_max_ms = 400;
-    A = ts_node_link(w, 0, "nodeA", &lo);
-    member(A, "a1", "r1");
-    WAIT_FOR(w, ts_link_up(A) && rc_room_is_ready(A->a, "r1") == 1,
-             "nodeA: link UP through the proxy and room r1 ready");
+    A = proxied_node(w, x, NULL);
     port = client_port(w, "roomcast:nodeA:sub");
     inode = port > 0 ? socket_inode(port, w->rs.port) : 0;
     child = inode ? child_with_socket(x->px.pid, inode) : -1;

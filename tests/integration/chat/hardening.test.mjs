@@ -11,32 +11,13 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, test } from 'node:test';
-import { RC_CHAT, bounded, metrics, openStream, redisCmd, request, roomUrl, rssKiB, startNode, startRedis, uniqueRoom, until } from './harness.mjs';
+import { RC_CHAT, bounded, metrics, redisCmd, request, roomUrl, rssKiB, startRedis, tracker, uniqueRoom, until } from './harness.mjs';
 
 const skip = !RC_CHAT ? 'RC_CHAT is not set' : !existsSync(RC_CHAT) ? `RC_CHAT=${RC_CHAT} does not exist` : false;
 
-const procs = [];
-const clients = [];
-const node = async (opts) => {
-  const n = await startNode(opts);
-  procs.push(n);
-  return n;
-};
-const stream = (url, opts) => {
-  const s = openStream(url, opts);
-  clients.push(() => s.reset());
-  return s;
-};
-after(async () => {
-  for (const end of clients.splice(0)) {
-    try {
-      await bounded(Promise.resolve(end()), 2000, 'a client to close');
-    } catch {
-      /* already gone */
-    }
-  }
-  await Promise.all(procs.splice(0).map((p) => (p.kill ?? p.stop)().catch(() => {})));
-});
+const track = tracker();
+const { clients, node, stream } = track;
+after(() => track.end());
 
 const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -301,7 +282,7 @@ describe('rc-chat hardening: integrity', { skip }, () => {
 describe('rc-chat hardening: operations', { skip }, () => {
   test('the Redis password never shows: logs, /health, /metrics, the command line', async (t) => {
     const r = await startRedis();
-    procs.push(r);
+    track.keep(r);
     await redisCmd(r.port, 'CONFIG', 'SET', 'requirepass', 'sekret-pw-1');
     // Right password by flag, wrong one by environment (its AUTH fails and is logged).
     const good = await node({ redisUrl: `redis://:sekret-pw-1@127.0.0.1:${r.port}/0` });
@@ -328,7 +309,7 @@ describe('rc-chat hardening: readiness', { skip }, () => {
     assert.equal(a.status, 200, a.text);
     assert.deepEqual(a.json, { status: 'ready' });
     const r = await startRedis();
-    procs.push(r);
+    track.keep(r);
     const n = await node({ redisPort: r.port });
     await n.waitForLog(/redis up/, 10000);
     const up = await request(n.url, 'GET', '/ready');
@@ -356,7 +337,7 @@ describe('rc-chat hardening: readiness', { skip }, () => {
 describe('rc-chat hardening: lost subscriptions', { skip }, () => {
   test('a room whose subscription was lost and is back: each stream gets one rc:gap {"room":R}, no id line', async (t) => {
     const r = await startRedis();
-    procs.push(r);
+    track.keep(r);
     const n = await node({ redisPort: r.port, nodeId: `gap-${process.pid}` });
     await n.waitForLog(/redis up/, 10000);
     const rooms = [uniqueRoom('gap'), uniqueRoom('gap')];
@@ -468,7 +449,7 @@ describe('rc-chat hardening: bodies in flight', { skip }, () => {
 describe('rc-chat hardening: member lists', { skip }, () => {
   test('GET /rooms/{room} grows as n log n in its members, not n²', async (t) => {
     const r = await startRedis();
-    procs.push(r);
+    track.keep(r);
     const n = await node({ redisPort: r.port, args: ['--heartbeat-ms', '600000'] });
     await n.waitForLog(/redis up/, 10000);
     const room = uniqueRoom('members');

@@ -481,3 +481,37 @@ export function postMessage(base, room, msg) {
     headers: { 'Content-Type': 'application/json' },
   });
 }
+
+// What a test file starts, ended together from its after() whatever
+// happened: first the clients (functions that close a stream, socket or
+// timer), then the processes (kept by node, redis and keep).
+export function tracker() {
+  const procs = [];
+  const clients = [];
+  const keep = (p) => {
+    procs.push(p);
+    return p;
+  };
+  return {
+    procs,
+    clients,
+    keep,
+    node: async (opts) => keep(await startNode(opts)),
+    redis: async () => keep(await startRedis()),
+    stream(url, opts) {
+      const s = openStream(url, opts);
+      clients.push(() => s.reset());
+      return s;
+    },
+    async end() {
+      for (const end of clients.splice(0)) {
+        try {
+          await bounded(Promise.resolve(end()), 2000, 'a client to close');
+        } catch {
+          /* already gone */
+        }
+      }
+      await Promise.all(procs.splice(0).map((p) => (p.kill ?? p.stop)().catch(() => {})));
+    },
+  };
+}

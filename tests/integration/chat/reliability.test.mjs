@@ -26,14 +26,12 @@ import {
   cpuTicks,
   freePort,
   metrics,
-  openStream,
   postMessage,
   redisCmd,
   request,
   roomUrl,
   rssKiB,
-  startNode,
-  startRedis,
+  tracker,
   uniqueRoom,
 } from './harness.mjs';
 
@@ -46,33 +44,9 @@ const skip = !RC_CHAT ? 'RC_CHAT is not set' : !existsSync(RC_CHAT) ? `RC_CHAT=$
 
 // Processes (nodes, redis) and clients (streams, EventSources, sockets,
 // servers) to end in after(), whatever happened.
-const procs = [];
-const clients = [];
-const node = async (opts) => {
-  const n = await startNode(opts);
-  procs.push(n);
-  return n;
-};
-const redis = async () => {
-  const r = await startRedis();
-  procs.push(r);
-  return r;
-};
-const stream = (url, opts) => {
-  const s = openStream(url, opts);
-  clients.push(() => s.reset());
-  return s;
-};
-after(async () => {
-  for (const end of clients.splice(0)) {
-    try {
-      await bounded(Promise.resolve(end()), 2000, 'a client to close');
-    } catch {
-      /* already gone */
-    }
-  }
-  await Promise.all(procs.splice(0).map((p) => (p.kill ?? p.stop)().catch(() => {})));
-});
+const track = tracker();
+const { clients, node, redis, stream } = track;
+after(() => track.end());
 
 // ---------------------------------------------------------------- small helpers
 
