@@ -40,6 +40,7 @@ typedef struct options {
     unsigned long max_buffer;
     unsigned long heartbeat_ms;
     unsigned long timeout_ms;
+    unsigned long lease_ms;
 } options;
 
 /* Largest POST body, and the descriptors kept free beside the streams. */

@@ -16,7 +16,7 @@
 /* Every value of one answer, read at once. */
 typedef struct snapshot {
     rc_counters k;
-    unsigned long long link_up, link_connects, link_failures;
+    unsigned long long link_up, link_connects, link_failures, node_state;
     unsigned long long streams, rooms, opened, refused, accept_errors;
     unsigned long long conns, req_bytes, req_timeouts, req_evicted;
     const chat *c;
@@ -74,6 +74,15 @@ static const metric metrics[] = {
      V(k.published)},
     {"rc_publish_errors_total", "counter",
      "Publishes not sent, refused or lost.", V(k.publish_errors)},
+    {"rc_publish_unconfirmed_total", "counter",
+     "Of the publish errors, those written whose reply was lost with the "
+     "link (Redis may have delivered them).",
+     V(k.publish_unconfirmed)},
+    {"rc_script_errors_total", "counter",
+     "Lua script calls answered with an error or lost.", V(k.script_errors)},
+    {"rc_node_state", "gauge",
+     "The node id's lease: 0 off, 1 claiming, 2 held, 3 refused (in use).",
+     V(node_state)},
     {"rc_received_total", "counter", "Messages received from Redis.",
      V(k.received)},
     {"rc_echoes_total", "counter", "Own envelopes received back and dropped.",
@@ -126,6 +135,7 @@ static void take_snapshot(const chat *c, snapshot *s)
 {
     rc_adapter_counters(c->a, &s->k, sizeof s->k);
     s->link_up = c->link != NULL && rc_link_state(c->link) == RC_LINK_UP;
+    s->node_state = (unsigned long long)rc_adapter_node_state(c->a);
     s->link_connects = c->link != NULL ? rc_link_connects(c->link) : 0;
     s->link_failures = c->link != NULL ? rc_link_failures(c->link) : 0;
     s->streams = c->nstreams;

@@ -33,6 +33,9 @@ static void usage(FILE *f)
         "  --heartbeat-ms N  ': ping' interval (default 15000)\n"
         "  --timeout-ms N    deadline of a whole request, and of a stalled\n"
         "                    write on a stream (default 30000)\n"
+        "  --lease-ms N      this node's lease in Redis: a node id held by a\n"
+        "                    live node is refused; a dead node's lasts this\n"
+        "                    long (default 15000)\n"
         "  --help            this text\n",
         CHAT_FD_RESERVE);
 }
@@ -65,7 +68,8 @@ enum {
     OPT_MAX_STREAMS,
     OPT_MAX_BUFFER,
     OPT_HEARTBEAT_MS,
-    OPT_TIMEOUT_MS
+    OPT_TIMEOUT_MS,
+    OPT_LEASE_MS
 };
 
 static const struct option long_options[] = {
@@ -78,6 +82,7 @@ static const struct option long_options[] = {
     {"max-buffer", required_argument, NULL, OPT_MAX_BUFFER},
     {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT_MS},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"lease-ms", required_argument, NULL, OPT_LEASE_MS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -94,6 +99,7 @@ static int from_env(options *o, unsigned long *port)
     o->max_buffer = 1 << 20;
     o->heartbeat_ms = 15000;
     o->timeout_ms = 30000;
+    o->lease_ms = 15000;
     *port = 8080;
     if ((env = getenv("PORT")) != NULL && *env &&
         number("PORT", env, 0, 65535, port) < 0)
@@ -127,6 +133,8 @@ static int set_option(options *o, unsigned long *port, int opt, int index,
         rc = number(flag, v, 10, 3600000, &o->heartbeat_ms);
     else if (opt == OPT_TIMEOUT_MS)
         rc = number(flag, v, 100, 3600000, &o->timeout_ms);
+    else if (opt == OPT_LEASE_MS)
+        rc = number(flag, v, 1000, 3600000, &o->lease_ms);
     return rc < 0 ? 2 : 0;
 }
 

@@ -44,19 +44,26 @@ static void get_health(chat *c, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
-/* Readiness: the node can serve the cluster (its Redis link is up, or it
- * runs without Redis). /health stays a liveness check. */
+/* Readiness: the node can serve the cluster (its Redis link is up and
+ * its node id is its own, or it runs without Redis). /health stays a
+ * liveness check. */
 static void get_ready(chat *c, struct evhttp_request *req)
 {
     struct evbuffer *b = evbuffer_new();
-    int ready = c->link == NULL || rc_link_state(c->link) == RC_LINK_UP;
+    const char *why = NULL;
 
-    if (ready)
+    if (c->link != NULL && rc_link_state(c->link) != RC_LINK_UP)
+        why = "redis down";
+    else if (rc_adapter_node_state(c->a) == RC_NODE_REFUSED)
+        why = "node id in use";
+    if (why == NULL)
         evbuffer_add_printf(b, "{\"status\":\"ready\"}");
     else
-        evbuffer_add_printf(b, "{\"status\":\"not ready\",\"reason\":"
-                               "\"redis down\"}");
-    http_reply_json(c, req, ready ? 200 : 503, b);
+        evbuffer_add_printf(b,
+                            "{\"status\":\"not ready\",\"reason\":"
+                            "\"%s\"}",
+                            why);
+    http_reply_json(c, req, why == NULL ? 200 : 503, b);
     evbuffer_free(b);
 }
 

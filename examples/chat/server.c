@@ -113,6 +113,21 @@ static void on_link_state(rc_link *link, int state, const char *reason,
              state == RC_LINK_UP ? "" : reason);
 }
 
+/* The node's lease: refused means another live node has our id, and we
+ * publish nothing until it is ours (/ready says so meanwhile). */
+static void on_node(rc_adapter *a, int state, int err, void *user)
+{
+    (void)user;
+    if (state == RC_NODE_REFUSED)
+        chat_log("node id %s is in use by another live node: not ready, "
+                 "publishing nothing until it is free",
+                 rc_adapter_node_id(a));
+    else if (state == RC_NODE_LIVE)
+        chat_log("node id %s: lease held", rc_adapter_node_id(a));
+    else if (err != 0)
+        chat_log("node lease: %s", rc_strerror(err));
+}
+
 /* Raise the soft open-file limit to the hard one; derive the stream cap. */
 void server_fd_limits(options *o)
 {
@@ -142,6 +157,7 @@ void server_fd_limits(options *o)
 static int setup_adapter(chat *c)
 {
     rc_adapter_options ao;
+    rc_state_options so;
     rc_link_options lo;
     int rc;
 
@@ -157,6 +173,13 @@ static int setup_adapter(chat *c)
     rc_adapter_set_room_cb(c->a, on_room, c);
     if (c->o.redis == NULL)
         return 0;
+    memset(&so, 0, sizeof so);
+    so.lease_ms = (unsigned)c->o.lease_ms;
+    rc_adapter_set_node_cb(c->a, on_node, c);
+    if ((rc = rc_adapter_set_state_options(c->a, &so, sizeof so)) < 0) {
+        chat_log("--lease-ms: %s", rc_strerror(rc));
+        return -1;
+    }
     memset(&lo, 0, sizeof lo);
     lo.url = c->o.redis;
     lo.state_cb = on_link_state;

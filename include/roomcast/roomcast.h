@@ -63,7 +63,9 @@ ROOMCAST_EXTERN const char *rc_version_string(void);
     X(ECHAR, -15, "CR, LF or NUL in event, id, node or except")                \
     X(EEXIST, -16, "connection id already in use")                             \
     X(EURL, -17, "invalid Redis URL")                                          \
-    X(ERANDOM, -18, "no random bytes from the system for an id")
+    X(ERANDOM, -18, "no random bytes from the system for an id")               \
+    X(ENODEID, -19, "node id held by another live node")                       \
+    X(EREDIS, -20, "Redis answered with an error")
 
 enum rc_errno {
 #define RC_ERRNO_ENUM_(name, value, text) RC_##name = value,
@@ -614,6 +616,13 @@ typedef struct rc_counters {
     /* (UN)SUBSCRIBE commands that could not be sent (the sub context was
      * going away, or memory ran out); each is tried again later */
     unsigned long long subscribe_errors;
+    /* Of publish_errors, the PUBLISHes handed to a connection whose reply
+     * was lost with the link: Redis may have delivered them. The others
+     * were never sent or were refused, and reached nobody. */
+    unsigned long long publish_unconfirmed;
+    /* Script calls (the node's lease, room state) answered with an error,
+     * or lost with the link. */
+    unsigned long long script_errors;
 } rc_counters;
 
 /**
@@ -623,6 +632,83 @@ typedef struct rc_counters {
  */
 ROOMCAST_EXTERN void rc_adapter_counters(const rc_adapter *a, rc_counters *out,
                                          size_t size);
+
+/* ---- The node's lease, and time -------------------------------------- */
+
+/*
+ * A linked adapter holds its node id in Redis while it lives: a lease
+ * naming the id and a random token of this adapter, with a deadline taken
+ * from Redis' clock (TIME), claimed when a pub context is handed over and
+ * renewed by rc_adapter_tick. A second adapter given an id that a live
+ * one holds is refused (RC_NODE_REFUSED, RC_ENODEID): it publishes
+ * nothing (each publish counted in publish_errors), so that it never
+ * makes the holder drop messages as its own echoes, and it asks again at
+ * every beat, taking the id over once the holder lets go of it (by
+ * handing back its connected pub context or freeing the adapter) or its
+ * lease runs out (a dead node). Its subscriptions stay: it still receives
+ * what the other nodes publish.
+ *
+ * Keys (under the key prefix, default "rc:"): "<kp>{nodes}" a sorted set
+ * of node id -> lease deadline (ms of Redis time), "<kp>{nodes}:token" a
+ * hash of node id -> holder's token. Scripts are loaded on every pub
+ * context and reloaded when Redis lost them (NOSCRIPT).
+ *
+ * Time: the host's clock only paces the work (rc_adapter_tick); every
+ * deadline is computed inside Redis, so nodes with skewed clocks behave
+ * the same.
+ */
+
+/** The node's states, for rc_adapter_node_state() and the node callback. */
+enum rc_node_state {
+    RC_NODE_OFF = 0,      /* no pub context: nothing held */
+    RC_NODE_CLAIMING = 1, /* the lease is asked for */
+    RC_NODE_LIVE = 2,     /* the lease is ours, renewed at each beat */
+    RC_NODE_REFUSED = 3   /* another live node holds the id */
+};
+
+/**
+ * Called when the node's state changes, and when a lease call fails while
+ * the state stays (err RC_EREDIS: Redis answered with an error, e.g. no
+ * scripting). err is RC_ENODEID with RC_NODE_REFUSED, else 0 or
+ * RC_EREDIS.
+ */
+typedef void (*rc_node_cb)(rc_adapter *a, int state, int err, void *user);
+
+/** Room state options. A zeroed struct means the defaults. */
+typedef struct rc_state_options {
+    const char *key_prefix; /* NULL: "rc:" (may be ""); copied */
+    unsigned lease_ms;      /* 0: 15000; 1000 .. 3600000. Renewed every
+                               third of it. */
+} rc_state_options;
+
+/**
+ * Set the room state options (size: sizeof *opts, as for
+ * rc_adapter_counters; fields are only added at the end). Only before the
+ * first pub context is handed over. Returns 0, or RC_EINVAL (a or opts
+ * NULL, lease_ms out of range), RC_EMISUSE (a pub context was handed over
+ * already, or the adapter is being freed), RC_ENOMEM (nothing changed).
+ */
+ROOMCAST_EXTERN int rc_adapter_set_state_options(rc_adapter *a,
+                                                 const rc_state_options *opts,
+                                                 size_t size);
+
+/** Set (or with cb NULL, clear) the node callback. A NULL adapter is
+ *  ignored. */
+ROOMCAST_EXTERN void rc_adapter_set_node_cb(rc_adapter *a, rc_node_cb cb,
+                                            void *user);
+
+/** The node's state (RC_NODE_OFF for NULL). */
+ROOMCAST_EXTERN int rc_adapter_node_state(const rc_adapter *a);
+
+/**
+ * Do the adapter's timed work: renew the lease, ask again for a refused
+ * or unanswered one. now_ms is any monotonic clock of the host's in ms
+ * (only differences are used). Returns how many ms later it wants to be
+ * called again (at least 1); calling it earlier or more often is harmless.
+ * The libevent glue (rc_link) calls it by itself. NULL: returns 1000.
+ */
+ROOMCAST_EXTERN unsigned rc_adapter_tick(rc_adapter *a,
+                                         unsigned long long now_ms);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,8 @@
  * counters. The other ideas live in their own files: connections (conn.c),
  * rooms and queries (room.c), frames (frame.c), subscriptions
  * (subscribe.c), delivery to sinks (deliver.c), broadcasts (broadcast.c),
- * what other nodes publish (receive.c) and the port to Redis (redis.c).
+ * what other nodes publish (receive.c), the node's lease (node.c) and the
+ * port to Redis (redis.c, script.c).
  */
 #include "internal.h"
 
@@ -14,6 +15,7 @@ static void release(rc_adapter *a)
     rc__alloc mem = a->mem;
 
     rc__port_close(a);
+    rc__node_free(a);
     rc__registry_free(&a->reg);
     rc__free(&mem, a->prefix);
     rc__free(&mem, a->node_id);
@@ -93,7 +95,9 @@ int rc_adapter_open(const rc_adapter_options *opts,
     if (rc__random(&a->seed, sizeof a->seed) != 0)
         a->seed = (uint64_t)(uintptr_t)a;
     rc__registry_init(&a->reg, &a->mem, a->seed, sizeof(rc__aroom));
-    if ((rv = copy_names(a, opts)) == 0 && pub != NULL)
+    if ((rv = copy_names(a, opts)) == 0)
+        rv = rc__node_init(a);
+    if (rv == 0 && pub != NULL)
         rv = rc_adapter_set_pub(a, pub);
     if (rv == 0 && sub != NULL)
         rv = rc_adapter_set_sub(a, sub);
@@ -139,6 +143,7 @@ void rc_adapter_free(rc_adapter *a)
         return;
     a->closing = 1; /* from here on, no host callback runs */
     rc__enter(a);
+    rc__node_let_go(a);
     remove_all(a);
     rc__exit(a);
 }

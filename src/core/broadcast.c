@@ -72,6 +72,10 @@ static void publish_all(rc_adapter *a, const char *const *rooms, size_t n,
 {
     size_t i;
 
+    if (a->node.state == RC_NODE_REFUSED) { /* another node has our id */
+        a->c.publish_errors += n;
+        return;
+    }
     for (i = 0; i < n && !a->closing; i++)
         if (rc__port_publish(a, rooms[i], wire, len) != 0)
             a->c.publish_errors++;
@@ -142,8 +146,11 @@ int rc_broadcast_to_room(rc_adapter *a, const char *room, const rc_message *msg,
 
 void rc__on_published(rc_adapter *a, int ok)
 {
-    if (ok)
+    if (ok > 0) {
         a->c.published++;
-    else
-        a->c.publish_errors++; /* an error reply, or lost with the link */
+        return;
+    }
+    a->c.publish_errors++;
+    if (ok < 0) /* written, perhaps delivered: the reply was lost */
+        a->c.publish_unconfirmed++;
 }

@@ -319,12 +319,30 @@ struct rc_frame {
 /* redis.c's state: what it was handed and what hiredis holds of it. */
 typedef struct rc__watch rc__watch;
 
+/* The Lua scripts roomcast runs (script.c holds their text). */
+enum rc__script { RC__SCRIPT_LEASE, RC__SCRIPT_RELEASE, RC__SCRIPTS };
+
 typedef struct rc__port {
     rc__watch *pub, *sub; /* the contexts in use, or NULL */
     rc__watch *retired;   /* let go of, still owed replies */
     char *cmd;            /* commands are formatted here */
     size_t cmd_cap;
+    char sha[RC__SCRIPTS][41]; /* each script's SHA1 once Redis told it */
 } rc__port;
+
+/* node.c: the node's lease (see roomcast.h). */
+typedef struct rc__node {
+    int state;                 /* enum rc_node_state */
+    char token[33];            /* this adapter's, random */
+    char *key_nodes, *key_tok; /* "<kp>{nodes}", "<kp>{nodes}:token" */
+    unsigned lease_ms;
+    unsigned gen;           /* pub contexts so far: older replies are stale */
+    int asking;             /* a lease call of this gen is in flight */
+    int owed;               /* one could not be sent: ask at next tick */
+    unsigned long long due; /* host ms of the next beat; 0: next tick */
+    rc_node_cb cb;
+    void *user;
+} rc__node;
 
 struct rc_adapter {
     rc__alloc mem;
@@ -353,6 +371,7 @@ struct rc_adapter {
     char *echo_tail;
     size_t echo_tail_len;
     int env_busy; /* env holds an outer broadcast's envelope */
+    rc__node node;
 };
 
 /* Make room for n bytes in *buf (of *cap bytes); 0 or RC_ENOMEM. */
@@ -429,11 +448,48 @@ int rc__port_unsubscribe(rc_adapter *a, rc__aroom *const *rooms, size_t n,
 int rc__port_publish(rc_adapter *a, const char *room, const char *env,
                      size_t len);
 
+/* script.c: Lua scripts on the pub context. Each is loaded (SCRIPT LOAD)
+ * on every new pub context and called by EVALSHA once its SHA1 is known,
+ * by EVAL before; a call answered NOSCRIPT (Redis lost its scripts) is
+ * sent again as EVAL, so calls keep their order. */
+void rc__port_load_scripts(rc_adapter *a);
+/* 1 if there is a pub context that takes commands. */
+int rc__port_has_pub(const rc_adapter *a);
+
+/* A reply, seen through the accessors below; valid for the callback. */
+typedef struct rc__reply rc__reply;
+/* Elements of an array reply (0 for any other). */
+size_t rc__reply_len(const rc__reply *r);
+/* Element i as an integer: 0, or RC_ETYPE. */
+int rc__reply_int(const rc__reply *r, size_t i, long long *out);
+
+/* Called once per call with the reply (err 0), or with r NULL and err
+ * RC_EREDIS (an error reply) or RC_EMISUSE (lost with the link); never
+ * once the adapter let go of the context (freed, or handed a new one). */
+typedef void (*rc__script_cb)(rc_adapter *a, const rc__reply *r, int err,
+                              void *arg);
+/* Call a script with nkeys keys then the other arguments: n byte strings
+ * in all (copied). cb may be NULL. 0, RC_EMISUSE (no pub context that
+ * takes commands) or RC_ENOMEM. */
+int rc__port_script(rc_adapter *a, int script, size_t nkeys, size_t n,
+                    const char *const *argv, const size_t *argvlen,
+                    rc__script_cb cb, void *arg);
+
+/* node.c */
+int rc__node_init(rc_adapter *a);
+void rc__node_free(rc_adapter *a);
+/* Before the pub context is taken back (NULL) or the adapter is freed:
+ * let go of the lease on it while it still takes commands. */
+void rc__node_let_go(rc_adapter *a);
+/* After the port changed pub contexts. */
+void rc__node_pub_changed(rc_adapter *a);
+
 /* What the port reports. */
 void rc__on_message(rc_adapter *a, const char *channel, size_t channel_len,
                     const char *payload, size_t payload_len);
 void rc__on_subscribed(rc_adapter *a, const char *channel, size_t len);
 void rc__on_unsubscribed(rc_adapter *a, const char *channel, size_t len);
+/* ok: 1 answered, 0 refused or never sent, -1 lost with the link. */
 void rc__on_published(rc_adapter *a, int ok);
 /* The sub context went away: every subscription is gone. */
 void rc__on_sub_lost(rc_adapter *a);

@@ -16,10 +16,7 @@
  * context. Pub/Sub reply formats:
  * https://redis.io/docs/latest/develop/interact/pubsub/
  */
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
-
-#include "internal.h"
+#include "port.h"
 
 /* At most this many channels per (UN)SUBSCRIBE command. */
 #define BATCH 256
@@ -27,19 +24,6 @@
 #ifndef REDIS_REPLY_PUSH
 #define REDIS_REPLY_PUSH 12 /* RESP3, hiredis 1.x: Pub/Sub replies */
 #endif
-
-typedef __typeof__(((redisAsyncContext *)0)->ev) ev_hooks;
-
-struct rc__watch {
-    redisAsyncContext *ac; /* NULL once the context was cleaned up */
-    rc_adapter *a;         /* NULL once the adapter let go of it */
-    rc__alloc mem;         /* a copy: a watch may outlive its adapter */
-    ev_hooks loop;         /* the loop's hooks, which ours forward to */
-    int hooked;            /* ours are in ac->ev */
-    size_t held;           /* callbacks of ours that hiredis holds */
-    unsigned busy;         /* running one of them */
-    rc__watch *next;       /* in the port's retired list */
-};
 
 /* ---- watches: the event-loop hooks ----------------------------------- */
 
@@ -103,7 +87,7 @@ static void unhook(rc__watch *w)
 
 /* Free w once nothing can call it: the adapter let go of it, hiredis
  * holds no callback with it and its hooks are out of the context. */
-static void settle(rc__watch *w)
+void rc__watch_settle(rc__watch *w)
 {
     rc__alloc mem;
 
@@ -139,11 +123,11 @@ static void let_go(rc__port *port, rc__watch *w)
         return;
     }
     w->a = NULL;
-    settle(w);
+    rc__watch_settle(w);
 }
 
 /* One callback of w's is done with (answered, or dropped by hiredis). */
-static void release_one(rc__watch *w)
+void rc__watch_release(rc__watch *w)
 {
     rc__port *port = w->a ? &w->a->port : NULL;
 
@@ -153,7 +137,7 @@ static void release_one(rc__watch *w)
         retired_unlink(port, w);
         w->a = NULL;
     }
-    settle(w);
+    rc__watch_settle(w);
 }
 
 /* The context is being freed or has disconnected: it takes no more
@@ -182,7 +166,7 @@ static void fwd_cleanup(void *p)
         rc__on_sub_lost(a);
     }
     w->busy--;
-    settle(w);
+    rc__watch_settle(w);
 }
 
 static rc__watch *watch_new(rc_adapter *a, redisAsyncContext *ac)
@@ -242,7 +226,11 @@ static int set_side(rc_adapter *a, rc__watch **side, redisAsyncContext *ac,
 
 int rc__port_set_pub(rc_adapter *a, struct redisAsyncContext *ac)
 {
-    return set_side(a, &a->port.pub, ac, 0);
+    int rv = set_side(a, &a->port.pub, ac, 0);
+
+    if (rv == 1 && ac != NULL)
+        rc__port_load_scripts(a);
+    return rv;
 }
 
 int rc__port_set_sub(rc_adapter *a, struct redisAsyncContext *ac)
@@ -255,6 +243,14 @@ int rc__port_has_sub(const rc_adapter *a)
     return a->port.sub != NULL;
 }
 
+int rc__port_has_pub(const rc_adapter *a)
+{
+    const rc__watch *w = a->port.pub;
+
+    return w != NULL && w->ac != NULL &&
+           !(w->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+}
+
 void rc__port_close(rc_adapter *a)
 {
     rc__port *port = &a->port;
@@ -263,17 +259,17 @@ void rc__port_close(rc_adapter *a)
     while ((w = port->retired) != NULL) {
         port->retired = w->next;
         w->a = NULL;
-        settle(w);
+        rc__watch_settle(w);
     }
     if ((w = port->pub) != NULL) {
         port->pub = NULL;
         w->a = NULL;
-        settle(w);
+        rc__watch_settle(w);
     }
     if ((w = port->sub) != NULL) {
         port->sub = NULL;
         w->a = NULL;
-        settle(w);
+        rc__watch_settle(w);
     }
     rc__free(&a->mem, port->cmd);
     port->cmd = NULL;
@@ -315,7 +311,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     (void)ac;
     if (reply == NULL) { /* the context is being freed */
-        release_one(w);
+        rc__watch_release(w);
         return;
     }
     if (!pubsub_reply(reply))
@@ -333,9 +329,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
                           reply->element[1]->str, reply->element[1]->len);
     w->busy--;
     if (gone)
-        release_one(w);
+        rc__watch_release(w);
     else
-        settle(w);
+        rc__watch_settle(w);
 }
 
 static void on_pub_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -345,9 +341,10 @@ static void on_pub_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     (void)ac;
     if (w->a != NULL)
-        rc__on_published(w->a,
-                         reply != NULL && reply->type == REDIS_REPLY_INTEGER);
-    release_one(w);
+        rc__on_published(w->a, reply == NULL                        ? -1
+                               : reply->type == REDIS_REPLY_INTEGER ? 1
+                                                                    : 0);
+    rc__watch_release(w);
 }
 
 /* ---- commands --------------------------------------------------------- */

@@ -233,8 +233,15 @@ int rc_adapter_set_pub(rc_adapter *a, struct redisAsyncContext *pub)
 {
     int rv = handover_ok(a, pub);
 
+    if (rv == 0 && pub == NULL)
+        rc__node_let_go(a); /* on the context, while it takes commands */
     if (rv == 0 && (rv = rc__port_set_pub(a, pub)) >= 0)
         a->local_only = 0; /* linked from now on, even while it is down */
+    if (rv == 1) {
+        rc__enter(a);
+        rc__node_pub_changed(a);
+        rc__exit(a);
+    }
     return rv < 0 ? rv : 0;
 }
 

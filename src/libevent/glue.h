@@ -21,6 +21,12 @@ int rc__link_options(rc_link_options *o, const rc_link_options *in);
  * characters made '_' (client names take none), or NULL. */
 char *rc__client_name(const char *a, const char *b, const char *c);
 
+/* tick.c: calls rc_adapter_tick(a) on a timer of base, at the times it
+ * asks for, from the next loop turn on. NULL when out of memory. */
+typedef struct rc__ticker rc__ticker;
+rc__ticker *rc__ticker_new(struct event_base *base, rc_adapter *a);
+void rc__ticker_free(rc__ticker *t); /* NULL allowed */
+
 /* link.c: called once per readable event of a context events.c serves. */
 void rc__link_readable(redisAsyncContext *ac);
 

@@ -78,6 +78,7 @@ struct rc_link {
     unsigned in_cb;       /* entry points running */
     int closing;          /* rc_link_close waits for them */
     struct event *closer; /* finishes a deferred rc_link_close */
+    rc__ticker *ticker;   /* the adapter's timed work */
 };
 
 static void side_connect(side *s);
@@ -484,9 +485,10 @@ int rc_link_open(rc_adapter *a, struct event_base *base,
     l->sub.timer = evtimer_new(base, on_timer, &l->sub);
     l->probe = event_new(base, -1, EV_PERSIST, on_probe, l);
     l->closer = event_new(base, -1, 0, on_closer, l);
+    l->ticker = rc__ticker_new(base, a);
     if (l->pub.timer == NULL || l->sub.timer == NULL || l->probe == NULL ||
-        l->closer == NULL || l->ctl == NULL || l->pub.name == NULL ||
-        l->sub.name == NULL) {
+        l->closer == NULL || l->ticker == NULL || l->ctl == NULL ||
+        l->pub.name == NULL || l->sub.name == NULL) {
         finish_close(l);
         return RC_ENOMEM;
     }
@@ -505,6 +507,7 @@ int rc_link_open(rc_adapter *a, struct event_base *base,
 static void side_close(side *s)
 {
     redisAsyncContext *ac = s->ac;
+    int done;
 
     if (s->timer != NULL)
         event_free(s->timer);
@@ -516,8 +519,13 @@ static void side_close(side *s)
     ac->data = NULL; /* its callbacks find no side from here on */
     /* One that is disconnecting is freed by hiredis: a free from inside
      * its teardown (an adapter callback it caused) would be a second. */
-    if (!(ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-        redisAsyncFree(ac);
+    if (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))
+        return;
+    /* Last words, without waiting: what the adapter said while letting go
+     * (the release of its node's lease). */
+    if (ac->c.flags & REDIS_CONNECTED)
+        (void)redisBufferWrite(&ac->c, &done);
+    redisAsyncFree(ac);
 }
 
 static void finish_close(rc_link *l)
@@ -526,6 +534,7 @@ static void finish_close(rc_link *l)
         event_free(l->probe);
     if (l->closer != NULL)
         event_free(l->closer);
+    rc__ticker_free(l->ticker);
     side_close(&l->sub);
     side_close(&l->pub);
     free(l->sub.name);
@@ -546,6 +555,8 @@ void rc_link_close(rc_link *l)
     if (l == NULL || l->closing)
         return;
     l->o.state_cb = NULL; /* no callbacks from here on */
+    rc__ticker_free(l->ticker);
+    l->ticker = NULL;
     hand_back(&l->sub);
     hand_back(&l->pub);
     l->a = NULL; /* the host may free the adapter now */

@@ -1,7 +1,8 @@
 # The C integration tests against a real redis-server (started by the
 # harness), driving hiredis on libevent: the adapter (test_adapter_redis),
 # the links (test_link) and the links under faults (test_link_faults: its
-# half-open case needs socat at run time and is skipped without it).
+# half-open case needs socat at run time and is skipped without it), the
+# node's lease (test_lease).
 # include()d from tests/integration/CMakeLists.txt after harness.cmake.
 # Without redis-server, libevent or cmocka they are skipped with a message.
 
@@ -50,6 +51,7 @@ rc_redis_test(test_port)
 if(TARGET roomcast_libevent_static)
     rc_redis_link_test(test_link)
     rc_redis_link_test(test_link_faults)
+    rc_redis_link_test(test_lease)
     find_program(RC_SOCAT socat)
     if(NOT RC_SOCAT)
         message(STATUS "socat not found: the half-open link test will skip")

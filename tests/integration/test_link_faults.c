@@ -7,6 +7,10 @@
  *                    plus the five a silent Redis is allowed); after
  *                    SIGCONT the link comes back and the room is subscribed
  *                    exactly once (the stale connections hold nothing).
+ *                    Broadcasts made into the frozen path are counted as
+ *                    unconfirmed (the thaw may still deliver them), those
+ *                    made after it went down as never sent (they reach
+ *                    nobody): each has exactly one outcome.
  *   slow_subscriber  Redis closes a subscriber that does not read
  *                    (client-output-buffer-limit pubsub, catalogue R4); the
  *                    link notices, reconnects and resubscribes, and memory
@@ -366,12 +370,67 @@ static ts_node *proxied_node(ts_world *w, fx *x, ts_rec **m)
     return A;
 }
 
+/* Broadcasts made into a frozen path (written, their replies lost with
+ * the link) and after the link went down (never sent). */
+#define LOST_IN_PATH 10
+#define LOST_UNSENT 5
+
+static void lost_bcast(ts_node *A, int k)
+{
+    char data[32];
+
+    snprintf(data, sizeof data, "{\"seq\":%d}", k);
+    assert_int_equal(ts_bcast(A, "lost", NULL, data, NULL, 0), 0);
+}
+
+/* Every broadcast has exactly one outcome in the counters; those never
+ * sent reached nobody, and what reached Redis at all (the frozen path's,
+ * relayed late at the thaw) is within publish_unconfirmed. */
+static void check_lost(ts_world *w, ts_node *A, redisContext *raw,
+                       const rc_counters *c0)
+{
+    rc_counters c = ts_ctr(A);
+    unsigned long long ok = c.published - c0->published;
+    unsigned long long err = c.publish_errors - c0->publish_errors;
+    unsigned long long unconf = c.publish_unconfirmed - c0->publish_unconfirmed;
+    int got = 0, k;
+    char *ch, *payload, *at;
+    size_t len;
+
+    ts_reply_ok(rh_cmd(&w->rs, "PUBLISH sse:room:lost end"), "PUBLISH end");
+    for (;;) {
+        ts_raw_next(raw, &ch, &payload, &len);
+        at = strstr(payload, "\"seq\":");
+        k = at ? atoi(at + 6) : 0;
+        free(ch);
+        free(payload);
+        if (at == NULL)
+            break;
+        if (k > LOST_IN_PATH)
+            fail_msg("seq %d, broadcast after the link went down, reached "
+                     "Redis",
+                     k);
+        got++;
+    }
+    print_message("lost accounting: %d broadcasts into the frozen path, %d "
+                  "after: published %llu, publish_errors %llu, of them "
+                  "unconfirmed %llu; %d reached Redis after the thaw\n",
+                  LOST_IN_PATH, LOST_UNSENT, ok, err, unconf, got);
+    assert_int_equal(ok + err, LOST_IN_PATH + LOST_UNSENT);
+    assert_int_equal(unconf, LOST_IN_PATH);
+    assert_int_equal(err - unconf, LOST_UNSENT);
+    assert_true((unsigned long long)got <= unconf);
+}
+
 static void test_half_open(void **state)
 {
     ts_world *w = *state;
     fx *x = w->user;
     ts_node *A;
     ts_rec *m;
+    redisContext *raw;
+    rc_counters c0;
+    int k;
     unsigned long long old[2], ids[4];
     struct gone_arg g;
     long long t0, dt, t_cont, t_up, ch_deadline;
@@ -405,14 +464,22 @@ static void test_half_open(void **state)
     assert_int_equal(ts_clients_named(w, "roomcast:nodeA:sub", &old[0], 1), 1);
     assert_int_equal(ts_clients_named(w, "roomcast:nodeA:pub", &old[1], 1), 1);
 
-    /* Freeze the proxy: TCP stays up (the kernel ACKs), nothing answers. */
+    /* Freeze the proxy: TCP stays up (the kernel ACKs), nothing answers.
+     * The broadcasts made meanwhile are written into the frozen path;
+     * those made once the link is down are never sent. */
+    raw = ts_raw_sub(w, "sse:room:lost");
+    c0 = ts_ctr(A);
     mark = A->ntr;
     t0 = ts_now_ms();
     assert_int_equal(kill(-x->px.pid, SIGSTOP), 0);
     x->px.stopped = 1;
+    for (k = 1; k <= LOST_IN_PATH; k++)
+        lost_bcast(A, k);
     WAIT_FOR_MS(w, ts_first_since(A, mark, RC_LINK_DOWN) >= 0,
                 (int)(2 * HALF_OPEN_LIMIT_MS),
                 "nodeA: link DOWN after the proxy froze");
+    for (; k <= LOST_IN_PATH + LOST_UNSENT; k++)
+        lost_bcast(A, k);
     down = ts_first_since(A, mark, RC_LINK_DOWN);
     dt = A->tr[down].t - t0;
     print_message("half-open detected after %lld ms (probe interval %u ms, "
@@ -482,6 +549,7 @@ static void test_half_open(void **state)
     }
     assert_true(ts_link_up(A));
     assert_int_equal(ts_numsub(w, "sse:room:r1"), 1);
+    check_lost(w, A, raw, &c0);
 
     /* And it delivers, once. */
     assert_int_equal(ts_publish_env(w, "sse:room:r1", EXTERNAL, NULL,

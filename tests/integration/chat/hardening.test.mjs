@@ -334,6 +334,46 @@ describe('rc-chat hardening: readiness', { skip }, () => {
   });
 });
 
+describe('rc-chat hardening: one node id, one node', { skip }, () => {
+  test('a second node given a live node\'s id is refused: /ready 503 "node id in use", logged, and it publishes nothing; it takes the id once the first stops', async (t) => {
+    const r = await startRedis();
+    track.keep(r);
+    const id = `twin-${process.pid}`;
+    const args = ['--lease-ms', '3000'];
+    const first = await node({ redisPort: r.port, nodeId: id, args });
+    await first.waitForLog(/lease held/, 10000);
+    const other = await node({ redisPort: r.port, nodeId: `other-${process.pid}`, args });
+    await other.waitForLog(/lease held/, 10000);
+    const twin = await node({ redisPort: r.port, nodeId: id, args });
+    await twin.waitForLog(/node id twin-\d+ is in use by another live node/, 10000);
+    const ready = await request(twin.url, 'GET', '/ready');
+    assert.equal(ready.status, 503, ready.text);
+    assert.deepEqual(ready.json, { status: 'not ready', reason: 'node id in use' });
+    assert.equal((await request(first.url, 'GET', '/ready')).status, 200);
+    // Both nodes' streams still hear the third node; the first hears no
+    // one under its own id, and the twin's post goes nowhere.
+    const room = uniqueRoom('twin');
+    const [s1, s2, s3] = [first, twin, other].map((n) => stream(roomUrl(n.url, room, '/events')));
+    await Promise.all([s1, s2, s3].map((s) => s.hello(10000)));
+    const post = (n, data) => request(n.url, 'POST', `/rooms/${encodeURIComponent(room)}/messages`, { body: JSON.stringify({ event: 'm', data }) });
+    assert.equal((await post(twin, 'from-twin')).status, 202);
+    assert.equal((await post(first, 'from-first')).status, 202);
+    assert.equal((await post(other, 'from-other')).status, 202);
+    const want = (s, d) => s.waitFor((f) => f.event === 'm' && f.data === JSON.stringify(d), 10000, `${d} on a stream`);
+    await Promise.all([want(s1, 'from-other'), want(s2, 'from-other'), want(s3, 'from-first'), want(s1, 'from-first')]);
+    const seen3 = s3.frames.filter((f) => f.event === 'm').map((f) => JSON.parse(f.data));
+    assert.deepEqual(seen3.sort(), ['from-first', 'from-other'], 'the twin reached no other node');
+    assert.equal((await metrics(twin.url)).get('rc_publish_errors_total'), 1);
+    // The first stops cleanly and lets go of the id: the twin takes it
+    // at its next beat (a third of the lease).
+    const t0 = performance.now();
+    await first.stop();
+    await twin.waitForLog(/lease held/, 5000);
+    await until(async () => (await request(twin.url, 'GET', '/ready')).status === 200, 5000, 'the twin to be ready');
+    t.diagnostic(`twin ready ${(performance.now() - t0).toFixed(0)} ms after the first stopped`);
+  });
+});
+
 describe('rc-chat hardening: lost subscriptions', { skip }, () => {
   test('a room whose subscription was lost and is back: each stream gets one rc:gap {"room":R}, no id line', async (t) => {
     const r = await startRedis();

@@ -1,0 +1,215 @@
+/*
+ * Lua scripts on the pub context: their text, loading, calls, and the
+ * retry after NOSCRIPT. A call keeps its arguments until its reply, so
+ * that it can be sent again as EVAL (which loads the script as it runs
+ * it) when Redis says it lost the script: the failed calls are answered,
+ * and so sent again, in the order they were made, and no call after them
+ * can have run its script in between (it would have failed the same way).
+ *
+ * Every script takes its time from Redis (TIME), never from a node.
+ */
+#include "port.h"
+
+/* The node's lease. KEYS: nodes (zset id -> deadline ms), tokens (hash
+ * id -> token). ARGV: id, token, lease ms. Returns {1, now, took_over}
+ * or, when another token holds an unexpired lease, {0, ms left, 0}. A
+ * few expired leases of other nodes are swept on the way. */
+static const char lease_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local holder = redis.call('HGET', KEYS[2], ARGV[1])\n"
+    "local dl = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0')\n"
+    "if holder and holder ~= ARGV[2] and dl > now then\n"
+    "  return {0, dl - now, 0}\n"
+    "end\n"
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
+    "                       'LIMIT', 0, 16)\n"
+    "for _, id in ipairs(old) do\n"
+    "  if id ~= ARGV[1] then\n"
+    "    redis.call('ZREM', KEYS[1], id)\n"
+    "    redis.call('HDEL', KEYS[2], id)\n"
+    "  end\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[1], string.format('%.0f', now + ARGV[3]),\n"
+    "           ARGV[1])\n"
+    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+    "local took = 0\n"
+    "if holder and holder ~= ARGV[2] then took = 1 end\n"
+    "return {1, now, took}\n";
+
+/* Let go of the lease, if it is still this token's. */
+static const char release_lua[] =
+    "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then\n"
+    "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+static const char *const scripts[RC__SCRIPTS] = {lease_lua, release_lua};
+
+/* A call in flight: argv[0..2] are EVAL(SHA), the script or its SHA1 and
+ * the number of keys; the rest are copies of the caller's. */
+typedef struct call {
+    rc__watch *w;
+    int script;
+    rc__script_cb cb;
+    void *arg;
+    int argc;
+    const char **argv;
+    size_t *argvlen;
+    char numkeys[24];
+} call;
+
+/* ---- replies ---------------------------------------------------------- */
+
+struct rc__reply {
+    redisReply r;
+};
+
+size_t rc__reply_len(const rc__reply *r)
+{
+    return r->r.type == REDIS_REPLY_ARRAY ? r->r.elements : 0;
+}
+
+int rc__reply_int(const rc__reply *r, size_t i, long long *out)
+{
+    const redisReply *e;
+
+    if (i >= rc__reply_len(r))
+        return RC_ETYPE;
+    e = r->r.element[i];
+    if (e->type != REDIS_REPLY_INTEGER)
+        return RC_ETYPE;
+    *out = e->integer;
+    return 0;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+/* SCRIPT LOAD replies come in the order the loads were sent: the watch
+ * counts them to know whose SHA1 each one is. */
+static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
+{
+    rc__watch *w = privdata;
+    redisReply *reply = r;
+    unsigned i = w->loaded++;
+
+    (void)ac;
+    if (w->a != NULL && reply != NULL && reply->type == REDIS_REPLY_STRING &&
+        reply->len == 40 && i < RC__SCRIPTS)
+        memcpy(w->a->port.sha[i], reply->str, 41);
+    rc__watch_release(w);
+}
+
+void rc__port_load_scripts(rc_adapter *a)
+{
+    rc__watch *w = a->port.pub;
+    size_t i;
+
+    /* A SHA1 once known stays right (it is the text's); loading again on
+     * each context refills Redis' cache after a restart. */
+    for (i = 0; i < RC__SCRIPTS && w != NULL && w->ac != NULL; i++)
+        if (redisAsyncCommand(w->ac, on_loaded, w, "SCRIPT LOAD %s",
+                              scripts[i]) == REDIS_OK)
+            w->held++;
+}
+
+/* ---- calls ------------------------------------------------------------ */
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+static int send_call(call *c, int eval)
+{
+    rc__port *port = &c->w->a->port;
+
+    c->argv[0] = eval ? "EVAL" : "EVALSHA";
+    c->argvlen[0] = strlen(c->argv[0]);
+    c->argv[1] = eval ? scripts[c->script] : port->sha[c->script];
+    c->argvlen[1] = strlen(c->argv[1]);
+    if (c->w->ac == NULL ||
+        redisAsyncCommandArgv(c->w->ac, on_reply, c, c->argc, c->argv,
+                              c->argvlen) != REDIS_OK)
+        return RC_EMISUSE;
+    c->w->held++;
+    return 0;
+}
+
+static void finish(call *c, const redisReply *reply, int err)
+{
+    rc__watch *w = c->w;
+    rc_adapter *a = w->a;
+    rc__alloc mem = w->mem;
+
+    w->busy++;
+    if (a != NULL && err != 0)
+        a->c.script_errors++;
+    if (a != NULL && a->port.pub == w && c->cb != NULL)
+        c->cb(a, err ? NULL : (const rc__reply *)(const void *)reply, err,
+              c->arg);
+    w->busy--;
+    rc__free(&mem, c);
+    rc__watch_release(w);
+}
+
+static int is_noscript(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ERROR &&
+           strncmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    call *c = privdata;
+    redisReply *reply = r;
+
+    (void)ac;
+    if (reply != NULL && is_noscript(reply) && c->w->a != NULL &&
+        c->w->a->port.pub == c->w && send_call(c, 1) == 0) {
+        rc__watch_release(c->w); /* the resent call holds it again */
+        return;
+    }
+    finish(c, reply,
+           reply == NULL                      ? RC_EMISUSE
+           : reply->type == REDIS_REPLY_ERROR ? RC_EREDIS
+                                              : 0);
+}
+
+int rc__port_script(rc_adapter *a, int script, size_t nkeys, size_t n,
+                    const char *const *argv, const size_t *argvlen,
+                    rc__script_cb cb, void *arg)
+{
+    size_t i, bytes = 0, at;
+    call *c;
+    char *d;
+    int rv;
+
+    if (!rc__port_has_pub(a))
+        return RC_EMISUSE;
+    for (i = 0; i < n; i++)
+        bytes += argvlen[i];
+    c = rc__malloc(&a->mem, sizeof *c +
+                                (n + 3) * (sizeof(char *) + sizeof(size_t)) +
+                                bytes);
+    if (c == NULL)
+        return RC_ENOMEM;
+    memset(c, 0, sizeof *c);
+    c->w = a->port.pub;
+    c->script = script;
+    c->cb = cb;
+    c->arg = arg;
+    c->argc = (int)n + 3;
+    c->argv = (const char **)(void *)(c + 1);
+    c->argvlen = (size_t *)(void *)(c->argv + n + 3);
+    d = (char *)(c->argvlen + n + 3);
+    c->argvlen[2] = (size_t)(rc__dec_put(c->numkeys, nkeys) - c->numkeys);
+    c->argv[2] = c->numkeys;
+    for (i = 0, at = 0; i < n; at += argvlen[i], i++) {
+        memcpy(d + at, argv[i], argvlen[i]);
+        c->argv[i + 3] = d + at;
+        c->argvlen[i + 3] = argvlen[i];
+    }
+    if ((rv = send_call(c, a->port.sha[script][0] == '\0')) != 0)
+        rc__free(&a->mem, c);
+    return rv;
+}
