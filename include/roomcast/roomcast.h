@@ -623,6 +623,9 @@ typedef struct rc_counters {
     /* Script calls (the node's lease, room state) answered with an error,
      * or lost with the link. */
     unsigned long long script_errors;
+    /* Presence events held for members awaiting their snapshot, and
+     * given to them after it (the snapshot/diff race, closed). */
+    unsigned long long presence_held;
 } rc_counters;
 
 /**
@@ -709,6 +712,131 @@ ROOMCAST_EXTERN int rc_adapter_node_state(const rc_adapter *a);
  */
 ROOMCAST_EXTERN unsigned rc_adapter_tick(rc_adapter *a,
                                          unsigned long long now_ms);
+
+/* ---- Presence --------------------------------------------------------- */
+
+/*
+ * Who is in a room, cluster-wide, counted by connections (tabs) per user.
+ * A connection given a user (rc_conn_set_user) is present in every
+ * presence room it joins, on whichever node; connections without a user
+ * are not listed but see everything.
+ *
+ * Events reach every member of the room on every node as ordinary
+ * messages to their sinks (shared frames, no id line):
+ * - "rc:presence" {"room":R,"users":[{"user":U,"connections":N
+ *   [,"info":I]},...]} to a connection once it joined (after its room's
+ *   SUBSCRIBE is confirmed), and again to every member after a reconnect:
+ *   everyone present, itself included; then only the changes after it
+ *   (no change is lost or applied twice between the two);
+ * - "rc:join" {"user":U} when U's first connection anywhere joins;
+ * - "rc:leave" {"user":U,"reason":"left"|"lost"} when U's last connection
+ *   is gone and the grace ran out without U coming back on any node
+ *   ("lost": its node died and another node reaped it).
+ * Each happens once cluster-wide, however many nodes race to emit it:
+ * every change is one Lua script, which publishes it (with node "" and
+ * meta {"ps":N}, the room's presence sequence; a Node reference node
+ * forwards it to its clients as an ordinary event).
+ *
+ * Liveness is per adapter, not per connection: the node's lease (above)
+ * also renews its token's liveness; a node that stops renewing is reaped
+ * by any other (idempotently), its users leaving with reason "lost" after
+ * lease + grace. Grace, sweeping and reaping are driven by
+ * rc_adapter_tick; all time is Redis'.
+ *
+ * While Redis is away, joins and leaves are not sent; when a pub context
+ * is back, each presence room is reconciled (this node's connections in
+ * Redis are made exactly its local ones, only real differences make
+ * events) and every member gets a fresh rc:presence. A node away longer
+ * than its lease has been reaped: its users leave ("lost") and join again
+ * when it is back. A room whose state Redis lost (a restart without
+ * persistence) is refilled silently, and its members get a fresh
+ * rc:presence, not a storm of joins.
+ */
+
+/** Presence options (zeroed: defaults). */
+typedef struct rc_presence_options {
+    unsigned grace_ms; /* 0: 10000. A user's last connection gone this
+                          long, with none back on any node: rc:leave */
+    unsigned sweep_ms; /* 0: 1000. How often this node looks for leaves
+                          due (every node does; one emits each) */
+    /* Which rooms carry presence: nonzero for yes. NULL: every room. */
+    int (*room_filter)(const char *room, void *user);
+    void *filter_user;
+} rc_presence_options;
+
+/**
+ * Turn presence on (size: sizeof *opts; opts copied). Only before the
+ * first pub context is handed over, like rc_adapter_set_state_options.
+ * The rooms' keys are under the state key prefix, with the hash tag of
+ * their channel's Redis Cluster slot (README lists them). Returns 0,
+ * RC_EINVAL (a or opts NULL, grace_ms over one day), RC_EMISUSE.
+ */
+ROOMCAST_EXTERN int rc_adapter_set_presence(rc_adapter *a,
+                                            const rc_presence_options *opts,
+                                            size_t size);
+
+/**
+ * Give a connection its identity, before it joins a presence room (user
+ * copied; info: JSON text of info_len bytes, copied, or NULL). user must
+ * be 1 to 256 bytes of UTF-8 without control characters. Returns 0, or
+ * RC_EINVAL (NULL conn or user, bad length), RC_ECHAR (a control
+ * character), RC_EUTF8, RC_EJSON / RC_EDEPTH (info), RC_EMISUSE (conn
+ * is in a presence room already), RC_ENOMEM.
+ */
+ROOMCAST_EXTERN int rc_conn_set_user(rc_conn *conn, const char *user,
+                                     const char *info, size_t info_len);
+
+/** The connection's user, or NULL. */
+ROOMCAST_EXTERN const char *rc_conn_user_id(const rc_conn *conn);
+
+/**
+ * Leave a room at once: as rc_room_leave, but a user whose last
+ * connection this was leaves with no grace (a "Leave" button). Returns
+ * as rc_room_leave.
+ */
+ROOMCAST_EXTERN int rc_room_leave_now(rc_conn *conn, const char *room);
+
+/** One entry of a presence query's answer. Strings valid for the
+ *  callback only; a field a query does not fill is NULL (or 0). */
+typedef struct rc_presence_entry {
+    const char *user;
+    const char *room;
+    unsigned long long connections; /* 0: in the grace (leaving) */
+    const char *info;               /* JSON text, info_len bytes, or NULL */
+    size_t info_len;
+    const char *conn; /* rc_presence_members only: the connection and */
+    const char *node; /* the node it is on */
+} rc_presence_entry;
+
+/**
+ * A query's answer: err 0 and n entries, or err RC_EMISUSE (no Redis link
+ * now, or it went away before the answer), RC_EREDIS, RC_ENOMEM, with
+ * n 0. Called exactly once, from the loop (never from inside the query
+ * call), unless the adapter is freed first.
+ */
+typedef void (*rc_presence_cb)(rc_adapter *a, int err,
+                               const rc_presence_entry *e, size_t n,
+                               void *user);
+
+/**
+ * Queries, each one script call and O(n) in what it returns:
+ * - rc_presence_users: the users present in room (user, connections,
+ *   info; room set), in no particular order;
+ * - rc_presence_members: its connections (conn, node, user);
+ * - rc_presence_user: the rooms of user (room, connections);
+ * - rc_presence_online: everyone present anywhere (user, room,
+ *   connections), one entry per user and room.
+ * Return 0 (cb will be called), or RC_EINVAL, RC_EMISUSE (presence off,
+ * or no pub context now), RC_ENOMEM: then cb is not called.
+ */
+ROOMCAST_EXTERN int rc_presence_users(rc_adapter *a, const char *room,
+                                      rc_presence_cb cb, void *user);
+ROOMCAST_EXTERN int rc_presence_members(rc_adapter *a, const char *room,
+                                        rc_presence_cb cb, void *user);
+ROOMCAST_EXTERN int rc_presence_user(rc_adapter *a, const char *user_id,
+                                     rc_presence_cb cb, void *user);
+ROOMCAST_EXTERN int rc_presence_online(rc_adapter *a, rc_presence_cb cb,
+                                       void *user);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@ static void release(rc_adapter *a)
 {
     rc__alloc mem = a->mem;
 
+    rc__presence_free(a);
     rc__port_close(a);
     rc__node_free(a);
     rc__registry_free(&a->reg);
@@ -42,6 +43,8 @@ static int check_options(const rc_adapter_options *opts)
 {
     if (opts->dedup_window > RC_MAX_DEDUP) /* each delivery scans it */
         return RC_EINVAL;
+    if (opts->node_id != NULL && opts->node_id[0] == '\0')
+        return RC_EINVAL; /* "": the node of presence events */
     if (opts->node_id != NULL)
         return rc__field_check(opts->node_id, NULL, NULL);
     return 0;
@@ -95,6 +98,7 @@ int rc_adapter_open(const rc_adapter_options *opts,
     if (rc__random(&a->seed, sizeof a->seed) != 0)
         a->seed = (uint64_t)(uintptr_t)a;
     rc__registry_init(&a->reg, &a->mem, a->seed, sizeof(rc__aroom));
+    rc__presence_init(a);
     if ((rv = copy_names(a, opts)) == 0)
         rv = rc__node_init(a);
     if (rv == 0 && pub != NULL)

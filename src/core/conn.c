@@ -50,6 +50,8 @@ void rc_conn_remove(rc_conn *conn)
     a = conn->a;
     rc__enter(a);
     rc__conn_remove(&a->reg, &conn->base, left_room, a);
+    rc__free(&a->mem, conn->uid); /* its leaves are sent */
+    conn->uid = NULL;
     rc__exit(a);
 }
 

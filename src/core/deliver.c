@@ -59,7 +59,7 @@ static int wanted(rc__delivery *d, rc_conn *c)
     return 1;
 }
 
-static int deliver_one(rc__member *m, void *arg)
+int rc__deliver_one(rc__member *m, void *arg)
 {
     rc__delivery *d = arg;
     rc_adapter *a = d->a;
@@ -67,6 +67,8 @@ static int deliver_one(rc__member *m, void *arg)
 
     if (a->closing)
         return 1;
+    if (d->pseq > 0 && !rc__presence_wants(m, d->pseq))
+        return 0;
     if (!wanted(d, c))
         return 0;
     if (a->filter != NULL &&
@@ -104,7 +106,7 @@ void rc__deliver(rc__delivery *d, const char *const *rooms, size_t n)
     for (d->room = 0; d->room < n && !a->closing; d->room++) {
         r = rc__find_room(a, rooms[d->room]);
         if (r != NULL && r->members > 0)
-            rc__room_walk(&a->reg, r, deliver_one, d);
+            rc__room_walk(&a->reg, r, rc__deliver_one, d);
     }
     rc__registry_release(&a->reg);
     if (stamping)

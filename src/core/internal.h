@@ -199,6 +199,7 @@ struct rc__member {
     rc__member *room_prev, *room_next;
     rc__member *conn_prev, *conn_next; /* conn_next: the dead list, once
                                           removed */
+    void *ext; /* the adapter's (presence.c), told by the gone hook */
 };
 
 struct rc__room {
@@ -227,6 +228,11 @@ typedef struct rc__registry {
     rc__member *dead_members;
     rc__room *dead_rooms;
     rc__conn *dead_conns;
+    /* Told of a member with ext set as it leaves (it is still linked),
+     * and of a room as it is dropped. May be NULL. */
+    void (*member_gone)(rc__member *m, void *arg);
+    void (*room_gone)(rc__room *room, void *arg);
+    void *gone_arg;
 } rc__registry;
 
 /* room_size: bytes to allocate per room, >= sizeof(rc__room), so that
@@ -262,6 +268,8 @@ size_t rc__leave_all(rc__registry *r, rc__conn *c,
 rc__room *rc__room_find(const rc__registry *r, const char *name, size_t len);
 int rc__is_member(const rc__registry *r, const rc__conn *c,
                   const rc__room *room);
+rc__member *rc__member_of(const rc__registry *r, const rc__conn *c,
+                          const rc__room *room);
 /* Forget an empty room (members == 0). */
 void rc__room_drop(rc__registry *r, rc__room *room);
 
@@ -287,10 +295,13 @@ enum rc__sub_state {
     RC__UNSUBSCRIBING /* UNSUBSCRIBE sent, not confirmed */
 };
 
+typedef struct rc__proom rc__proom;
+
 typedef struct rc__aroom {
     rc__room base; /* first: the registry allocates rooms this size */
     enum rc__sub_state state;
     struct rc__aroom *next_lost; /* rooms to tell RC_ROOM_LOST, no alloc */
+    rc__proom *pres;             /* presence state, or NULL (presence.c) */
 } rc__aroom;
 
 /* An envelope a connection got through a room, remembered for de-dup. */
@@ -304,6 +315,10 @@ struct rc_conn {
     rc_adapter *a;
     rc_sink_cb sink;
     void *user;
+    char *uid;   /* rc_conn_set_user: the user, or NULL; then, in one */
+    char *uid_q; /* block, the user as a JSON string and the info */
+    char *info;
+    size_t uid_len, uid_q_len, info_len;
     unsigned long long seq; /* last multi-room broadcast delivered */
     unsigned recent_next;   /* ring of envelopes received lately */
     rc__seen recent[];
@@ -320,7 +335,25 @@ struct rc_frame {
 typedef struct rc__watch rc__watch;
 
 /* The Lua scripts roomcast runs (script.c holds their text). */
-enum rc__script { RC__SCRIPT_LEASE, RC__SCRIPT_RELEASE, RC__SCRIPTS };
+enum rc__script {
+    RC__SCRIPT_LEASE,
+    RC__SCRIPT_RELEASE,
+    RC__SCRIPT_JOIN,
+    RC__SCRIPT_LEAVE,
+    RC__SCRIPT_SYNC,
+    RC__SCRIPT_SNAPSHOT,
+    RC__SCRIPT_MEMBERS,
+    RC__SCRIPT_SWEEP,
+    RC__SCRIPT_REAP,
+    RC__SCRIPT_USER,
+    RC__SCRIPT_ONLINE,
+    RC__SCRIPT_SWEEP_DUE,
+    RC__SCRIPT_REAP_DUE,
+    RC__SCRIPT_REAP_DONE,
+    RC__SCRIPTS
+};
+/* lua.c: their text. */
+extern const char *const rc__lua[RC__SCRIPTS];
 
 typedef struct rc__port {
     rc__watch *pub, *sub; /* the contexts in use, or NULL */
@@ -330,16 +363,36 @@ typedef struct rc__port {
     char sha[RC__SCRIPTS][41]; /* each script's SHA1 once Redis told it */
 } rc__port;
 
+/* presence.c: what the adapter keeps for presence. */
+typedef struct rc__pask rc__pask;
+
+typedef struct rc__presence {
+    int on;
+    rc_presence_options o;
+    rc__pask *asks;         /* script calls of presence in flight */
+    char **owed;            /* rooms left while the pub side was down */
+    size_t nowed, owed_cap;
+    unsigned long long next_sweep, next_reap; /* host ms; 0: next tick */
+    int sweeping, reaping;  /* a *_DUE call is in flight */
+    unsigned leave_now;     /* inside rc_room_leave_now: no grace */
+    char *buf;              /* keys and JSON are built here */
+    size_t buf_cap;
+} rc__presence;
+
 /* node.c: the node's lease (see roomcast.h). */
 typedef struct rc__node {
     int state;                 /* enum rc_node_state */
     char token[33];            /* this adapter's, random */
+    char *kp;                 /* the key prefix */
     char *key_nodes, *key_tok; /* "<kp>{nodes}", "<kp>{nodes}:token" */
+    char *key_live, *key_sweep; /* "<kp>{nodes}:live", "<kp>{sweep}" */
     unsigned lease_ms;
     unsigned gen;           /* pub contexts so far: older replies are stale */
     int asking;             /* a lease call of this gen is in flight */
     int owed;               /* one could not be sent: ask at next tick */
+    int fresh;              /* no lease reply yet on this context */
     unsigned long long due; /* host ms of the next beat; 0: next tick */
+    long long live_dl;      /* the token's liveness deadline as last set */
     rc_node_cb cb;
     void *user;
 } rc__node;
@@ -372,6 +425,7 @@ struct rc_adapter {
     size_t echo_tail_len;
     int env_busy; /* env holds an outer broadcast's envelope */
     rc__node node;
+    rc__presence pres;
 };
 
 /* Make room for n bytes in *buf (of *cap bytes); 0 or RC_ENOMEM. */
@@ -408,6 +462,7 @@ typedef struct rc__delivery {
                      no de-dup) */
     const char *const *rooms;
     size_t room;            /* index of the room being walked */
+    long long pseq;         /* a presence event's sequence, or 0 */
     unsigned long long seq; /* multi-room by stamps: this broadcast's */
     int count;              /* sinks that accepted */
 } rc__delivery;
@@ -464,8 +519,9 @@ size_t rc__reply_len(const rc__reply *r);
 int rc__reply_int(const rc__reply *r, size_t i, long long *out);
 
 /* Called once per call with the reply (err 0), or with r NULL and err
- * RC_EREDIS (an error reply) or RC_EMISUSE (lost with the link); never
- * once the adapter let go of the context (freed, or handed a new one). */
+ * RC_EREDIS (an error reply) or RC_EMISUSE (lost with the link), also
+ * for a context the adapter has since let go of; never once the adapter
+ * is released. */
 typedef void (*rc__script_cb)(rc_adapter *a, const rc__reply *r, int err,
                               void *arg);
 /* Call a script with nkeys keys then the other arguments: n byte strings
@@ -474,6 +530,44 @@ typedef void (*rc__script_cb)(rc_adapter *a, const rc__reply *r, int err,
 int rc__port_script(rc_adapter *a, int script, size_t nkeys, size_t n,
                     const char *const *argv, const size_t *argvlen,
                     rc__script_cb cb, void *arg);
+
+/* Element i as a string (or status): its bytes and *len, or NULL. The
+ * bytes are followed by a NUL. */
+const char *rc__reply_str(const rc__reply *r, size_t i, size_t *len);
+/* The bytes of all string elements, plus one per element. */
+size_t rc__reply_strings_len(const rc__reply *r);
+
+/* presence.c */
+void rc__presence_init(rc_adapter *a);
+void rc__presence_free(rc_adapter *a);
+/* A member joined room (registry join done). 0 or RC_ENOMEM. */
+int rc__presence_joined(rc_adapter *a, rc__member *m);
+/* The room's SUBSCRIBE is confirmed (after the host heard READY). */
+void rc__presence_ready(rc_adapter *a, rc__aroom *room);
+/* A pub context is in use (new, or the token's liveness had lapsed):
+ * reconcile every presence room. */
+void rc__presence_resync(rc_adapter *a);
+/* A message on a presence room: its presence sequence (> 0) if it is a
+ * presence event to be ordered, else 0; kept for members awaiting their
+ * snapshot. */
+long long rc__presence_event(rc_adapter *a, rc__aroom *room,
+                             const rc_envelope *env);
+/* Should member m get the presence event of sequence seq now? */
+int rc__presence_wants(const rc__member *m, long long seq);
+/* The timed work: ms until it wants to run again. */
+unsigned rc__presence_tick(rc_adapter *a, unsigned long long now);
+/* The key base "<kp>{T}:" of room (T: its channel's slot tag) in
+ * a->pres.buf; its length, or 0 if out of memory. */
+size_t rc__room_keys(rc_adapter *a, const char *room, size_t len);
+/* Call a room script: KEYS[1] the room's base, ARGV key prefix, room,
+ * channel, node id, then the n strings of extra. */
+int rc__room_script(rc_adapter *a, int script, const char *room,
+                    size_t room_len, const char *const *extra,
+                    const size_t *extra_len, size_t n, rc__script_cb cb,
+                    void *arg);
+
+/* deliver.c: one member (the walk's callback; arg: an rc__delivery). */
+int rc__deliver_one(rc__member *m, void *arg);
 
 /* node.c */
 int rc__node_init(rc_adapter *a);

@@ -14,26 +14,50 @@
 #define MIN_LEASE_MS 1000u
 #define MAX_LEASE_MS 3600000u
 
+/* kp + suffix, allocated; NULL if out of memory. */
+static char *key(rc_adapter *a, const char *kp, size_t len, const char *sfx)
+{
+    size_t n = strlen(sfx);
+    char *k = rc__malloc(&a->mem, len + n + 1);
+
+    if (k != NULL) {
+        memcpy(k, kp, len);
+        memcpy(k + len, sfx, n + 1);
+    }
+    return k;
+}
+
+static void keys_free(rc_adapter *a, char **k)
+{
+    size_t i;
+
+    for (i = 0; i < 5; i++) {
+        rc__free(&a->mem, k[i]);
+        k[i] = NULL;
+    }
+}
+
 static int set_keys(rc_adapter *a, const char *kp)
 {
     rc__node *n = &a->node;
     size_t len = strlen(kp);
-    char *nodes = rc__malloc(&a->mem, len + sizeof "{nodes}");
-    char *tok = rc__malloc(&a->mem, len + sizeof "{nodes}:token");
+    char *k[5];
 
-    if (nodes == NULL || tok == NULL) {
-        rc__free(&a->mem, nodes);
-        rc__free(&a->mem, tok);
+    k[0] = key(a, kp, len, "");
+    k[1] = key(a, kp, len, "{nodes}");
+    k[2] = key(a, kp, len, "{nodes}:token");
+    k[3] = key(a, kp, len, "{nodes}:live");
+    k[4] = key(a, kp, len, "{sweep}");
+    if (!k[0] || !k[1] || !k[2] || !k[3] || !k[4]) {
+        keys_free(a, k);
         return RC_ENOMEM;
     }
-    memcpy(nodes, kp, len);
-    memcpy(nodes + len, "{nodes}", sizeof "{nodes}");
-    memcpy(tok, kp, len);
-    memcpy(tok + len, "{nodes}:token", sizeof "{nodes}:token");
-    rc__free(&a->mem, n->key_nodes);
-    rc__free(&a->mem, n->key_tok);
-    n->key_nodes = nodes;
-    n->key_tok = tok;
+    rc__node_free(a);
+    n->kp = k[0];
+    n->key_nodes = k[1];
+    n->key_tok = k[2];
+    n->key_live = k[3];
+    n->key_sweep = k[4];
     return 0;
 }
 
@@ -61,9 +85,13 @@ int rc__node_init(rc_adapter *a)
 
 void rc__node_free(rc_adapter *a)
 {
-    rc__free(&a->mem, a->node.key_nodes);
-    rc__free(&a->mem, a->node.key_tok);
-    a->node.key_nodes = a->node.key_tok = NULL;
+    rc__node *n = &a->node;
+    char *k[5];
+
+    k[0] = n->kp, k[1] = n->key_nodes, k[2] = n->key_tok;
+    k[3] = n->key_live, k[4] = n->key_sweep;
+    keys_free(a, k);
+    n->kp = n->key_nodes = n->key_tok = n->key_live = n->key_sweep = NULL;
 }
 
 static void set_state(rc_adapter *a, int state, int err)
@@ -82,46 +110,58 @@ static void set_state(rc_adapter *a, int state, int err)
 static void on_lease(rc_adapter *a, const rc__reply *r, int err, void *arg)
 {
     rc__node *n = &a->node;
-    long long ok;
+    long long ok, dl, lapsed;
 
-    if ((unsigned)(uintptr_t)arg != n->gen)
+    if ((unsigned)(uintptr_t)arg != n->gen || a->closing)
         return; /* asked on a context since let go of */
     n->asking = 0;
     if (err == RC_EMISUSE)
         return; /* lost with the link: the next context asks again */
-    if (err == 0 && rc__reply_int(r, 0, &ok) != 0)
+    if (err == 0 && (rc__reply_int(r, 0, &ok) != 0 ||
+                     rc__reply_int(r, 1, &dl) != 0 ||
+                     rc__reply_int(r, 3, &lapsed) != 0))
         err = RC_EREDIS;
-    if (err != 0)
+    if (err != 0) {
         set_state(a, n->state, RC_EREDIS);
-    else if (ok == 1)
+        return;
+    }
+    n->live_dl = dl;
+    /* Reapers took this node for dead: its presence is put back (a new
+     * context has just done so, after this lease call). */
+    if (lapsed && !n->fresh)
+        rc__presence_resync(a);
+    n->fresh = 0;
+    if (ok == 1)
         set_state(a, RC_NODE_LIVE, 0);
     else
         set_state(a, RC_NODE_REFUSED, RC_ENODEID);
 }
 
-/* Claim or renew: the same script does both. */
+/* Claim or renew (the same script), or release. */
 static void ask(rc_adapter *a, int script)
 {
     rc__node *n = &a->node;
-    char lease[24];
-    const char *argv[5];
-    size_t len[5];
+    char lease[24], last[24];
+    const char *argv[7];
+    size_t len[7], i;
 
     argv[0] = n->key_nodes;
     argv[1] = n->key_tok;
-    argv[2] = a->node_id;
-    argv[3] = n->token;
-    argv[4] = lease;
-    len[4] = (size_t)(rc__dec_put(lease, n->lease_ms) - lease);
-    len[0] = strlen(argv[0]);
-    len[1] = strlen(argv[1]);
-    len[2] = strlen(argv[2]);
-    len[3] = 32;
+    argv[2] = n->key_live;
+    argv[3] = a->node_id;
+    argv[4] = n->token;
+    argv[5] = lease;
+    argv[6] = last;
+    for (i = 0; i < 5; i++)
+        len[i] = strlen(argv[i]);
+    len[5] = (size_t)(rc__dec_put(lease, n->lease_ms) - lease);
+    len[6] = (size_t)(rc__dec_put(last, (unsigned long long)n->live_dl) -
+                      last);
     if (script == RC__SCRIPT_RELEASE) {
-        (void)rc__port_script(a, script, 2, 4, argv, len, NULL, NULL);
+        (void)rc__port_script(a, script, 3, 5, argv, len, NULL, NULL);
         return;
     }
-    if (rc__port_script(a, script, 2, 5, argv, len, on_lease,
+    if (rc__port_script(a, script, 3, 7, argv, len, on_lease,
                         (void *)(uintptr_t)n->gen) == 0) {
         n->asking = 1;
         n->owed = 0;
@@ -133,7 +173,7 @@ static void ask(rc_adapter *a, int script)
 
 void rc__node_let_go(rc_adapter *a)
 {
-    if (a->node.state == RC_NODE_LIVE && rc__port_has_pub(a))
+    if (a->node.state != RC_NODE_OFF && rc__port_has_pub(a))
         ask(a, RC__SCRIPT_RELEASE);
 }
 
@@ -143,12 +183,16 @@ void rc__node_pub_changed(rc_adapter *a)
 
     n->gen++;
     n->asking = n->owed = 0;
+    n->fresh = 1;
     n->due = 0;
     if (!rc__port_has_pub(a)) {
         set_state(a, RC_NODE_OFF, 0);
         return;
     }
     ask(a, RC__SCRIPT_LEASE);
+    /* Presence goes after the lease on the connection, which renews the
+     * token's liveness first. */
+    rc__presence_resync(a);
     /* A refused id stays refused until Redis says otherwise. */
     if (n->state != RC_NODE_REFUSED)
         set_state(a, RC_NODE_CLAIMING, 0);
@@ -157,7 +201,7 @@ void rc__node_pub_changed(rc_adapter *a)
 unsigned rc_adapter_tick(rc_adapter *a, unsigned long long now)
 {
     rc__node *n;
-    unsigned beat;
+    unsigned beat, next;
 
     if (a == NULL)
         return 1000;
@@ -171,7 +215,10 @@ unsigned rc_adapter_tick(rc_adapter *a, unsigned long long now)
         n->due = now + beat;
         ask(a, RC__SCRIPT_LEASE);
     }
-    return n->due > now ? (unsigned)(n->due - now) : beat;
+    next = rc__presence_tick(a, now);
+    if (n->due > now && n->due - now < next)
+        next = (unsigned)(n->due - now);
+    return next > 0 ? next : 1;
 }
 
 int rc_adapter_set_state_options(rc_adapter *a, const rc_state_options *opts,

@@ -95,6 +95,7 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
         d.except = rc_conn_find(a, env.except);
     d.meta = env.meta;
     d.meta_len = env.meta_len;
+    d.pseq = rc__presence_event(a, room, &env);
     /* A message with an id (an empty id is no id) reaches a connection in
      * several of its rooms once: keyed by the envelope's bytes. */
     if (env.msg.id != NULL && env.msg.id[0] != '\0') {

@@ -160,6 +160,7 @@ static void fwd_cleanup(void *p)
     if (a != NULL && a->port.pub == w) {
         a->port.pub = NULL;
         let_go(&a->port, w);
+        rc__node_pub_changed(a);
     } else if (a != NULL && a->port.sub == w) {
         a->port.sub = NULL;
         let_go(&a->port, w);

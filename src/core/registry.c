@@ -169,6 +169,12 @@ int rc__is_member(const rc__registry *r, const rc__conn *c,
     return member_find(r, c, room) != NULL;
 }
 
+rc__member *rc__member_of(const rc__registry *r, const rc__conn *c,
+                          const rc__room *room)
+{
+    return member_find(r, c, room);
+}
+
 int rc__join(rc__registry *r, rc__conn *c, const char *name, size_t len,
              rc__room **room_out)
 {
@@ -213,6 +219,8 @@ int rc__leave(rc__registry *r, rc__conn *c, rc__room *room)
 
     if (m == NULL)
         return 0;
+    if (m->ext != NULL && r->member_gone != NULL)
+        r->member_gone(m, r->gone_arg);
     rc__map_del(&r->members, &m->conn, PAIR_LEN);
     if (m->conn_prev != NULL)
         m->conn_prev->conn_next = m->conn_next;
@@ -259,6 +267,8 @@ size_t rc__leave_all(rc__registry *r, rc__conn *c,
 
 void rc__room_drop(rc__registry *r, rc__room *room)
 {
+    if (r->room_gone != NULL)
+        r->room_gone(room, r->gone_arg);
     rc__map_del(&r->rooms, room->name, room->name_len);
     room->removed = 1;
     if (r->walking > 0) {

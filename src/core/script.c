@@ -5,48 +5,9 @@
  * it) when Redis says it lost the script: the failed calls are answered,
  * and so sent again, in the order they were made, and no call after them
  * can have run its script in between (it would have failed the same way).
- *
- * Every script takes its time from Redis (TIME), never from a node.
+ * The scripts' text is in lua.c.
  */
 #include "port.h"
-
-/* The node's lease. KEYS: nodes (zset id -> deadline ms), tokens (hash
- * id -> token). ARGV: id, token, lease ms. Returns {1, now, took_over}
- * or, when another token holds an unexpired lease, {0, ms left, 0}. A
- * few expired leases of other nodes are swept on the way. */
-static const char lease_lua[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local holder = redis.call('HGET', KEYS[2], ARGV[1])\n"
-    "local dl = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0')\n"
-    "if holder and holder ~= ARGV[2] and dl > now then\n"
-    "  return {0, dl - now, 0}\n"
-    "end\n"
-    "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
-    "                       'LIMIT', 0, 16)\n"
-    "for _, id in ipairs(old) do\n"
-    "  if id ~= ARGV[1] then\n"
-    "    redis.call('ZREM', KEYS[1], id)\n"
-    "    redis.call('HDEL', KEYS[2], id)\n"
-    "  end\n"
-    "end\n"
-    "redis.call('ZADD', KEYS[1], string.format('%.0f', now + ARGV[3]),\n"
-    "           ARGV[1])\n"
-    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
-    "local took = 0\n"
-    "if holder and holder ~= ARGV[2] then took = 1 end\n"
-    "return {1, now, took}\n";
-
-/* Let go of the lease, if it is still this token's. */
-static const char release_lua[] =
-    "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then\n"
-    "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
-
-static const char *const scripts[RC__SCRIPTS] = {lease_lua, release_lua};
 
 /* A call in flight: argv[0..2] are EVAL(SHA), the script or its SHA1 and
  * the number of keys; the rest are copies of the caller's. */
@@ -85,6 +46,29 @@ int rc__reply_int(const rc__reply *r, size_t i, long long *out)
     return 0;
 }
 
+const char *rc__reply_str(const rc__reply *r, size_t i, size_t *len)
+{
+    const redisReply *e;
+
+    if (i >= rc__reply_len(r))
+        return NULL;
+    e = r->r.element[i];
+    if (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_STATUS)
+        return NULL;
+    *len = e->len;
+    return e->str;
+}
+
+size_t rc__reply_strings_len(const rc__reply *r)
+{
+    size_t i, n = rc__reply_len(r), sum = 0;
+
+    for (i = 0; i < n; i++)
+        if (r->r.element[i]->type == REDIS_REPLY_STRING)
+            sum += r->r.element[i]->len + 1;
+    return sum;
+}
+
 /* ---- loading ---------------------------------------------------------- */
 
 /* SCRIPT LOAD replies come in the order the loads were sent: the watch
@@ -111,7 +95,7 @@ void rc__port_load_scripts(rc_adapter *a)
      * each context refills Redis' cache after a restart. */
     for (i = 0; i < RC__SCRIPTS && w != NULL && w->ac != NULL; i++)
         if (redisAsyncCommand(w->ac, on_loaded, w, "SCRIPT LOAD %s",
-                              scripts[i]) == REDIS_OK)
+                              rc__lua[i]) == REDIS_OK)
             w->held++;
 }
 
@@ -125,7 +109,7 @@ static int send_call(call *c, int eval)
 
     c->argv[0] = eval ? "EVAL" : "EVALSHA";
     c->argvlen[0] = strlen(c->argv[0]);
-    c->argv[1] = eval ? scripts[c->script] : port->sha[c->script];
+    c->argv[1] = eval ? rc__lua[c->script] : port->sha[c->script];
     c->argvlen[1] = strlen(c->argv[1]);
     if (c->w->ac == NULL ||
         redisAsyncCommandArgv(c->w->ac, on_reply, c, c->argc, c->argv,
@@ -144,7 +128,7 @@ static void finish(call *c, const redisReply *reply, int err)
     w->busy++;
     if (a != NULL && err != 0)
         a->c.script_errors++;
-    if (a != NULL && a->port.pub == w && c->cb != NULL)
+    if (a != NULL && c->cb != NULL)
         c->cb(a, err ? NULL : (const rc__reply *)(const void *)reply, err,
               c->arg);
     w->busy--;
