@@ -41,6 +41,7 @@ typedef struct options {
     unsigned long heartbeat_ms;
     unsigned long timeout_ms;
     unsigned long lease_ms;
+    unsigned long grace_ms;
 } options;
 
 /* Largest POST body, and the descriptors kept free beside the streams. */
@@ -178,8 +179,9 @@ void conns_detach(chat *c, struct evhttp_request *req);
 /* SIGINT/SIGTERM and the drain deadline. */
 void shutdown_on_signal(evutil_socket_t sig, short what, void *arg);
 void shutdown_on_deadline(evutil_socket_t fd, short what, void *arg);
-/* hiredis callback of the HDELs sent while stopping. */
-void shutdown_hdel_done(struct redisAsyncContext *ac, void *r, void *priv);
+/* hiredis callback of the PING that follows the streams' leaves while
+ * stopping. */
+void shutdown_leaves_done(struct redisAsyncContext *ac, void *r, void *priv);
 
 /* http.c */
 
@@ -229,11 +231,13 @@ void metrics_reply(chat *c, struct evhttp_request *req);
 
 /* presence.c */
 
-/* Write (at hello and every heartbeat) or delete s's member entry. */
-void presence_set(stream *s);
-void presence_del(stream *s);
-/* Answer GET /rooms/{room}: the members on every node. */
+/* Answer GET /rooms/{room}: its members (connections) and users on every
+ * node; GET /users (user NULL) and GET /users/{user}. */
 void presence_reply(chat *c, struct evhttp_request *req, const char *room);
+void presence_users(chat *c, struct evhttp_request *req, const char *user);
+/* POST /rooms/{room}/leave: conn_id's stream leaves at once and ends. */
+void presence_leave(chat *c, struct evhttp_request *req, const char *room,
+                    const char *conn_id);
 
 /* stream.c */
 
@@ -243,6 +247,8 @@ void presence_reply(chat *c, struct evhttp_request *req, const char *room);
  * was taken over: answer the request). */
 int stream_open(chat *c, struct evhttp_request *req, const char *room,
                 const char *user);
+/* End s as if its client had gone. */
+void stream_end(stream *s);
 /* Queue rc:hello for s (once its room is ready). */
 void stream_hello(stream *s);
 /* Queue rc:gap for s: its room's subscription was lost and is back, so it

@@ -164,7 +164,7 @@ int http_room_path(const char *path, char *room, const char **what)
     n = slash != NULL ? (size_t)(slash - seg) : strlen(seg);
     *what = slash != NULL ? slash + 1 : "";
     if (**what != '\0' && strcmp(*what, "events") != 0 &&
-        strcmp(*what, "messages") != 0)
+        strcmp(*what, "messages") != 0 && strcmp(*what, "leave") != 0)
         return -1;
     if (n > CHAT_ROOM_MAX * 3)
         return -2;

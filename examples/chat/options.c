@@ -36,6 +36,9 @@ static void usage(FILE *f)
         "  --lease-ms N      this node's lease in Redis: a node id held by a\n"
         "                    live node is refused; a dead node's lasts this\n"
         "                    long (default 15000)\n"
+        "  --grace-ms N      presence: a user's last stream gone this long\n"
+        "                    (and none back on any node) leaves (default "
+        "10000)\n"
         "  --help            this text\n",
         CHAT_FD_RESERVE);
 }
@@ -69,7 +72,8 @@ enum {
     OPT_MAX_BUFFER,
     OPT_HEARTBEAT_MS,
     OPT_TIMEOUT_MS,
-    OPT_LEASE_MS
+    OPT_LEASE_MS,
+    OPT_GRACE_MS
 };
 
 static const struct option long_options[] = {
@@ -83,6 +87,7 @@ static const struct option long_options[] = {
     {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT_MS},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"lease-ms", required_argument, NULL, OPT_LEASE_MS},
+    {"grace-ms", required_argument, NULL, OPT_GRACE_MS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -100,6 +105,7 @@ static int from_env(options *o, unsigned long *port)
     o->heartbeat_ms = 15000;
     o->timeout_ms = 30000;
     o->lease_ms = 15000;
+    o->grace_ms = 10000;
     *port = 8080;
     if ((env = getenv("PORT")) != NULL && *env &&
         number("PORT", env, 0, 65535, port) < 0)
@@ -135,6 +141,8 @@ static int set_option(options *o, unsigned long *port, int opt, int index,
         rc = number(flag, v, 100, 3600000, &o->timeout_ms);
     else if (opt == OPT_LEASE_MS)
         rc = number(flag, v, 1000, 3600000, &o->lease_ms);
+    else if (opt == OPT_GRACE_MS)
+        rc = number(flag, v, 1, 86400000, &o->grace_ms);
     return rc < 0 ? 2 : 0;
 }
 

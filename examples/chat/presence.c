@@ -1,10 +1,11 @@
 /*
- * rc-chat's member lists: who is in a room, across nodes.
+ * rc-chat's presence routes, on the library's presence (roomcast.h):
+ * GET /rooms/{room} (members and users), GET /users, GET /users/{user},
+ * POST /rooms/{room}/leave. The streams' rc:presence, rc:join and
+ * rc:leave frames come from the library itself.
  *
- * One Redis hash per room, field = connection id, value =
- * "<expires ms>\t<node>\t<user>". Each node writes its own streams at hello
- * and at every heartbeat, and deletes them when they end; readers skip
- * (and delete) expired fields, left by nodes that died.
+ * Without Redis (or while it is away) the answers hold this node's own
+ * streams. Every answer is built in O(n log n) of what it holds.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -14,234 +15,312 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 
 #include "chat.h"
 #include "text.h"
 
-#define PRESENCE_KEY "rc-chat:members:"
-
-typedef struct members_query {
+typedef struct query {
     chat *c;
     struct evhttp_request *req;
-    char *room;
-} members_query;
+    struct evbuffer *b; /* GET /rooms/{room}: the users, then members */
+    char *arg;          /* the room or user */
+} query;
 
-static char *presence_key(chat *c, const char *room, size_t *len)
+static query *query_new(chat *c, struct evhttp_request *req, const char *arg)
 {
-    const char *prefix = c->o.prefix;
-    size_t n = strlen(PRESENCE_KEY) + strlen(prefix) + strlen(room);
-    char *k = chat_malloc(n + 1);
+    query *q = chat_malloc(sizeof *q);
 
-    snprintf(k, n + 1, "%s%s%s", PRESENCE_KEY, prefix, room);
-    *len = n;
-    return k;
+    q->c = c;
+    q->req = req;
+    q->b = NULL;
+    q->arg = chat_strdup(arg != NULL ? arg : "");
+    return q;
 }
 
-void presence_set(stream *s)
+static void query_free(query *q)
 {
-    chat *c = s->c;
-    redisAsyncContext *ac = rc_link_pub(c->link);
-    char *key, val[64];
-    size_t klen;
-    long long ttl = 3 * (long long)c->o.heartbeat_ms;
-
-    if (ac == NULL)
-        return;
-    key = presence_key(c, s->room, &klen);
-    snprintf(val, sizeof val, "%lld\t", chat_now_ms() + ttl);
-    redisAsyncCommand(ac, NULL, NULL, "HSET %b %s %s%s\t%s", key, klen,
-                      rc_conn_id(s->conn), val, rc_adapter_node_id(c->a),
-                      s->user);
-    redisAsyncCommand(ac, NULL, NULL, "PEXPIRE %b %lld", key, klen, ttl);
-    free(key);
+    if (q->b != NULL)
+        evbuffer_free(q->b);
+    free(q->arg);
+    free(q);
 }
 
-void presence_del(stream *s)
+static void add_str(struct evbuffer *b, const char *key, const char *v)
 {
-    chat *c = s->c;
-    redisAsyncContext *ac = rc_link_pub(c->link);
-    char *key;
-    size_t klen;
-
-    if (ac == NULL)
-        return;
-    key = presence_key(c, s->room, &klen);
-    if (redisAsyncCommand(ac, c->stopping ? shutdown_hdel_done : NULL, c,
-                          "HDEL %b %s", key, klen,
-                          rc_conn_id(s->conn)) == REDIS_OK &&
-        c->stopping)
-        c->pending++;
-    free(key);
+    evbuffer_add_printf(b, "\"%s\":", key);
+    http_add_json_str(b, v);
 }
 
-static void add_member(struct evbuffer *b, int *first, const char *conn,
-                       size_t conn_len, const char *node, size_t node_len,
-                       const char *user, size_t user_len)
+/* This node's streams with a user in room (NULL: all rooms), sorted by
+ * user, as entries; *n set. The caller frees the array. */
+static rc_presence_entry *local_entries(chat *c, const char *room, size_t *n)
 {
-    size_t need;
-    struct evbuffer_iovec v;
+    rc_presence_entry *e;
+    stream *s;
+    size_t k = 0;
 
-    evbuffer_add_printf(b, "%s{\"connection\":", *first ? "" : ",");
-    *first = 0;
-    need = chat_json_quote(conn, conn_len, NULL, 0) +
-           chat_json_quote(node, node_len, NULL, 0) +
-           chat_json_quote(user, user_len, NULL, 0) + 32;
-    if (evbuffer_reserve_space(b, (ev_ssize_t)need, &v, 1) < 1)
-        return;
-    {
-        char *p = v.iov_base;
-        size_t o = chat_json_quote(conn, conn_len, p, need);
-
-        memcpy(p + o, ",\"node\":", 8);
-        o += 8;
-        o += chat_json_quote(node, node_len, p + o, need - o);
-        memcpy(p + o, ",\"user\":", 8);
-        o += 8;
-        o += chat_json_quote(user, user_len, p + o, need - o);
-        p[o++] = '}';
-        v.iov_len = o;
+    e = chat_malloc((c->nstreams + 1) * sizeof *e);
+    for (s = c->streams; s != NULL; s = s->next[LIST_LIVE]) {
+        if (s->conn == NULL || s->user[0] == '\0' ||
+            (room != NULL && strcmp(room, s->room) != 0))
+            continue;
+        memset(&e[k], 0, sizeof e[k]);
+        e[k].user = s->user;
+        e[k].room = s->room;
+        e[k].conn = rc_conn_id(s->conn);
+        e[k].node = rc_adapter_node_id(c->a);
+        e[k].connections = 1;
+        k++;
     }
-    evbuffer_commit_space(b, &v, 1);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The field names of the HGETALL reply r, sorted for bsearch, in *n; NULL
- * when there are none. The caller frees the array. */
-static const char **sorted_fields(const redisReply *r, size_t *n)
-{
-    const char **f;
-    size_t i, k = 0;
-
-    *n = 0;
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
-        return NULL;
-    f = chat_malloc(r->elements / 2 * sizeof *f);
-    for (i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            f[k++] = r->element[i]->str;
-    qsort(f, k, sizeof *f, cmp_str);
     *n = k;
-    return f;
+    return e;
 }
 
-/* Add the live entries of the Redis hash r to b; delete the expired and
- * malformed ones (when ac is not NULL). */
-static void add_hash_members(chat *c, struct evbuffer *b, int *first,
-                             const char *room, const redisReply *r,
-                             redisAsyncContext *ac)
+static int by_user_room(const void *x, const void *y)
 {
-    long long now = chat_now_ms();
+    const rc_presence_entry *a = x, *b = y;
+    int d = strcmp(a->user, b->user);
+
+    return d != 0 ? d : strcmp(a->room ? a->room : "", b->room ? b->room : "");
+}
+
+/* "users":[{"user":U,"connections":N},...] from entries sorted by user:
+ * the connections of one user added up. */
+static void add_users(struct evbuffer *b, rc_presence_entry *e, size_t n)
+{
+    size_t i = 0, j;
+    unsigned long long sum;
+
+    qsort(e, n, sizeof *e, by_user_room);
+    evbuffer_add_printf(b, "\"users\":[");
+    while (i < n) {
+        for (sum = 0, j = i; j < n && strcmp(e[j].user, e[i].user) == 0; j++)
+            sum += e[j].connections;
+        evbuffer_add_printf(b, "%s{", i > 0 ? "," : "");
+        add_str(b, "user", e[i].user);
+        evbuffer_add_printf(b, ",\"connections\":%llu}", sum);
+        i = j;
+    }
+    evbuffer_add(b, "]", 1);
+}
+
+static void add_members(struct evbuffer *b, const rc_presence_entry *e,
+                        size_t n)
+{
     size_t i;
 
-    for (i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *f = r->element[i], *v = r->element[i + 1];
-        char *node, *user, *end;
-        long long until;
-
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        until = strtoll(v->str, &end, 10);
-        node = *end == '\t' ? end + 1 : NULL;
-        user = node != NULL ? strchr(node, '\t') : NULL;
-        if (user == NULL || until < now) { /* malformed or expired */
-            if (ac != NULL) {
-                size_t klen;
-                char *key = presence_key(c, room, &klen);
-
-                redisAsyncCommand(ac, NULL, NULL, "HDEL %b %b", key, klen,
-                                  f->str, (size_t)f->len);
-                free(key);
-            }
-            continue;
-        }
-        add_member(b, first, f->str, (size_t)f->len, node,
-                   (size_t)(user - node), user + 1, strlen(user + 1));
-    }
-}
-
-/* Add this node's streams in room that the hash r does not list: each
- * looked up in r's sorted fields, so the answer costs O(n log n). */
-static void add_local_members(chat *c, struct evbuffer *b, int *first,
-                              const char *room, const redisReply *r)
-{
-    const char *node = rc_adapter_node_id(c->a), **fields;
-    size_t nf, n = rc_room_members(c->a, room, NULL, 0), i;
-    rc_conn **members;
-
-    if (n == 0)
-        return;
-    members = chat_malloc(n * sizeof *members);
-    n = rc_room_members(c->a, room, members, n);
-    fields = sorted_fields(r, &nf);
+    evbuffer_add_printf(b, "\"members\":[");
     for (i = 0; i < n; i++) {
-        stream *s = rc_conn_user(members[i]);
-        const char *id = rc_conn_id(members[i]);
-
-        if (!s->hello ||
-            (nf > 0 && bsearch(&id, fields, nf, sizeof *fields, cmp_str)))
-            continue;
-        add_member(b, first, id, strlen(id), node, strlen(node), s->user,
-                   strlen(s->user));
+        evbuffer_add_printf(b, "%s{", i > 0 ? "," : "");
+        add_str(b, "connection", e[i].conn);
+        evbuffer_add(b, ",", 1);
+        add_str(b, "node", e[i].node);
+        evbuffer_add(b, ",", 1);
+        add_str(b, "user", e[i].user);
+        evbuffer_add(b, "}", 1);
     }
-    free(fields);
-    free(members);
+    evbuffer_add(b, "]", 1);
 }
 
-/* Answer GET /rooms/{room}: the Redis hash r (or NULL), plus this node's
- * streams missing from it. */
-static void members_reply(chat *c, struct evhttp_request *req, const char *room,
-                          const redisReply *r, redisAsyncContext *ac)
+static void reply_room(chat *c, struct evhttp_request *req, const char *room,
+                       struct evbuffer *users, rc_presence_entry *m, size_t n)
 {
     struct evbuffer *b = evbuffer_new();
-    int first = 1;
 
     evbuffer_add_printf(b, "{\"room\":");
     http_add_json_str(b, room);
-    evbuffer_add_printf(b, ",\"members\":[");
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY)
-        add_hash_members(c, b, &first, room, r, ac);
-    add_local_members(c, b, &first, room, r);
+    evbuffer_add(b, ",", 1);
+    add_members(b, m, n);
+    evbuffer_add(b, ",", 1);
+    if (users != NULL) {
+        evbuffer_add_buffer(b, users);
+    } else {
+        qsort(m, n, sizeof *m, by_user_room);
+        add_users(b, m, n);
+    }
+    evbuffer_add(b, "}", 1);
+    http_reply_json(c, req, 200, b);
+    evbuffer_free(b);
+}
+
+static void local_room(chat *c, struct evhttp_request *req, const char *room)
+{
+    size_t n;
+    rc_presence_entry *e = local_entries(c, room, &n);
+
+    reply_room(c, req, room, NULL, e, n);
+    free(e);
+}
+
+static void on_members(rc_adapter *a, int err, const rc_presence_entry *e,
+                       size_t n, void *user)
+{
+    query *q = user;
+
+    (void)a;
+    if (err != 0)
+        local_room(q->c, q->req, q->arg);
+    else
+        reply_room(q->c, q->req, q->arg, q->b, (rc_presence_entry *)e, n);
+    query_free(q);
+}
+
+static void on_users(rc_adapter *a, int err, const rc_presence_entry *e,
+                     size_t n, void *user)
+{
+    query *q = user;
+    rc_presence_entry *copy;
+
+    if (err == 0) {
+        copy = chat_malloc((n + 1) * sizeof *copy);
+        memcpy(copy, e, n * sizeof *copy);
+        q->b = evbuffer_new();
+        add_users(q->b, copy, n);
+        free(copy);
+        if (rc_presence_members(a, q->arg, on_members, q) == 0)
+            return;
+    }
+    local_room(q->c, q->req, q->arg);
+    query_free(q);
+}
+
+void presence_reply(chat *c, struct evhttp_request *req, const char *room)
+{
+    query *q = query_new(c, req, room);
+
+    if (rc_presence_users(c->a, room, on_users, q) != 0) {
+        local_room(c, req, room);
+        query_free(q);
+    }
+}
+
+/* ---- users ------------------------------------------------------------ */
+
+/* One user's entries e[0..n) (sorted by room): its rooms and connections,
+ * "connections" and "rooms" members. */
+static void add_user_rooms(struct evbuffer *b, const rc_presence_entry *e,
+                           size_t n)
+{
+    unsigned long long sum = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        sum += e[i].connections;
+    evbuffer_add_printf(b, "\"connections\":%llu,\"rooms\":[", sum);
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            evbuffer_add(b, ",", 1);
+        http_add_json_str(b, e[i].room);
+    }
+    evbuffer_add(b, "]", 1);
+}
+
+/* GET /users: {"users":[{"user":U,"connections":N,"rooms":[...]},...]} */
+static void reply_users(chat *c, struct evhttp_request *req,
+                        rc_presence_entry *e, size_t n)
+{
+    struct evbuffer *b = evbuffer_new();
+    size_t i = 0, j;
+
+    qsort(e, n, sizeof *e, by_user_room);
+    evbuffer_add_printf(b, "{\"users\":[");
+    while (i < n) {
+        for (j = i; j < n && strcmp(e[j].user, e[i].user) == 0; j++)
+            ;
+        evbuffer_add_printf(b, "%s{", i > 0 ? "," : "");
+        add_str(b, "user", e[i].user);
+        evbuffer_add(b, ",", 1);
+        add_user_rooms(b, e + i, j - i);
+        evbuffer_add(b, "}", 1);
+        i = j;
+    }
     evbuffer_add(b, "]}", 2);
     http_reply_json(c, req, 200, b);
     evbuffer_free(b);
 }
 
-static void on_members(redisAsyncContext *ac, void *r, void *priv)
+/* GET /users/{user}: {"user":U,"online":B,"connections":N,"rooms":[...]} */
+static void reply_user(chat *c, struct evhttp_request *req, const char *user,
+                       rc_presence_entry *e, size_t n)
 {
-    members_query *q = priv;
+    struct evbuffer *b = evbuffer_new();
 
-    members_reply(q->c, q->req, q->room, r, r != NULL ? ac : NULL);
-    free(q->room);
-    free(q);
+    qsort(e, n, sizeof *e, by_user_room);
+    evbuffer_add(b, "{", 1);
+    add_str(b, "user", user);
+    evbuffer_add_printf(b, ",\"online\":%s,", n > 0 ? "true" : "false");
+    add_user_rooms(b, e, n);
+    evbuffer_add(b, "}", 1);
+    http_reply_json(c, req, 200, b);
+    evbuffer_free(b);
 }
 
-void presence_reply(chat *c, struct evhttp_request *req, const char *room)
+/* Local answers keep only the entries of user (when one is asked). */
+static void local_users(chat *c, struct evhttp_request *req, const char *user)
 {
-    redisAsyncContext *ac = rc_link_pub(c->link);
-    members_query *q;
-    char *key;
-    size_t klen;
+    size_t n, i, k = 0;
+    rc_presence_entry *e = local_entries(c, NULL, &n);
 
-    if (ac == NULL) {
-        members_reply(c, req, room, NULL, NULL);
-        return;
+    if (user == NULL) {
+        reply_users(c, req, e, n);
+    } else {
+        for (i = 0; i < n; i++)
+            if (strcmp(e[i].user, user) == 0)
+                e[k++] = e[i];
+        reply_user(c, req, user, e, k);
     }
-    q = chat_malloc(sizeof *q);
-    q->c = c;
-    q->req = req;
-    q->room = chat_strdup(room);
-    key = presence_key(c, room, &klen);
-    if (redisAsyncCommand(ac, on_members, q, "HGETALL %b", key, klen) !=
-        REDIS_OK) {
-        members_reply(c, req, room, NULL, NULL);
-        free(q->room);
-        free(q);
+    free(e);
+}
+
+static void on_online(rc_adapter *a, int err, const rc_presence_entry *e,
+                      size_t n, void *user)
+{
+    query *q = user;
+    rc_presence_entry *copy;
+
+    (void)a;
+    if (err != 0) {
+        local_users(q->c, q->req, q->arg[0] ? q->arg : NULL);
+    } else {
+        copy = chat_malloc((n + 1) * sizeof *copy);
+        memcpy(copy, e, n * sizeof *copy);
+        if (q->arg[0] != '\0') {
+            size_t i;
+
+            for (i = 0; i < n; i++)
+                copy[i].user = q->arg;
+            reply_user(q->c, q->req, q->arg, copy, n);
+        } else {
+            reply_users(q->c, q->req, copy, n);
+        }
+        free(copy);
     }
-    free(key);
+    query_free(q);
+}
+
+void presence_users(chat *c, struct evhttp_request *req, const char *user)
+{
+    query *q = query_new(c, req, user);
+    int rc = user != NULL ? rc_presence_user(c->a, user, on_online, q)
+                          : rc_presence_online(c->a, on_online, q);
+
+    if (rc != 0) {
+        local_users(c, req, user);
+        query_free(q);
+    }
+}
+
+/* ---- POST /rooms/{room}/leave {"connection":ID} ---------------------- */
+
+void presence_leave(chat *c, struct evhttp_request *req, const char *room,
+                    const char *conn_id)
+{
+    rc_conn *conn = conn_id != NULL ? rc_conn_find(c->a, conn_id) : NULL;
+
+    if (conn == NULL || !rc_room_has(conn, room))
+        return http_error(c, req, 404, "no such connection in this room");
+    /* At once, without the grace; then the stream ends. */
+    rc_room_leave_now(conn, room);
+    stream_end(rc_conn_user(conn));
+    http_reply_json(c, req, 204, NULL);
 }

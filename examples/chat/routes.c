@@ -217,6 +217,26 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
     free(except);
 }
 
+/* POST /rooms/{room}/leave {"connection":ID} */
+static void post_leave(chat *c, struct evhttp_request *req, const char *room)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    const char *body = n > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
+    chat_body f;
+    char *conn = NULL;
+
+    if (check_body(c, req, body, n) < 0)
+        return;
+    if (chat_body_parse(body, n, &f) < 0)
+        return http_error(c, req, 400, "body is not a JSON object");
+    if (f.connection.p == NULL)
+        return http_error(c, req, 400, "\"connection\" is required");
+    if (body_string(c, req, f.connection, "connection", &conn) == 0)
+        presence_leave(c, req, room, conn);
+    free(conn);
+}
+
 /* GET / , /health, /ready, /metrics. */
 static void top_route(chat *c, struct evhttp_request *req, const char *path,
                       int get)
@@ -245,7 +265,7 @@ static void room_route(chat *c, struct evhttp_request *req, const char *path,
 
     if (rc == -1)
         http_error(c, req, 404, "not found");
-    else if (strcmp(what, "messages") == 0 && cmd != EVHTTP_REQ_POST)
+    else if ((what[0] == 'm' || what[0] == 'l') && cmd != EVHTTP_REQ_POST)
         http_method(c, req, "POST");
     else if (strcmp(what, "events") == 0 && cmd != EVHTTP_REQ_GET)
         http_method(c, req, "GET");
@@ -260,8 +280,33 @@ static void room_route(chat *c, struct evhttp_request *req, const char *path,
         presence_reply(c, req, room);
     else if (what[0] == 'e')
         open_stream(c, req, room, query);
+    else if (what[0] == 'l')
+        post_leave(c, req, room);
     else
         post_message(c, req, room);
+}
+
+/* /users or /users/{user}, or 404. */
+static void users_route(chat *c, struct evhttp_request *req, const char *path)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    char user[CHAT_USER_MAX * 3 + 1];
+    size_t n;
+    long len;
+
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+        return http_method(c, req, "GET, HEAD");
+    if (path[6] == '\0')
+        return presence_users(c, req, NULL);
+    n = strlen(path + 7);
+    len = n <= CHAT_USER_MAX * 3 ? chat_pct_decode(path + 7, n, user, 0) : -1;
+    if (len <= 0 || len > CHAT_USER_MAX || !chat_name_ok(user, (size_t)len))
+        return http_error(c, req, 400,
+                          "bad user name: 1 to %d bytes of UTF-8 without "
+                          "control characters, percent-encoded",
+                          CHAT_USER_MAX);
+    user[len] = '\0';
+    presence_users(c, req, user);
 }
 
 void routes_request(struct evhttp_request *req, void *arg)
@@ -293,6 +338,10 @@ void routes_request(struct evhttp_request *req, void *arg)
         strcmp(path, "/ready") == 0 || strcmp(path, "/metrics") == 0)
         top_route(c, req, path,
                   cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD);
+    else if (strcmp(path, "/users") == 0 ||
+             (strncmp(path, "/users/", 7) == 0 && path[7] != '\0' &&
+              strchr(path + 7, '/') == NULL))
+        users_route(c, req, path);
     else
         room_route(c, req, path, query);
     free(path);

@@ -158,6 +158,7 @@ static int setup_adapter(chat *c)
 {
     rc_adapter_options ao;
     rc_state_options so;
+    rc_presence_options po;
     rc_link_options lo;
     int rc;
 
@@ -175,9 +176,12 @@ static int setup_adapter(chat *c)
         return 0;
     memset(&so, 0, sizeof so);
     so.lease_ms = (unsigned)c->o.lease_ms;
+    memset(&po, 0, sizeof po);
+    po.grace_ms = (unsigned)c->o.grace_ms;
     rc_adapter_set_node_cb(c->a, on_node, c);
-    if ((rc = rc_adapter_set_state_options(c->a, &so, sizeof so)) < 0) {
-        chat_log("--lease-ms: %s", rc_strerror(rc));
+    if ((rc = rc_adapter_set_state_options(c->a, &so, sizeof so)) < 0 ||
+        (rc = rc_adapter_set_presence(c->a, &po, sizeof po)) < 0) {
+        chat_log("room state options: %s", rc_strerror(rc));
         return -1;
     }
     memset(&lo, 0, sizeof lo);

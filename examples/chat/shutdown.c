@@ -1,8 +1,9 @@
 /*
  * rc-chat's shutdown. SIGINT/SIGTERM: stop accepting, end every stream
- * (what is queued is tried once, then the connection is closed), take the
- * streams out of the member lists, and stop the loop once Redis has
- * answered that, or after DRAIN_MS. main then tears everything down.
+ * (what is queued is tried once, then the connection is closed; each
+ * stream's presence leave goes out, with the grace), and stop the loop
+ * once Redis has run them, or after DRAIN_MS. main then tears everything
+ * down.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -10,6 +11,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <hiredis/async.h>
 
 #include "chat.h"
 
@@ -20,7 +22,7 @@ static void finish(chat *c)
     event_base_loopbreak(c->base);
 }
 
-void shutdown_hdel_done(struct redisAsyncContext *ac, void *r, void *priv)
+void shutdown_leaves_done(struct redisAsyncContext *ac, void *r, void *priv)
 {
     chat *c = priv;
 
@@ -52,7 +54,12 @@ void shutdown_on_signal(evutil_socket_t sig, short what, void *arg)
     c->bound = NULL;
     evtimer_del(c->resume);
     evtimer_add(c->drain, &tv);
-    c->pending = 1; /* held while the HDELs go out */
+    c->pending = 1; /* held while the streams' leaves go out */
     streams_end_all(c);
-    shutdown_hdel_done(NULL, NULL, c);
+    /* Answered once Redis has run every leave sent before it. */
+    if (rc_link_pub(c->link) != NULL &&
+        redisAsyncCommand(rc_link_pub(c->link), shutdown_leaves_done, c,
+                          "PING") == REDIS_OK)
+        c->pending++;
+    shutdown_leaves_done(NULL, NULL, c);
 }

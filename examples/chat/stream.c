@@ -348,9 +348,7 @@ static void stream_kill(stream *s, int why)
         s->qlen--;
     }
     s->qbytes = 0;
-    if (s->hello)
-        presence_del(s);
-    rc_conn_remove(s->conn);
+    rc_conn_remove(s->conn); /* its leaves go out, with the grace */
     s->conn = NULL;
     list_remove(&c->streams, s, LIST_LIVE);
     c->nstreams--;
@@ -458,8 +456,7 @@ void stream_hello(stream *s)
     char *data = hello_data(s, &dlen);
 
     s->hello = 1;
-    if (push_event(s, "rc:hello", data, dlen) == 0)
-        presence_set(s);
+    push_event(s, "rc:hello", data, dlen);
     free(data);
 }
 
@@ -481,9 +478,13 @@ void streams_ping(chat *c)
 
     for (s = c->streams; s != NULL; s = next) {
         next = s->next[LIST_LIVE]; /* s may be closed (too slow) */
-        if (push(s, ping, sizeof ping - 1, NULL, NULL) == 0 && s->hello)
-            presence_set(s);
+        push(s, ping, sizeof ping - 1, NULL, NULL);
     }
+}
+
+void stream_end(stream *s)
+{
+    stream_kill(s, CLOSE_CLIENT);
 }
 
 void streams_end_all(chat *c)
@@ -515,7 +516,10 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     s->ev = event_new(c->base, s->fd, EV_READ | EV_PERSIST, on_io, s);
     rc = s->ev != NULL ? rc_conn_add(c->a, NULL, stream_sink, s, &s->conn)
                        : RC_ENOMEM;
+    if (rc == 0 && user[0] != '\0')
+        rc = rc_conn_set_user(s->conn, user, NULL, 0);
     if (rc < 0) {
+        rc_conn_remove(s->conn);
         stream_free(s);
         return rc;
     }

@@ -189,9 +189,10 @@ static size_t skip_value(const char *p, size_t i, size_t n)
  */
 static chat_span *member_slot(chat_body *out, const char *key, size_t n)
 {
-    static const char *const names[] = {"event", "data", "id", "except"};
+    static const char *const names[] = {"event", "data", "id", "except",
+                                        "connection"};
     chat_span *const slots[] = {&out->event, &out->data, &out->id,
-                                &out->except};
+                                &out->except, &out->connection};
     char tmp[16];
     long len;
     size_t i;

@@ -41,7 +41,7 @@ typedef struct chat_span {
 /* The members of a POST body that rc-chat reads (the last one wins when a
  * key repeats, as in JSON.parse): the raw JSON text of each value. */
 typedef struct chat_body {
-    chat_span event, data, id, except;
+    chat_span event, data, id, except, connection;
 } chat_body;
 
 /*

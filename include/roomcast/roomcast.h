@@ -759,6 +759,10 @@ typedef struct rc_presence_options {
                           long, with none back on any node: rc:leave */
     unsigned sweep_ms; /* 0: 1000. How often this node looks for leaves
                           due (every node does; one emits each) */
+    /* 0: 100. A room with more users than this gets no per-user events:
+     * its members get rc:presence {"room":R,"count":N,"users":[]} at
+     * most once per sweep while it changes, and joiners the same. */
+    unsigned announce_max;
     /* Which rooms carry presence: nonzero for yes. NULL: every room. */
     int (*room_filter)(const char *room, void *user);
     void *filter_user;

@@ -44,14 +44,15 @@ static void left_room(rc__room *room, void *arg)
 void rc_conn_remove(rc_conn *conn)
 {
     rc_adapter *a;
+    char *uid;
 
     if (conn == NULL || conn->base.removed)
         return;
     a = conn->a;
+    uid = conn->uid; /* its leaves need it: freed after them */
     rc__enter(a);
     rc__conn_remove(&a->reg, &conn->base, left_room, a);
-    rc__free(&a->mem, conn->uid); /* its leaves are sent */
-    conn->uid = NULL;
+    rc__free(&a->mem, uid); /* conn itself may be freed by now */
     rc__exit(a);
 }
 

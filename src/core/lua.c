@@ -77,15 +77,38 @@ static const char release_lua[] =
 
 /* What the room scripts share. KEYS[1]: the room's key base. ARGV[1]:
  * the key prefix, ARGV[2]: the room, ARGV[3]: its channel, ARGV[4]: the
- * calling node's id. */
+ * calling node's id, ARGV[5]: announce_max (a room with more users gets
+ * counts, not per-user events), ARGV[6]: the room as a JSON string.
+ * A large room's changes mark it (pd) and register it for the sweep,
+ * which publishes one rc:presence {"room":R,"count":N,"users":[]}. */
 #define ROOM_PRELUDE                                                           \
     TIME_NOW                                                                   \
     "local b, kp, room, chan = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"           \
-    "local function emit(ev, data)\n"                                          \
+    "local amax = tonumber(ARGV[5])\n"                                         \
+    "local function users()\n"                                                \
+    "  return redis.call('HLEN', b .. 'pu') + redis.call('ZCARD', b .. 'pg')\n" \
+    "end\n"                                                                    \
+    "local function publish(ev, data)\n"                                       \
     "  local s = redis.call('INCR', b .. 'ps')\n"                              \
     "  redis.call('PUBLISH', chan, '{\"v\":1,\"m\":{\"event\":\"' .. ev ..\n"  \
     "    '\",\"data\":' .. data .. '},\"n\":\"\",\"meta\":{\"ps\":' .. s ..\n" \
     "    '}}')\n"                                                              \
+    "end\n"                                                                    \
+    "local function emit(ev, data)\n"                                          \
+    "  if users() <= amax then return publish(ev, data) end\n"                 \
+    "  redis.call('SET', b .. 'pd', ARGV[6])\n"                                \
+    "  local cur = tonumber(redis.call('ZSCORE', kp .. '{sweep}', room)\n"     \
+    "                       or '-1')\n"                                        \
+    "  if cur < 0 or cur > now then\n"                                         \
+    "    redis.call('ZADD', kp .. '{sweep}', now, room)\n"                     \
+    "  end\n"                                                                  \
+    "end\n"                                                                    \
+    "local function counted()\n"                                              \
+    "  local q = redis.call('GET', b .. 'pd')\n"                               \
+    "  if not q then return end\n"                                            \
+    "  redis.call('DEL', b .. 'pd')\n"                                         \
+    "  publish('rc:presence', '{\"room\":' .. q .. ',\"count\":' ..\n"       \
+    "          users() .. ',\"users\":[]}')\n"                                 \
     "end\n"                                                                    \
     "local function gone(user, reason)\n"                                      \
     "  local q = redis.call('HGET', b .. 'pj', user) or '\"\"'\n"              \
@@ -139,6 +162,7 @@ static const char release_lua[] =
     "end\n"                                                                    \
     "local function snapshot()\n"                                              \
     "  local out = {tonumber(redis.call('GET', b .. 'ps') or '0')}\n"          \
+    "  if users() > amax then return {out[1], -1, users()} end\n"             \
     "  local info = redis.call('EXISTS', b .. 'pi') == 1\n"                    \
     "  local function put(u, n)\n"                                             \
     "    out[#out + 1] = u\n"                                                  \
@@ -154,36 +178,36 @@ static const char release_lua[] =
     "  return out\n"                                                           \
     "end\n"
 
-/* A connection joins (user "": only the snapshot). ARGV[5..9]: conn,
+/* A connection joins (user "": only the snapshot). ARGV[7..11]: conn,
  * token, user, user as JSON, info. Returns the snapshot: {seq, user,
  * connections, info, ...}. */
 static const char join_lua[] =
     ROOM_PRELUDE
-    "if ARGV[7] ~= '' then\n"
-    "  redis.call('SADD', kp .. '{nodes}:rooms:' .. ARGV[6], room)\n"
-    "  add(ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], false)\n"
+    "if ARGV[9] ~= '' then\n"
+    "  redis.call('SADD', kp .. '{nodes}:rooms:' .. ARGV[8], room)\n"
+    "  add(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], false)\n"
     "end\n"
     "return snapshot()\n";
 
-/* A connection leaves. ARGV[5..7]: conn, grace ms, reason. */
+/* A connection leaves. ARGV[7..9]: conn, grace ms, reason. */
 static const char leave_lua[] =
     ROOM_PRELUDE
-    "local v = redis.call('HGET', b .. 'pc', ARGV[5])\n"
+    "local v = redis.call('HGET', b .. 'pc', ARGV[7])\n"
     "if not v then return 0 end\n"
-    "redis.call('HDEL', b .. 'pc', ARGV[5])\n"
-    "drop(user_of(v), tonumber(ARGV[6]), ARGV[7])\n"
+    "redis.call('HDEL', b .. 'pc', ARGV[7])\n"
+    "drop(user_of(v), tonumber(ARGV[8]), ARGV[9])\n"
     "return 1\n";
 
 /* This token's connections in the room become exactly those given:
- * ARGV[5..7]: token, grace ms, resync (1: after a reconnect; a room whose
+ * ARGV[7..9]: token, grace ms, resync (1: after a reconnect; a room whose
  * state Redis lost is refilled silently); then conn, user, user JSON,
  * info for each. Returns the snapshot. */
 static const char sync_lua[] =
     ROOM_PRELUDE
-    "local tok, grace = ARGV[5], tonumber(ARGV[6])\n"
-    "local silent = ARGV[7] == '1' and redis.call('EXISTS', b .. 'ps') == 0\n"
+    "local tok, grace = ARGV[7], tonumber(ARGV[8])\n"
+    "local silent = ARGV[9] == '1' and redis.call('EXISTS', b .. 'ps') == 0\n"
     "local want, pre = {}, tok .. '\\31'\n"
-    "for i = 8, #ARGV, 4 do want[ARGV[i]] = true end\n"
+    "for i = 10, #ARGV, 4 do want[ARGV[i]] = true end\n"
     "local pc = redis.call('HGETALL', b .. 'pc')\n"
     "for i = 1, #pc, 2 do\n"
     "  local v = pc[i + 1]\n"
@@ -192,15 +216,15 @@ static const char sync_lua[] =
     "    drop(user_of(v), grace, 'left')\n"
     "  end\n"
     "end\n"
-    "if #ARGV >= 8 then\n"
+    "if #ARGV >= 10 then\n"
     "  redis.call('SADD', kp .. '{nodes}:rooms:' .. tok, room)\n"
     "end\n"
-    "for i = 8, #ARGV, 4 do\n"
+    "for i = 10, #ARGV, 4 do\n"
     "  add(ARGV[i], tok, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], silent)\n"
     "end\n"
     "return snapshot()\n";
 
-/* The snapshot alone (a query). */
+/* The snapshot alone (a query; {seq, -1, count} for a large room). */
 static const char snapshot_lua[] = ROOM_PRELUDE "return snapshot()\n";
 
 /* Every connection present: {conn, token \x1f user \x1f node, ...}. */
@@ -218,6 +242,7 @@ static const char sweep_lua[] =
     "  redis.call('ZREM', b .. 'pg', u)\n"
     "  gone(u, why)\n"
     "end\n"
+    "counted()\n"
     "local nxt = redis.call('ZRANGE', b .. 'pg', 0, 0, 'WITHSCORES')\n"
     "if #nxt > 0 then\n"
     "  redis.call('ZADD', kp .. '{sweep}', nxt[2], room)\n"
@@ -227,16 +252,16 @@ static const char sweep_lua[] =
     "return #due\n";
 
 /* A dead token's connections in the room: removed as lost (with grace).
- * ARGV[5..6]: token, grace ms. Returns how many. */
+ * ARGV[7..8]: token, grace ms. Returns how many. */
 static const char reap_lua[] =
     ROOM_PRELUDE
-    "local pre, n = ARGV[5] .. '\\31', 0\n"
+    "local pre, n = ARGV[7] .. '\\31', 0\n"
     "local pc = redis.call('HGETALL', b .. 'pc')\n"
     "for i = 1, #pc, 2 do\n"
     "  local v = pc[i + 1]\n"
     "  if string.sub(v, 1, #pre) == pre then\n"
     "    redis.call('HDEL', b .. 'pc', pc[i])\n"
-    "    drop(user_of(v), tonumber(ARGV[6]), 'lost')\n"
+    "    drop(user_of(v), tonumber(ARGV[8]), 'lost')\n"
     "    n = n + 1\n"
     "  end\n"
     "end\n"

@@ -18,6 +18,7 @@
 
 #define DEFAULT_GRACE_MS 10000u
 #define DEFAULT_SWEEP_MS 1000u
+#define DEFAULT_ANNOUNCE_MAX 100u
 #define MAX_GRACE_MS 86400000u
 #define MAX_KEPT 4096 /* presence events kept per room while members wait */
 #define USER_MAX 256
@@ -58,6 +59,8 @@ struct rc__pask {
     rc__member *m;      /* ASK_JOIN: NULL once the member left */
 };
 
+static size_t quoted_len(const char *s, size_t len);
+
 /* ---- the room's keys and script calls --------------------------------- */
 
 /* The slot tag Redis Cluster hashes a channel by: the part between the
@@ -76,14 +79,17 @@ static void channel_tag(const char *ch, size_t len, size_t *at, size_t *n)
     *n = len;
 }
 
-/* a->pres.buf: the channel, then the key base "<kp>{T}:". */
-size_t rc__room_keys(rc_adapter *a, const char *room, size_t len)
+/* a->pres.buf: the channel, the key base "<kp>{T}:", then the room as a
+ * JSON string (its length in *q). */
+size_t rc__room_keys(rc_adapter *a, const char *room, size_t len, size_t *q)
 {
     rc__presence *p = &a->pres;
     size_t kp = strlen(a->node.kp), ch = a->prefix_len + len, at, n;
     char *d;
 
-    if (rc__reserve(&a->mem, &p->buf, &p->buf_cap, 2 * ch + kp + 4) != 0)
+    *q = quoted_len(room, len);
+    if (*q == 0 ||
+        rc__reserve(&a->mem, &p->buf, &p->buf_cap, 2 * ch + kp + 4 + *q) != 0)
         return 0;
     memcpy(p->buf, a->prefix, a->prefix_len);
     memcpy(p->buf + a->prefix_len, room, len);
@@ -93,10 +99,11 @@ size_t rc__room_keys(rc_adapter *a, const char *room, size_t len)
     d[kp] = '{';
     memcpy(d + kp + 1, p->buf + at, n);
     memcpy(d + kp + 1 + n, "}:", 2);
+    rc__json_quote(d + kp + n + 3, room, len, *q);
     return kp + n + 3;
 }
 
-#define ROOM_ARGS 5
+#define ROOM_ARGS 7
 #define MAX_EXTRA 8
 
 int rc__room_script(rc_adapter *a, int script, const char *room,
@@ -105,11 +112,12 @@ int rc__room_script(rc_adapter *a, int script, const char *room,
                     void *arg)
 {
     const char *argv[ROOM_ARGS + MAX_EXTRA], **v = argv;
-    size_t lens[ROOM_ARGS + MAX_EXTRA], *l = lens, base, i;
+    size_t lens[ROOM_ARGS + MAX_EXTRA], *l = lens, base, i, q;
+    char amax[24];
     int rv;
 
-    if ((base = rc__room_keys(a, room, room_len)) == 0)
-        return RC_ENOMEM;
+    if ((base = rc__room_keys(a, room, room_len, &q)) == 0)
+        return q == 0 ? RC_EINVAL : RC_ENOMEM;
     if (n > MAX_EXTRA) {
         v = rc__malloc(&a->mem, (ROOM_ARGS + n) * sizeof *v);
         l = rc__malloc(&a->mem, (ROOM_ARGS + n) * sizeof *l);
@@ -129,6 +137,10 @@ int rc__room_script(rc_adapter *a, int script, const char *room,
     l[3] = a->prefix_len + room_len;
     v[4] = a->node_id;
     l[4] = strlen(a->node_id);
+    l[5] = (size_t)(rc__dec_put(amax, a->pres.o.announce_max) - amax);
+    v[5] = amax;
+    v[6] = v[0] + base;
+    l[6] = q;
     for (i = 0; i < n; i++) {
         v[ROOM_ARGS + i] = extra[i];
         l[ROOM_ARGS + i] = extra_len[i];
@@ -320,7 +332,9 @@ static int snapshot_json(rc_adapter *a, const rc__aroom *room,
     char *d;
     int first = 1;
 
-    need = 32 + quoted_len(room->base.name, room->base.name_len);
+    need = 64 + quoted_len(room->base.name, room->base.name_len);
+    if (rc__reply_int(r, 1, &cnt) == 0) /* {seq, -1, count}: a large room */
+        n = 0;
     for (i = 1; i + 2 < n; i += 3) {
         if ((u = rc__reply_str(r, i, &ul)) == NULL ||
             rc__reply_str(r, i + 2, &il) == NULL)
@@ -334,6 +348,8 @@ static int snapshot_json(rc_adapter *a, const rc__aroom *room,
                                  quoted_len(room->base.name,
                                             room->base.name_len)) -
                   d);
+    if (n == 0 && rc__reply_int(r, 2, &cnt) == 0)
+        at += (size_t)sprintf(d + at, ",\"count\":%lld", cnt);
     memcpy(d + at, ",\"users\":[", 10);
     at += 10;
     for (i = 1; i + 2 < n; i += 3) {
@@ -834,6 +850,7 @@ int rc_adapter_set_presence(rc_adapter *a, const rc_presence_options *opts,
     if (a->closing || a->port.pub != NULL || a->node.gen > 0)
         return RC_EMISUSE;
     o.grace_ms = o.grace_ms ? o.grace_ms : DEFAULT_GRACE_MS;
+    o.announce_max = o.announce_max ? o.announce_max : DEFAULT_ANNOUNCE_MAX;
     o.sweep_ms = o.sweep_ms ? o.sweep_ms : DEFAULT_SWEEP_MS;
     a->pres.o = o;
     a->pres.on = 1;

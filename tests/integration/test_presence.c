@@ -48,6 +48,7 @@ typedef struct obs {
     char id[32];
     int node;
     int snapshots, joins, leaves, lost;
+    int counts, count; /* large rooms: rc:presence with a count */
     char present[MAX_USERS][16]; /* the view: users it sees */
     int npresent;
 } obs;
@@ -57,6 +58,8 @@ typedef struct pt {
     obs o[MAX_OBS];
     int nobs;
 } pt;
+
+static unsigned announce_max; /* 0: the default; set by a test */
 
 static pt *P(ts_world *w)
 {
@@ -85,6 +88,8 @@ static void pt_free(void *p)
 static int setup(void **state)
 {
     ts_world *w;
+
+    announce_max = 0;
     struct timeval tv = {0, 20000};
 
     if (ts_world_setup(state, NULL, 1) != 0)
@@ -121,6 +126,7 @@ static ts_node *pnode(ts_world *w, int i, const char *id)
     memset(&po, 0, sizeof po);
     po.grace_ms = GRACE_MS;
     po.sweep_ms = 50;
+    po.announce_max = announce_max;
     assert_int_equal(rc_adapter_set_state_options(n->a, &so, sizeof so), 0);
     assert_int_equal(rc_adapter_set_presence(n->a, &po, sizeof po), 0);
     n->pub = ts_ctx_connect(w, n, 0);
@@ -168,6 +174,7 @@ static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
 {
     obs *o = user;
     ts_problems *pr = &o->w->problems;
+    const char *cnt;
     const char *end = m->data + m->data_len, *p = m->data;
     char u[16], buf[4096];
     int at;
@@ -179,7 +186,11 @@ static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
     snprintf(buf, sizeof buf, "%.*s", (int)m->data_len, m->data);
     p = buf;
     end = buf + strlen(buf);
-    if (strcmp(m->event, "rc:presence") == 0) {
+    if (strcmp(m->event, "rc:presence") == 0 &&
+        (cnt = strstr(buf, "\"count\":")) != NULL) {
+        o->counts++;
+        o->count = atoi(cnt + 8);
+    } else if (strcmp(m->event, "rc:presence") == 0) {
         o->snapshots++;
         o->npresent = 0;
         while ((p = next_user(p, end, u)) != NULL && o->npresent < MAX_USERS)
@@ -450,6 +461,35 @@ static void t_snapshot_race(void **state)
     ts_assert_clean(&w->problems);
 }
 
+/* Above announce_max users a room gets counts, not per-user events: at
+ * most one per sweep while it changes; a joiner gets the count too. */
+static void t_large_room_counts(void **state)
+{
+    ts_world *w = *state;
+    ts_node *A, *B;
+    obs *o, *late;
+    char name[16];
+    int i;
+
+    announce_max = 3;
+    A = pnode(w, 0, "A");
+    B = pnode(w, 1, "B");
+    o = open_obs(w, B, NULL, "r");
+    WAIT_SNAP(w, o);
+    for (i = 0; i < 8; i++) {
+        snprintf(name, sizeof name, "u%d", i);
+        open_obs(w, i % 2 ? A : B, name, "r");
+    }
+    WAIT_FOR(w, o->counts > 0 && o->count == 8, "a count of 8 users");
+    assert_int_equal(o->joins, 3); /* u0..u2, then counts */
+    assert_true(o->counts <= 3);   /* coalesced, not one per join */
+    late = open_obs(w, A, NULL, "r");
+    WAIT_FOR(w, late->counts == 1, "the late joiner's count");
+    assert_int_equal(late->count, 8);
+    assert_int_equal(late->snapshots, 0);
+    ts_assert_clean(&w->problems);
+}
+
 /* What Redis says is present in room r: users with connections or in
  * the grace. */
 static int redis_users(ts_world *w, char users[][16], int max)
@@ -546,7 +586,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(t_snapshot_then_changes), T(t_tabs_make_no_event),
         T(t_grace_across_nodes),    T(t_leave_now),
-        T(t_dead_node_reaped_once), T(t_snapshot_race), T(t_churn),
+        T(t_dead_node_reaped_once), T(t_snapshot_race),
+        T(t_large_room_counts),     T(t_churn),
         T(t_churn_script_flush),
     };
 

@@ -493,9 +493,10 @@ describe('rc-chat hardening: member lists', { skip }, () => {
     const n = await node({ redisPort: r.port, args: ['--heartbeat-ms', '600000'] });
     await n.waitForLog(/redis up/, 10000);
     const room = uniqueRoom('members');
+    let opened = 0;
     const open = async (count) => {
       for (let i = 0; i < count; i += 250) {
-        const batch = Array.from({ length: Math.min(250, count - i) }, () => stream(roomUrl(n.url, room, '/events')));
+        const batch = Array.from({ length: Math.min(250, count - i) }, () => stream(roomUrl(n.url, room, `/events?user=u${opened++}`)));
         await Promise.all(batch.map((s) => s.hello(20000)));
       }
     };

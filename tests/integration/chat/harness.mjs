@@ -145,6 +145,9 @@ function parseFrame(text) {
 //   next(ms, what, {comments})  next frame after the last one next() returned
 //   hello(ms)            rc:hello's data, parsed
 //   close(), reset()     FIN / RST the connection
+// rc:presence, rc:join, rc:leave: the frames of the library's presence.
+export const isPresence = (f) => f.event === 'rc:presence' || f.event === 'rc:join' || f.event === 'rc:leave';
+
 export function openStream(url, { headers = {} } = {}) {
   const s = {
     status: undefined,
@@ -223,10 +226,11 @@ export function openStream(url, { headers = {} } = {}) {
       .finally(() => waiters.delete(w));
   };
 
-  // The next frame after the previous next() (comments skipped unless asked).
-  s.next = async (ms = 5000, what = 'the next frame', { comments = false } = {}) => {
+  // The next frame after the previous next() (comments, and the presence
+  // frames every stream gets, skipped unless asked).
+  s.next = async (ms = 5000, what = 'the next frame', { comments = false, presence = false } = {}) => {
     const start = s.cursor;
-    const f = await s.waitFor((f) => comments || !f.comment, ms, what, { from: start });
+    const f = await s.waitFor((f) => (comments || !f.comment) && (presence || !isPresence(f)), ms, what, { from: start });
     s.cursor = s.frames.indexOf(f, start) + 1;
     return f;
   };

@@ -9,6 +9,7 @@ import {
   RC_CHAT,
   bounded,
   freePort,
+  isPresence,
   metrics,
   openStream,
   postMessage,
@@ -80,7 +81,7 @@ function openOn(n) {
 
 // The message frames of a stream: neither the hello nor comments.
 function messages(s) {
-  return s.frames.filter((f) => !f.comment && f.event !== 'rc:hello');
+  return s.frames.filter((f) => !f.comment && f.event !== 'rc:hello' && !isPresence(f));
 }
 
 // The frame the README promises for a message.
@@ -334,7 +335,12 @@ describe('rc-chat HTTP contract', { skip }, () => {
       // Compact JSON, keys in the documented order.
       assert.ok(r.text.startsWith(`{"room":${JSON.stringify(room)},"members":[`), r.text);
       for (const m of want) assert.ok(r.text.includes(JSON.stringify(m)), `${JSON.stringify(m)} in ${r.text}`);
-      assert.equal(r.text.length, `{"room":${JSON.stringify(room)},"members":[${want.map((m) => JSON.stringify(m)).join(',')}]}`.length);
+      // users: connections per user; one whose last stream closed stays,
+      // with 0, for the grace (10 s by default).
+      const users = [...new Set(want.map((m) => m.user))].sort().map((user) => ({ user, connections: want.filter((m) => m.user === user).length }));
+      assert.deepEqual(r.json.users.filter((u) => u.connections > 0), users);
+      assert.ok(r.json.users.every((u) => u.connections > 0 || !want.some((m) => m.user === u.user)), r.text);
+      assert.equal(r.text.length, `{"room":${JSON.stringify(room)},"members":[${want.map((m) => JSON.stringify(m)).join(',')}],"users":${JSON.stringify(r.json.users)}}`.length);
     };
 
     await list(A, [alice, bob]);
@@ -664,7 +670,7 @@ describe('rc-chat HTTP contract', { skip }, () => {
     const s = ok[2];
     await s.waitFor((f) => f.id === 'after', WAIT, 'the message after the hello');
     assert.ok(!s.raw.includes('lei-'), 'Last-Event-ID not echoed');
-    assert.deepEqual(s.frames.map((f) => f.event ?? f.id), ['rc:hello', 'after'], 'a fresh hello and then only the message');
+    assert.deepEqual(s.frames.map((f) => f.event ?? f.id), ['rc:hello', 'rc:presence', 'after'], 'a fresh hello, the presence snapshot, then only the message');
   });
 
   ntest('user with NUL (%00): 400, not cut short', async (t) => {
