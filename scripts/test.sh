@@ -35,7 +35,7 @@ stage() {
 install_packages() {
     local want=(cmake pkg-config gcc make clang libclang-rt-14-dev valgrind
                 libhiredis-dev libevent-dev libcmocka-dev
-                redis-server redis-tools socat chromium)
+                redis-server redis-tools socat chromium faketime)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -80,7 +80,9 @@ static const char release_lua[] =
  * calling node's id, ARGV[5]: announce_max (a room with more users gets
  * counts, not per-user events), ARGV[6]: the room as a JSON string.
  * A large room's changes mark it (pd) and register it for the sweep,
- * which publishes one rc:presence {"room":R,"count":N,"users":[]}. */
+ * which publishes one rc:presence {"room":R,"count":N,"users":[]}; so
+ * does a room refilled silently after Redis lost it (a second later, so
+ * that every node's sync is in), with the whole user list. */
 #define ROOM_PRELUDE                                                           \
     TIME_NOW                                                                   \
     "local b, kp, room, chan = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"           \
@@ -94,21 +96,41 @@ static const char release_lua[] =
     "    '\",\"data\":' .. data .. '},\"n\":\"\",\"meta\":{\"ps\":' .. s ..\n" \
     "    '}}')\n"                                                              \
     "end\n"                                                                    \
+    "local function later(ms)\n"                                               \
+    "  local cur = tonumber(redis.call('ZSCORE', kp .. '{sweep}', room)\n"     \
+    "                       or '-1')\n"                                        \
+    "  if cur < 0 or cur > now + ms then\n"                                    \
+    "    redis.call('ZADD', kp .. '{sweep}', now + ms, room)\n"                \
+    "  end\n"                                                                  \
+    "end\n"                                                                    \
     "local function emit(ev, data)\n"                                          \
     "  if users() <= amax then return publish(ev, data) end\n"                 \
     "  redis.call('SET', b .. 'pd', ARGV[6])\n"                                \
-    "  local cur = tonumber(redis.call('ZSCORE', kp .. '{sweep}', room)\n"     \
-    "                       or '-1')\n"                                        \
-    "  if cur < 0 or cur > now then\n"                                         \
-    "    redis.call('ZADD', kp .. '{sweep}', now, room)\n"                     \
-    "  end\n"                                                                  \
+    "  later(0)\n"                                                            \
     "end\n"                                                                    \
-    "local function counted()\n"                                              \
+    "local function refresh()\n"                                               \
     "  local q = redis.call('GET', b .. 'pd')\n"                               \
     "  if not q then return end\n"                                            \
     "  redis.call('DEL', b .. 'pd')\n"                                         \
-    "  publish('rc:presence', '{\"room\":' .. q .. ',\"count\":' ..\n"       \
-    "          users() .. ',\"users\":[]}')\n"                                 \
+    "  local n = users()\n"                                                    \
+    "  if n > amax then\n"                                                     \
+    "    return publish('rc:presence', '{\"room\":' .. q .. ',\"count\":' ..\n" \
+    "                   n .. ',\"users\":[]}')\n"                              \
+    "  end\n"                                                                  \
+    "  local parts = {}\n"                                                     \
+    "  local function put(u, c)\n"                                             \
+    "    local i = redis.call('HGET', b .. 'pi', u)\n"                         \
+    "    parts[#parts + 1] = '{\"user\":' ..\n"                               \
+    "      (redis.call('HGET', b .. 'pj', u) or '\"\"') ..\n"                  \
+    "      ',\"connections\":' .. c .. (i and (',\"info\":' .. i) or '') .. '}'\n" \
+    "  end\n"                                                                  \
+    "  local pu = redis.call('HGETALL', b .. 'pu')\n"                          \
+    "  for i = 1, #pu, 2 do put(pu[i], pu[i + 1]) end\n"                       \
+    "  for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) do\n"        \
+    "    put(u, 0)\n"                                                          \
+    "  end\n"                                                                  \
+    "  publish('rc:presence', '{\"room\":' .. q .. ',\"users\":[' ..\n"      \
+    "          table.concat(parts, ',') .. ']}')\n"                            \
     "end\n"                                                                    \
     "local function gone(user, reason)\n"                                      \
     "  local q = redis.call('HGET', b .. 'pj', user) or '\"\"'\n"              \
@@ -222,6 +244,10 @@ static const char sync_lua[] =
     "for i = 10, #ARGV, 4 do\n"
     "  add(ARGV[i], tok, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], silent)\n"
     "end\n"
+    "if silent then\n"
+    "  redis.call('SET', b .. 'pd', ARGV[6])\n"
+    "  later(1000)\n"
+    "end\n"
     "return snapshot()\n";
 
 /* The snapshot alone (a query; {seq, -1, count} for a large room). */
@@ -242,7 +268,7 @@ static const char sweep_lua[] =
     "  redis.call('ZREM', b .. 'pg', u)\n"
     "  gone(u, why)\n"
     "end\n"
-    "counted()\n"
+    "refresh()\n"
     "local nxt = redis.call('ZRANGE', b .. 'pg', 0, 0, 'WITHSCORES')\n"
     "if #nxt > 0 then\n"
     "  redis.call('ZADD', kp .. '{sweep}', nxt[2], room)\n"
@@ -268,7 +294,10 @@ static const char reap_lua[] =
     "return n\n";
 
 /* A user's rooms: {room, connections, ...}. KEYS[1]: <kp>{users}:<user>. */
-static const char user_lua[] = "return redis.call('HGETALL', KEYS[1])\n";
+static const char user_lua[] =
+    "local rs = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 2, #rs, 2 do rs[i] = tonumber(rs[i]) end\n"
+    "return rs\n";
 
 /* Everyone present anywhere: {user, room, connections, ...}. KEYS[1]:
  * <kp>{users}. */

@@ -24,7 +24,7 @@ foreach(fn event_base_new event_base_priority_init evhttp_new
     target_link_options(rc-chat-faults PRIVATE "LINKER:--wrap=${fn}")
 endforeach()
 
-foreach(name http reliability browser faults hardening)
+foreach(name http reliability browser faults hardening presence)
     add_test(NAME chat_${name}
              COMMAND sh -c [=[
 test -d node_modules || { echo "chat: no chat/node_modules (npm ci there)"; exit 77; }

@@ -96,8 +96,8 @@ export async function killAndWait(proc, exited) {
 // A redis-server of its own on a free loopback port, without persistence,
 // answering PING: { port, url, proc, log(), stop() }. Its output is shown
 // only if it fails to start.
-export async function startRedis(server = process.env.REDIS_SERVER || 'redis-server') {
-  const port = await freePort();
+export async function startRedis(server = process.env.REDIS_SERVER || 'redis-server', port = undefined) {
+  port ??= await freePort();
   const { proc, exited } = spawnTracked(
     server,
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
