@@ -66,7 +66,7 @@ typedef struct options {
 enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_N };
 extern const char *const chat_close_names[CLOSE_N];
 
-#define CHAT_N_CODES 8
+#define CHAT_N_CODES 9
 extern const int chat_status_codes[CHAT_N_CODES];
 
 typedef struct chat chat;

@@ -322,5 +322,6 @@ void presence_leave(chat *c, struct evhttp_request *req, const char *room,
     /* At once, without the grace; then the stream ends. */
     rc_room_leave_now(conn, room);
     stream_end(rc_conn_user(conn));
-    http_reply_json(c, req, 204, NULL);
+    http_count(c, 204);
+    evhttp_send_reply(req, 204, NULL, NULL);
 }
