@@ -114,7 +114,8 @@ struct chat {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    struct event *heartbeat, *reaper, *flush, *resume, *drain, *adopt, *sig[2];
+    struct event *heartbeat, *reaper, *flush, *resume, *drain, *adopt, *tick;
+    struct event *sig[2];
     rc_adapter *a;
     rc_link *link;
     stream *streams; /* live streams, newest first */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 
 #include <event2/event.h>
@@ -68,6 +69,23 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     streams_ping(arg);
+}
+
+/* Without Redis the adapter's timed work (presence's grace) is ours to
+ * drive; rc_link does it otherwise. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    chat *c = arg;
+    struct timeval tv;
+    struct timespec ts;
+
+    (void)fd;
+    (void)what;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    tv = chat_ms_tv(rc_adapter_tick(c->a, (unsigned long long)ts.tv_sec * 1000 +
+                                              (unsigned long long)ts.tv_nsec /
+                                                  1000000));
+    evtimer_add(c->tick, &tv);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -172,8 +190,6 @@ static int setup_adapter(chat *c)
     }
     rc_adapter_set_filter(c->a, stream_filter, c);
     rc_adapter_set_room_cb(c->a, on_room, c);
-    if (c->o.redis == NULL)
-        return 0;
     memset(&so, 0, sizeof so);
     so.lease_ms = (unsigned)c->o.lease_ms;
     memset(&po, 0, sizeof po);
@@ -184,6 +200,8 @@ static int setup_adapter(chat *c)
         chat_log("room state options: %s", rc_strerror(rc));
         return -1;
     }
+    if (c->o.redis == NULL)
+        return 0;
     memset(&lo, 0, sizeof lo);
     lo.url = c->o.redis;
     lo.state_cb = on_link_state;
@@ -324,7 +342,7 @@ static int make_event(chat *c, const event_spec *e)
  * one writev per stream (stream.c bounds how much waits). */
 static int setup_events(chat *c)
 {
-    struct timeval hb = chat_ms_tv(c->o.heartbeat_ms);
+    struct timeval hb = chat_ms_tv(c->o.heartbeat_ms), now = {0, 0};
     const short sig = EV_SIGNAL | EV_PERSIST;
     const event_spec events[] = {
         {&c->heartbeat, "heartbeat", -1, EV_PERSIST, on_heartbeat, -1, 1, &hb},
@@ -333,6 +351,7 @@ static int setup_events(chat *c)
         {&c->resume, "resume", -1, 0, on_resume, -1, 0, NULL},
         {&c->drain, "drain", -1, 0, shutdown_on_deadline, -1, 0, NULL},
         {&c->adopt, "adopt", -1, 0, conns_adopt, 0, 0, NULL},
+        {&c->tick, "tick", -1, 0, on_tick, -1, c->link == NULL, &now},
         {&c->sig[0], "SIGINT", SIGINT, sig, shutdown_on_signal, -1, 1, NULL},
         {&c->sig[1], "SIGTERM", SIGTERM, sig, shutdown_on_signal, -1, 1, NULL},
     };
@@ -363,8 +382,9 @@ int server_setup(chat *c)
 
 void server_teardown(chat *c)
 {
-    struct event **evs[] = {&c->heartbeat, &c->reaper, &c->flush,  &c->resume,
-                            &c->drain,     &c->adopt,  &c->sig[0], &c->sig[1]};
+    struct event **evs[] = {&c->heartbeat, &c->reaper, &c->flush,
+                            &c->resume,    &c->drain,  &c->adopt,
+                            &c->tick,      &c->sig[0], &c->sig[1]};
     size_t i;
 
     /* Every stream has ended (shutdown.c): free their connections before

@@ -532,11 +532,15 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     c->nstreams++;
     c->opened++;
     push(s, head, sizeof head - 1, NULL, NULL);
+    /* Without Redis the room is ready at once, and the library gives the
+     * stream its rc:presence during the join: greet it first. */
+    if (c->link == NULL)
+        stream_hello(s);
     rc = rc_room_join(s->conn, room);
     if (rc < 0) {
         chat_log("cannot join room %s: %s", room, rc_strerror(rc));
         stream_kill(s, CLOSE_ERROR);
-    } else if (rc_room_is_ready(c->a, room)) {
+    } else if (c->link != NULL && rc_room_is_ready(c->a, room)) {
         stream_hello(s);
     }
     return 0;

@@ -375,6 +375,8 @@ typedef struct rc__presence {
     unsigned long long next_sweep, next_reap; /* host ms; 0: next tick */
     int sweeping, reaping;  /* a *_DUE call is in flight */
     unsigned leave_now;     /* inside rc_room_leave_now: no grace */
+    unsigned long long now; /* the host's time at the last tick */
+    size_t pending;         /* local presence: users in their grace */
     char *buf;              /* keys and JSON are built here */
     size_t buf_cap;
 } rc__presence;
@@ -567,6 +569,17 @@ int rc__room_script(rc_adapter *a, int script, const char *room,
                     size_t room_len, const char *const *extra,
                     const size_t *extra_len, size_t n, rc__script_cb cb,
                     void *arg);
+
+/* Deliver msg to member m alone (its own frame), through the filter. */
+void rc__presence_deliver_to(rc_adapter *a, rc__member *m,
+                             const rc_message *msg);
+
+/* plocal.c: presence without Redis, on the room's map of users. */
+int rc__plocal_joined(rc_adapter *a, rc__member *m, rc__map *users);
+void rc__plocal_left(rc_adapter *a, rc__member *m, rc__map *users);
+void rc__plocal_sweep(rc_adapter *a, rc__room *room, rc__map *users);
+size_t rc__plocal_pending(rc_adapter *a, rc__map *users);
+void rc__plocal_free(rc_adapter *a, rc__map *users);
 
 /* deliver.c: one member (the walk's callback; arg: an rc__delivery). */
 int rc__deliver_one(rc__member *m, void *arg);

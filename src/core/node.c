@@ -207,8 +207,10 @@ unsigned rc_adapter_tick(rc_adapter *a, unsigned long long now)
         return 1000;
     n = &a->node;
     beat = n->lease_ms / 3;
-    if (a->closing || !rc__port_has_pub(a))
+    if (a->closing)
         return beat;
+    if (!rc__port_has_pub(a))
+        return rc__presence_tick(a, now);
     if (n->due == 0)
         n->due = now + beat;
     if ((now >= n->due || n->owed) && !n->asking) {

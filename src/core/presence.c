@@ -41,6 +41,8 @@ struct rc__proom {
     int synced;        /* had a snapshot: the next sync is a resync */
     unsigned walking;  /* members are being given the kept events */
     int orphan;        /* the room was dropped meanwhile: free at the end */
+    int local;         /* an adapter without Redis: users is the state */
+    rc__map users;     /* local: user -> its connections (plocal.c) */
 };
 
 typedef struct pmember {
@@ -204,6 +206,8 @@ static void settle(rc_adapter *a, rc__proom *p)
         return;
     if (p->orphan) {
         kept_free(p);
+        if (p->local)
+            rc__plocal_free(a, &p->users);
         rc__free(&a->mem, p);
     } else if (p->asking == 0) {
         kept_free(p);
@@ -378,6 +382,22 @@ static int snapshot_json(rc_adapter *a, const rc__aroom *room,
     return 0;
 }
 
+void rc__presence_deliver_to(rc_adapter *a, rc__member *m,
+                             const rc_message *msg)
+{
+    rc__delivery d;
+
+    memset(&d, 0, sizeof d);
+    d.a = a;
+    d.msg = msg;
+    if ((d.frame = rc__frame_new(&a->mem, msg)) == NULL)
+        return;
+    rc__enter(a);
+    rc__deliver_one(m, &d);
+    rc_frame_unref(d.frame);
+    rc__exit(a);
+}
+
 /* Deliver to one member through the filter and its sink, as any message
  * (deliver.c), without the presence ordering. */
 static void deliver_to(rc_adapter *a, rc__member *m, rc_frame *f,
@@ -487,8 +507,7 @@ static int wants_presence(rc_adapter *a, rc__aroom *room)
 {
     const rc_presence_options *o = &a->pres.o;
 
-    if (!a->pres.on || a->local_only ||
-        quoted_len(room->base.name, room->base.name_len) == 0)
+    if (!a->pres.on || quoted_len(room->base.name, room->base.name_len) == 0)
         return 0;
     return o->room_filter == NULL ||
            o->room_filter(room->base.name, o->filter_user) != 0;
@@ -512,11 +531,17 @@ int rc__presence_joined(rc_adapter *a, rc__member *m)
         if ((room->pres = rc__malloc(&a->mem, sizeof *room->pres)) == NULL)
             return RC_ENOMEM;
         memset(room->pres, 0, sizeof *room->pres);
+        room->pres->local = a->local_only;
+        rc__map_init(&room->pres->users, &a->mem, a->seed);
     }
     if ((pm = rc__malloc(&a->mem, sizeof *pm)) == NULL)
         return RC_ENOMEM;
     memset(pm, 0, sizeof *pm);
     m->ext = pm;
+    if (room->pres->local) {
+        pm->state = P_SYNCED;
+        return rc__plocal_joined(a, m, &room->pres->users);
+    }
     if (can_ask(a, room))
         ask_join(a, m);
     return 0;
@@ -556,11 +581,15 @@ static void member_gone(rc__member *m, void *arg)
     size_t l[3];
     char grace[24];
 
+    if (room->pres != NULL && room->pres->local) {
+        rc__plocal_left(a, m, &room->pres->users);
+        room = NULL; /* nothing to send */
+    }
     m->ext = NULL;
-    if (room->pres != NULL)
+    if (room != NULL && room->pres != NULL)
         unask(a, room, pm);
     rc__free(&a->mem, pm);
-    if (c->uid == NULL || room->pres == NULL)
+    if (room == NULL || c->uid == NULL || room->pres == NULL)
         return;
     v[0] = c->base.id, l[0] = c->base.id_len;
     l[1] = (size_t)(rc__dec_put(grace, a->pres.leave_now ? 0 : a->pres.o.grace_ms) -
@@ -581,6 +610,8 @@ static void room_gone(rc__room *r, void *arg)
 
     if (room->pres == NULL)
         return;
+    if (room->pres->local)
+        a->pres.pending -= rc__plocal_pending(a, &room->pres->users);
     for (k = a->pres.asks; k != NULL; k = k->next)
         if (k->room == room)
             k->room = NULL;
@@ -766,6 +797,41 @@ static void on_reap_due(rc_adapter *a, const rc__reply *r, int err, void *arg)
     }
 }
 
+typedef struct rooms {
+    rc__aroom **v;
+    size_t n;
+} rooms;
+
+static int collect(void *item, void *arg)
+{
+    rooms *r = arg;
+    rc__aroom *room = item;
+
+    if (room->pres != NULL && room->pres->local)
+        r->v[r->n++] = room;
+    return 0;
+}
+
+/* Local leaves due: the rooms are listed first (the sinks told may drop
+ * rooms from the map), and the registry holds their memory meanwhile. */
+static void local_sweep(rc_adapter *a)
+{
+    rooms r;
+    size_t i;
+
+    r.n = 0;
+    r.v = rc__malloc(&a->mem, (a->reg.rooms.count + 1) * sizeof *r.v);
+    if (r.v == NULL)
+        return; /* the next tick tries again */
+    rc__map_each(&a->reg.rooms, collect, &r);
+    rc__registry_hold(&a->reg);
+    for (i = 0; i < r.n && !a->closing; i++)
+        if (!r.v[i]->base.removed && r.v[i]->pres != NULL)
+            rc__plocal_sweep(a, &r.v[i]->base, &r.v[i]->pres->users);
+    rc__registry_release(&a->reg);
+    rc__free(&a->mem, r.v);
+}
+
 unsigned rc__presence_tick(rc_adapter *a, unsigned long long now)
 {
     rc__presence *p = &a->pres;
@@ -774,6 +840,12 @@ unsigned rc__presence_tick(rc_adapter *a, unsigned long long now)
     const char *v[3];
     size_t l[3];
 
+    p->now = now;
+    if (p->on && a->local_only) {
+        if (p->pending > 0)
+            local_sweep(a);
+        return sweep_ms;
+    }
     if (!p->on || !rc__port_has_pub(a))
         return sweep_ms;
     if (p->next_sweep == 0 || p->next_reap == 0) {
@@ -817,6 +889,8 @@ static int free_room_pres(void *item, void *arg)
 
     if (room->pres != NULL) {
         kept_free(room->pres);
+        if (room->pres->local)
+            rc__plocal_free(arg, &room->pres->users);
         rc__free(&((rc_adapter *)arg)->mem, room->pres);
         room->pres = NULL;
     }

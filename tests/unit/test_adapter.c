@@ -818,10 +818,90 @@ static void allocation_failures(void **state)
 }
 
 /* An optional argument runs only the tests whose names match it. */
+/* Presence without Redis: the same frames, kept in memory; leaves come
+ * at the tick after the grace (host time), or the next one for
+ * rc_room_leave_now; a return within the grace is silent. */
+typedef struct plog {
+    char log[2048]; /* "conn:event:data\n" per presence frame */
+} plog;
+
+static int psink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
+{
+    plog *p = user;
+    char line[256];
+
+    (void)f;
+    if (m->event != NULL && strncmp(m->event, "rc:", 3) == 0) {
+        snprintf(line, sizeof line, "%s:%s:%.*s\n", rc_conn_id(c), m->event,
+                 (int)m->data_len, m->data);
+        strcat(p->log, line);
+    }
+    return 0;
+}
+
+static rc_conn *pconn(rc_adapter *a, const char *id, const char *user,
+                      plog *p)
+{
+    rc_conn *c = NULL;
+
+    assert_int_equal(rc_conn_add(a, id, psink, p, &c), 0);
+    if (user != NULL)
+        assert_int_equal(rc_conn_set_user(c, user, NULL, 0), 0);
+    assert_int_equal(rc_room_join(c, "r"), 1);
+    return c;
+}
+
+static void t_local_presence(void **state)
+{
+    rc_adapter *a = rc_adapter_new(NULL, NULL, NULL, "n");
+    rc_presence_options po;
+    plog p;
+    rc_conn *obs, *ada, *ada2;
+
+    (void)state;
+    memset(&po, 0, sizeof po);
+    po.grace_ms = 100;
+    memset(&p, 0, sizeof p);
+    assert_non_null(a);
+    assert_int_equal(rc_adapter_set_presence(a, &po, sizeof po), 0);
+    rc_adapter_tick(a, 1000);
+    obs = pconn(a, "o", NULL, &p);
+    ada = pconn(a, "a1", "ada", &p);
+    assert_string_equal(p.log, "o:rc:presence:{\"room\":\"r\",\"users\":[]}\n"
+                               "o:rc:join:{\"user\":\"ada\"}\n"
+                               "a1:rc:presence:{\"room\":\"r\",\"users\":"
+                               "[{\"user\":\"ada\",\"connections\":1}]}\n");
+    /* Gone and back within the grace: nothing. */
+    p.log[0] = '\0';
+    rc_conn_remove(ada);
+    rc_adapter_tick(a, 1050);
+    ada2 = pconn(a, "a2", "ada", &p);
+    rc_adapter_tick(a, 1300);
+    assert_string_equal(p.log, "a2:rc:presence:{\"room\":\"r\",\"users\":"
+                               "[{\"user\":\"ada\",\"connections\":1}]}\n");
+    /* Gone for good: one leave at the tick after the grace. */
+    p.log[0] = '\0';
+    rc_conn_remove(ada2);
+    rc_adapter_tick(a, 1350);
+    assert_string_equal(p.log, "");
+    rc_adapter_tick(a, 1401);
+    assert_string_equal(p.log,
+                        "o:rc:leave:{\"user\":\"ada\",\"reason\":\"left\"}\n");
+    /* An explicit leave: at the next tick. */
+    p.log[0] = '\0';
+    ada = pconn(a, "a3", "ada", &p);
+    assert_int_equal(rc_room_leave_now(ada, "r"), 1);
+    rc_adapter_tick(a, 1402);
+    assert_non_null(strstr(p.log, "o:rc:leave:{\"user\":\"ada\""));
+    (void)obs;
+    rc_adapter_free(a);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_and_ids),
+        cmocka_unit_test(t_local_presence),
         cmocka_unit_test(rooms_and_queries),
         cmocka_unit_test(broadcast_locally),
         cmocka_unit_test(multi_room_and_filter),

@@ -56,9 +56,9 @@ describe('rc-chat with injected faults', { skip }, () => {
     event_base_priority_init: 1,
     evhttp_new: 1,
     evhttp_bind_listener: 1,
-    event_new: 8,
+    event_new: 9,
     event_priority_set: 3,
-    event_add: 3,
+    event_add: 4,
   };
   for (const [name, count] of Object.entries(calls)) {
     test(`start-up: each of the ${count} calls of ${name} failing in turn: a log line and exit 1`, async () => {
