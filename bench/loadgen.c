@@ -325,6 +325,7 @@ static void feed_sse(conn *c, const char *p, size_t n)
         }
         c->ev[c->ev_len++] = p[i];
         if (p[i] == '\n' && c->ev_len >= 2 && c->ev[c->ev_len - 2] == '\n') {
+            c->ev[c->ev_len - 1] = '\0'; /* the event's text ends here */
             on_event(c, c->ev, c->ev_len - 1);
             c->ev_len = 0;
         }

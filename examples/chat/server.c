@@ -82,9 +82,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    tv = chat_ms_tv(rc_adapter_tick(c->a, (unsigned long long)ts.tv_sec * 1000 +
-                                              (unsigned long long)ts.tv_nsec /
-                                                  1000000));
+    tv = chat_ms_tv(
+        rc_adapter_tick(c->a, (unsigned long long)ts.tv_sec * 1000 +
+                                  (unsigned long long)ts.tv_nsec / 1000000));
     evtimer_add(c->tick, &tv);
 }
 

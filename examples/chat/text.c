@@ -191,8 +191,8 @@ static chat_span *member_slot(chat_body *out, const char *key, size_t n)
 {
     static const char *const names[] = {"event", "data", "id", "except",
                                         "connection"};
-    chat_span *const slots[] = {&out->event, &out->data, &out->id,
-                                &out->except, &out->connection};
+    chat_span *const slots[] = {&out->event, &out->data, &out->id, &out->except,
+                                &out->connection};
     char tmp[16];
     long len;
     size_t i;

@@ -369,11 +369,11 @@ typedef struct rc__pask rc__pask;
 typedef struct rc__presence {
     int on;
     rc_presence_options o;
-    rc__pask *asks;         /* script calls of presence in flight */
-    char **owed;            /* rooms left while the pub side was down */
+    rc__pask *asks; /* script calls of presence in flight */
+    char **owed;    /* rooms left while the pub side was down */
     size_t nowed, owed_cap;
     unsigned long long next_sweep, next_reap; /* host ms; 0: next tick */
-    int sweeping, reaping;  /* a *_DUE call is in flight */
+    int sweeping, reaping;                    /* a *_DUE call is in flight */
     unsigned leave_now;     /* inside rc_room_leave_now: no grace */
     unsigned long long now; /* the host's time at the last tick */
     size_t pending;         /* local presence: users in their grace */
@@ -383,10 +383,10 @@ typedef struct rc__presence {
 
 /* node.c: the node's lease (see roomcast.h). */
 typedef struct rc__node {
-    int state;                 /* enum rc_node_state */
-    char token[33];            /* this adapter's, random */
-    char *kp;                 /* the key prefix */
-    char *key_nodes, *key_tok; /* "<kp>{nodes}", "<kp>{nodes}:token" */
+    int state;                  /* enum rc_node_state */
+    char token[33];             /* this adapter's, random */
+    char *kp;                   /* the key prefix */
+    char *key_nodes, *key_tok;  /* "<kp>{nodes}", "<kp>{nodes}:token" */
     char *key_live, *key_sweep; /* "<kp>{nodes}:live", "<kp>{sweep}" */
     unsigned lease_ms;
     unsigned gen;           /* pub contexts so far: older replies are stale */

@@ -34,8 +34,7 @@
  * token's liveness is not what it last set (reapers claimed it, or took
  * its presence away). A few expired leases of other ids are swept on the
  * way. */
-static const char lease_lua[] =
-    TIME_NOW
+static const char lease_lua[] = TIME_NOW
     "local lease = tonumber(ARGV[3])\n"
     "local live = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[2]) or '-1')\n"
     "local last = tonumber(ARGV[4])\n"
@@ -87,8 +86,9 @@ static const char release_lua[] =
     TIME_NOW                                                                   \
     "local b, kp, room, chan = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"           \
     "local amax = tonumber(ARGV[5])\n"                                         \
-    "local function users()\n"                                                \
-    "  return redis.call('HLEN', b .. 'pu') + redis.call('ZCARD', b .. 'pg')\n" \
+    "local function users()\n"                                                 \
+    "  return redis.call('HLEN', b .. 'pu') + redis.call('ZCARD', b .. "       \
+    "'pg')\n"                                                                  \
     "end\n"                                                                    \
     "local function publish(ev, data)\n"                                       \
     "  local s = redis.call('INCR', b .. 'ps')\n"                              \
@@ -106,30 +106,32 @@ static const char release_lua[] =
     "local function emit(ev, data)\n"                                          \
     "  if users() <= amax then return publish(ev, data) end\n"                 \
     "  redis.call('SET', b .. 'pd', ARGV[6])\n"                                \
-    "  later(0)\n"                                                            \
+    "  later(0)\n"                                                             \
     "end\n"                                                                    \
     "local function refresh()\n"                                               \
     "  local q = redis.call('GET', b .. 'pd')\n"                               \
-    "  if not q then return end\n"                                            \
+    "  if not q then return end\n"                                             \
     "  redis.call('DEL', b .. 'pd')\n"                                         \
     "  local n = users()\n"                                                    \
     "  if n > amax then\n"                                                     \
-    "    return publish('rc:presence', '{\"room\":' .. q .. ',\"count\":' ..\n" \
+    "    return publish('rc:presence', '{\"room\":' .. q .. ',\"count\":' "    \
+    "..\n"                                                                     \
     "                   n .. ',\"users\":[]}')\n"                              \
     "  end\n"                                                                  \
     "  local parts = {}\n"                                                     \
     "  local function put(u, c)\n"                                             \
     "    local i = redis.call('HGET', b .. 'pi', u)\n"                         \
-    "    parts[#parts + 1] = '{\"user\":' ..\n"                               \
+    "    parts[#parts + 1] = '{\"user\":' ..\n"                                \
     "      (redis.call('HGET', b .. 'pj', u) or '\"\"') ..\n"                  \
-    "      ',\"connections\":' .. c .. (i and (',\"info\":' .. i) or '') .. '}'\n" \
+    "      ',\"connections\":' .. c .. (i and (',\"info\":' .. i) or '') .. "  \
+    "'}'\n"                                                                    \
     "  end\n"                                                                  \
     "  local pu = redis.call('HGETALL', b .. 'pu')\n"                          \
     "  for i = 1, #pu, 2 do put(pu[i], pu[i + 1]) end\n"                       \
     "  for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) do\n"        \
     "    put(u, 0)\n"                                                          \
     "  end\n"                                                                  \
-    "  publish('rc:presence', '{\"room\":' .. q .. ',\"users\":[' ..\n"      \
+    "  publish('rc:presence', '{\"room\":' .. q .. ',\"users\":[' ..\n"        \
     "          table.concat(parts, ',') .. ']}')\n"                            \
     "end\n"                                                                    \
     "local function gone(user, reason)\n"                                      \
@@ -163,7 +165,8 @@ static const char release_lua[] =
     "    redis.call('ZADD', kp .. '{sweep}', dl, room)\n"                      \
     "  end\n"                                                                  \
     "end\n"                                                                    \
-    "local function user_of(v) return string.match(v, '^[^\\31]*\\31([^\\31]*)')\n" \
+    "local function user_of(v) return string.match(v, "                        \
+    "'^[^\\31]*\\31([^\\31]*)')\n"                                             \
     "end\n"                                                                    \
     "local function add(conn, tok, user, q, info, silent)\n"                   \
     "  if redis.call('HSETNX', b .. 'pc', conn,\n"                             \
@@ -184,7 +187,7 @@ static const char release_lua[] =
     "end\n"                                                                    \
     "local function snapshot()\n"                                              \
     "  local out = {tonumber(redis.call('GET', b .. 'ps') or '0')}\n"          \
-    "  if users() > amax then return {out[1], -1, users()} end\n"             \
+    "  if users() > amax then return {out[1], -1, users()} end\n"              \
     "  local info = redis.call('EXISTS', b .. 'pi') == 1\n"                    \
     "  local function put(u, n)\n"                                             \
     "    out[#out + 1] = u\n"                                                  \
@@ -203,8 +206,7 @@ static const char release_lua[] =
 /* A connection joins (user "": only the snapshot). ARGV[7..11]: conn,
  * token, user, user as JSON, info. Returns the snapshot: {seq, user,
  * connections, info, ...}. */
-static const char join_lua[] =
-    ROOM_PRELUDE
+static const char join_lua[] = ROOM_PRELUDE
     "if ARGV[9] ~= '' then\n"
     "  redis.call('SADD', kp .. '{nodes}:rooms:' .. ARGV[8], room)\n"
     "  add(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], false)\n"
@@ -213,19 +215,17 @@ static const char join_lua[] =
 
 /* A connection leaves. ARGV[7..9]: conn, grace ms, reason. */
 static const char leave_lua[] =
-    ROOM_PRELUDE
-    "local v = redis.call('HGET', b .. 'pc', ARGV[7])\n"
-    "if not v then return 0 end\n"
-    "redis.call('HDEL', b .. 'pc', ARGV[7])\n"
-    "drop(user_of(v), tonumber(ARGV[8]), ARGV[9])\n"
-    "return 1\n";
+    ROOM_PRELUDE "local v = redis.call('HGET', b .. 'pc', ARGV[7])\n"
+                 "if not v then return 0 end\n"
+                 "redis.call('HDEL', b .. 'pc', ARGV[7])\n"
+                 "drop(user_of(v), tonumber(ARGV[8]), ARGV[9])\n"
+                 "return 1\n";
 
 /* This token's connections in the room become exactly those given:
  * ARGV[7..9]: token, grace ms, resync (1: after a reconnect; a room whose
  * state Redis lost is refilled silently); then conn, user, user JSON,
  * info for each. Returns the snapshot. */
-static const char sync_lua[] =
-    ROOM_PRELUDE
+static const char sync_lua[] = ROOM_PRELUDE
     "local tok, grace = ARGV[7], tonumber(ARGV[8])\n"
     "local silent = ARGV[9] == '1' and redis.call('EXISTS', b .. 'ps') == 0\n"
     "local want, pre = {}, tok .. '\\31'\n"
@@ -260,8 +260,7 @@ static const char members_lua[] =
 /* Leaves whose grace ran out: each removed (the ZREM is the compare and
  * swap: one sweeper emits it), then the room's registration moved to its
  * next deadline. Returns how many left. */
-static const char sweep_lua[] =
-    ROOM_PRELUDE
+static const char sweep_lua[] = ROOM_PRELUDE
     "local due = redis.call('ZRANGEBYSCORE', b .. 'pg', '-inf', now)\n"
     "for _, u in ipairs(due) do\n"
     "  local why = redis.call('HGET', b .. 'pr', u) or 'left'\n"
@@ -280,18 +279,17 @@ static const char sweep_lua[] =
 /* A dead token's connections in the room: removed as lost (with grace).
  * ARGV[7..8]: token, grace ms. Returns how many. */
 static const char reap_lua[] =
-    ROOM_PRELUDE
-    "local pre, n = ARGV[7] .. '\\31', 0\n"
-    "local pc = redis.call('HGETALL', b .. 'pc')\n"
-    "for i = 1, #pc, 2 do\n"
-    "  local v = pc[i + 1]\n"
-    "  if string.sub(v, 1, #pre) == pre then\n"
-    "    redis.call('HDEL', b .. 'pc', pc[i])\n"
-    "    drop(user_of(v), tonumber(ARGV[8]), 'lost')\n"
-    "    n = n + 1\n"
-    "  end\n"
-    "end\n"
-    "return n\n";
+    ROOM_PRELUDE "local pre, n = ARGV[7] .. '\\31', 0\n"
+                 "local pc = redis.call('HGETALL', b .. 'pc')\n"
+                 "for i = 1, #pc, 2 do\n"
+                 "  local v = pc[i + 1]\n"
+                 "  if string.sub(v, 1, #pre) == pre then\n"
+                 "    redis.call('HDEL', b .. 'pc', pc[i])\n"
+                 "    drop(user_of(v), tonumber(ARGV[8]), 'lost')\n"
+                 "    n = n + 1\n"
+                 "  end\n"
+                 "end\n"
+                 "return n\n";
 
 /* A user's rooms: {room, connections, ...}. KEYS[1]: <kp>{users}:<user>. */
 static const char user_lua[] =
@@ -317,20 +315,18 @@ static const char online_lua[] =
 /* Rooms whose leave deadline passed, claimed for 2 s (so that the nodes
  * do not all sweep the same room). KEYS[1]: <kp>{sweep}. */
 static const char sweep_due_lua[] =
-    TIME_NOW
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
-    "                       'LIMIT', 0, 32)\n"
-    "for _, r in ipairs(due) do\n"
-    "  redis.call('ZADD', KEYS[1], 'XX', now + 2000, r)\n"
-    "end\n"
-    "return due\n";
+    TIME_NOW "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
+             "                       'LIMIT', 0, 32)\n"
+             "for _, r in ipairs(due) do\n"
+             "  redis.call('ZADD', KEYS[1], 'XX', now + 2000, r)\n"
+             "end\n"
+             "return due\n";
 
 /* Tokens whose adapter stopped renewing, claimed for a lease (another
  * node finishes if this one dies meanwhile), with their rooms. KEYS[1]:
  * <kp>{nodes}:live. ARGV: key prefix, lease ms. Returns {token, claim,
  * n, room1..roomn, ...}. */
-static const char reap_due_lua[] =
-    TIME_NOW
+static const char reap_due_lua[] = TIME_NOW
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
     "                       'LIMIT', 0, 4)\n"
     "local out = {}\n"
@@ -359,8 +355,7 @@ static const char reap_done_lua[] =
     "return 0\n";
 
 const char *const rc__lua[RC__SCRIPTS] = {
-    lease_lua,   release_lua,   join_lua,     leave_lua,
-    sync_lua,    snapshot_lua,  members_lua,  sweep_lua,
-    reap_lua,    user_lua,      online_lua,   sweep_due_lua,
-    reap_due_lua, reap_done_lua,
+    lease_lua,    release_lua,   join_lua,     leave_lua,     sync_lua,
+    snapshot_lua, members_lua,   sweep_lua,    reap_lua,      user_lua,
+    online_lua,   sweep_due_lua, reap_due_lua, reap_done_lua,
 };

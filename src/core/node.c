@@ -117,9 +117,9 @@ static void on_lease(rc_adapter *a, const rc__reply *r, int err, void *arg)
     n->asking = 0;
     if (err == RC_EMISUSE)
         return; /* lost with the link: the next context asks again */
-    if (err == 0 && (rc__reply_int(r, 0, &ok) != 0 ||
-                     rc__reply_int(r, 1, &dl) != 0 ||
-                     rc__reply_int(r, 3, &lapsed) != 0))
+    if (err == 0 &&
+        (rc__reply_int(r, 0, &ok) != 0 || rc__reply_int(r, 1, &dl) != 0 ||
+         rc__reply_int(r, 3, &lapsed) != 0))
         err = RC_EREDIS;
     if (err != 0) {
         set_state(a, n->state, RC_EREDIS);
@@ -155,8 +155,7 @@ static void ask(rc_adapter *a, int script)
     for (i = 0; i < 5; i++)
         len[i] = strlen(argv[i]);
     len[5] = (size_t)(rc__dec_put(lease, n->lease_ms) - lease);
-    len[6] = (size_t)(rc__dec_put(last, (unsigned long long)n->live_dl) -
-                      last);
+    len[6] = (size_t)(rc__dec_put(last, (unsigned long long)n->live_dl) - last);
     if (script == RC__SCRIPT_RELEASE) {
         (void)rc__port_script(a, script, 3, 5, argv, len, NULL, NULL);
         return;

@@ -16,8 +16,8 @@ typedef struct luser {
 
 static luser *luser_new(rc_adapter *a, const rc_conn *c)
 {
-    luser *u = rc__malloc(&a->mem, sizeof *u + c->uid_len + 1 +
-                                       c->uid_q_len + c->info_len);
+    luser *u = rc__malloc(&a->mem, sizeof *u + c->uid_len + 1 + c->uid_q_len +
+                                       c->info_len);
 
     if (u == NULL)
         return NULL;
@@ -100,7 +100,7 @@ static int put_user(void *item, void *arg)
     json *j = args[1];
     char n[32];
 
-    put(a, j, j->d[j->at - 1] == '[' ? "{\"user\":" : ",{\"user\":", 
+    put(a, j, j->d[j->at - 1] == '[' ? "{\"user\":" : ",{\"user\":",
         j->d[j->at - 1] == '[' ? 8 : 9);
     put(a, j, QUOTED(u), u->qlen);
     put(a, j, ",\"connections\":", 15);

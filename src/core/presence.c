@@ -14,146 +14,7 @@
  */
 #include <stdio.h>
 
-#include "internal.h"
-
-#define DEFAULT_GRACE_MS 10000u
-#define DEFAULT_SWEEP_MS 1000u
-#define DEFAULT_ANNOUNCE_MAX 100u
-#define MAX_GRACE_MS 86400000u
-#define MAX_KEPT 4096 /* presence events kept per room while members wait */
-#define USER_MAX 256
-
-enum { P_IDLE, P_ASKED, P_SYNCED };
-
-typedef struct pevent {
-    struct pevent *next;
-    long long seq;
-    rc_frame *frame;
-    rc_message msg;
-    char bytes[]; /* event, then data */
-} pevent;
-
-struct rc__proom {
-    unsigned asking;      /* members ASKED */
-    pevent *first, *last; /* presence events since the oldest ask */
-    size_t kept;
-    long long dropped; /* the last sequence dropped from the list */
-    int synced;        /* had a snapshot: the next sync is a resync */
-    unsigned walking;  /* members are being given the kept events */
-    int orphan;        /* the room was dropped meanwhile: free at the end */
-    int local;         /* an adapter without Redis: users is the state */
-    rc__map users;     /* local: user -> its connections (plocal.c) */
-};
-
-typedef struct pmember {
-    int state;
-    long long snap;
-    rc__pask *ask; /* the call it waits for */
-} pmember;
-
-enum { ASK_JOIN, ASK_SYNC };
-
-struct rc__pask {
-    rc__pask *prev, *next; /* the adapter's asks in flight */
-    int kind;
-    unsigned gen;       /* the node's pub generation when sent */
-    rc__aroom *room;    /* NULL once the room is dropped */
-    rc__member *m;      /* ASK_JOIN: NULL once the member left */
-};
-
-static size_t quoted_len(const char *s, size_t len);
-
-/* ---- the room's keys and script calls --------------------------------- */
-
-/* The slot tag Redis Cluster hashes a channel by: the part between the
- * first '{' and the next '}' when not empty, else the whole name. */
-static void channel_tag(const char *ch, size_t len, size_t *at, size_t *n)
-{
-    const char *o = memchr(ch, '{', len), *c;
-
-    if (o != NULL && (c = memchr(o + 1, '}', len - (size_t)(o + 1 - ch))) &&
-        c > o + 1) {
-        *at = (size_t)(o + 1 - ch);
-        *n = (size_t)(c - o - 1);
-        return;
-    }
-    *at = 0;
-    *n = len;
-}
-
-/* a->pres.buf: the channel, the key base "<kp>{T}:", then the room as a
- * JSON string (its length in *q). */
-size_t rc__room_keys(rc_adapter *a, const char *room, size_t len, size_t *q)
-{
-    rc__presence *p = &a->pres;
-    size_t kp = strlen(a->node.kp), ch = a->prefix_len + len, at, n;
-    char *d;
-
-    *q = quoted_len(room, len);
-    if (*q == 0 ||
-        rc__reserve(&a->mem, &p->buf, &p->buf_cap, 2 * ch + kp + 4 + *q) != 0)
-        return 0;
-    memcpy(p->buf, a->prefix, a->prefix_len);
-    memcpy(p->buf + a->prefix_len, room, len);
-    channel_tag(p->buf, ch, &at, &n);
-    d = p->buf + ch;
-    memcpy(d, a->node.kp, kp);
-    d[kp] = '{';
-    memcpy(d + kp + 1, p->buf + at, n);
-    memcpy(d + kp + 1 + n, "}:", 2);
-    rc__json_quote(d + kp + n + 3, room, len, *q);
-    return kp + n + 3;
-}
-
-#define ROOM_ARGS 7
-#define MAX_EXTRA 8
-
-int rc__room_script(rc_adapter *a, int script, const char *room,
-                    size_t room_len, const char *const *extra,
-                    const size_t *extra_len, size_t n, rc__script_cb cb,
-                    void *arg)
-{
-    const char *argv[ROOM_ARGS + MAX_EXTRA], **v = argv;
-    size_t lens[ROOM_ARGS + MAX_EXTRA], *l = lens, base, i, q;
-    char amax[24];
-    int rv;
-
-    if ((base = rc__room_keys(a, room, room_len, &q)) == 0)
-        return q == 0 ? RC_EINVAL : RC_ENOMEM;
-    if (n > MAX_EXTRA) {
-        v = rc__malloc(&a->mem, (ROOM_ARGS + n) * sizeof *v);
-        l = rc__malloc(&a->mem, (ROOM_ARGS + n) * sizeof *l);
-        if (v == NULL || l == NULL) {
-            rc__free(&a->mem, v == argv ? NULL : (void *)v);
-            rc__free(&a->mem, l == lens ? NULL : (void *)l);
-            return RC_ENOMEM;
-        }
-    }
-    v[0] = a->pres.buf + a->prefix_len + room_len;
-    l[0] = base;
-    v[1] = a->node.kp;
-    l[1] = strlen(a->node.kp);
-    v[2] = room;
-    l[2] = room_len;
-    v[3] = a->pres.buf;
-    l[3] = a->prefix_len + room_len;
-    v[4] = a->node_id;
-    l[4] = strlen(a->node_id);
-    l[5] = (size_t)(rc__dec_put(amax, a->pres.o.announce_max) - amax);
-    v[5] = amax;
-    v[6] = v[0] + base;
-    l[6] = q;
-    for (i = 0; i < n; i++) {
-        v[ROOM_ARGS + i] = extra[i];
-        l[ROOM_ARGS + i] = extra_len[i];
-    }
-    rv = rc__port_script(a, script, 1, ROOM_ARGS + n, v, l, cb, arg);
-    if (v != argv) {
-        rc__free(&a->mem, (void *)v);
-        rc__free(&a->mem, l);
-    }
-    return rv;
-}
+#include "presence.h"
 
 /* ---- asks --------------------------------------------------------------- */
 
@@ -185,19 +46,6 @@ static void ask_free(rc_adapter *a, rc__pask *k)
     rc__free(&a->mem, k);
 }
 
-static void kept_free(rc__proom *p)
-{
-    pevent *e;
-
-    while ((e = p->first) != NULL) {
-        p->first = e->next;
-        rc_frame_unref(e->frame);
-        rc__free(&e->frame->mem, e);
-    }
-    p->last = NULL;
-    p->kept = 0;
-}
-
 /* Free what no member needs any more, unless members are being given
  * the kept events right now (the last one out does it). */
 static void settle(rc_adapter *a, rc__proom *p)
@@ -205,12 +53,12 @@ static void settle(rc_adapter *a, rc__proom *p)
     if (p->walking > 0)
         return;
     if (p->orphan) {
-        kept_free(p);
+        rc__kept_free(p);
         if (p->local)
             rc__plocal_free(a, &p->users);
         rc__free(&a->mem, p);
     } else if (p->asking == 0) {
-        kept_free(p);
+        rc__kept_free(p);
         p->dropped = 0;
     }
 }
@@ -228,8 +76,7 @@ static void unask(rc_adapter *a, rc__aroom *room, pmember *pm)
     pm->state = P_IDLE;
 }
 
-static void on_snapshot(rc_adapter *a, const rc__reply *r, int err,
-                        void *arg);
+static void on_snapshot(rc_adapter *a, const rc__reply *r, int err, void *arg);
 
 /* The extra arguments of a join or sync entry: conn, user, JSON, info. */
 static size_t member_args(const rc_conn *c, const char **v, size_t *l)
@@ -316,9 +163,7 @@ out:
 
 /* ---- the snapshot ------------------------------------------------------- */
 
-/* The JSON string length of s (len bytes, NUL-terminated), or 0 if it
- * cannot be a user or room in an event (CR, LF, NUL, invalid UTF-8). */
-static size_t quoted_len(const char *s, size_t len)
+size_t rc__quoted_len(const char *s, size_t len)
 {
     size_t n, q;
 
@@ -336,21 +181,21 @@ static int snapshot_json(rc_adapter *a, const rc__aroom *room,
     char *d;
     int first = 1;
 
-    need = 64 + quoted_len(room->base.name, room->base.name_len);
+    need = 64 + rc__quoted_len(room->base.name, room->base.name_len);
     if (rc__reply_int(r, 1, &cnt) == 0) /* {seq, -1, count}: a large room */
         n = 0;
     for (i = 1; i + 2 < n; i += 3) {
         if ((u = rc__reply_str(r, i, &ul)) == NULL ||
             rc__reply_str(r, i + 2, &il) == NULL)
             return RC_EREDIS;
-        need += quoted_len(u, ul) + il + 64;
+        need += rc__quoted_len(u, ul) + il + 64;
     }
     if ((d = rc__malloc(&a->mem, need)) == NULL)
         return RC_ENOMEM;
     memcpy(d, "{\"room\":", 8);
-    at = (size_t)(rc__json_quote(d + 8, room->base.name, room->base.name_len,
-                                 quoted_len(room->base.name,
-                                            room->base.name_len)) -
+    at = (size_t)(rc__json_quote(
+                      d + 8, room->base.name, room->base.name_len,
+                      rc__quoted_len(room->base.name, room->base.name_len)) -
                   d);
     if (n == 0 && rc__reply_int(r, 2, &cnt) == 0)
         at += (size_t)sprintf(d + at, ",\"count\":%lld", cnt);
@@ -359,7 +204,7 @@ static int snapshot_json(rc_adapter *a, const rc__aroom *room,
     for (i = 1; i + 2 < n; i += 3) {
         u = rc__reply_str(r, i, &ul);
         info = rc__reply_str(r, i + 2, &il);
-        if ((q = quoted_len(u, ul)) == 0)
+        if ((q = rc__quoted_len(u, ul)) == 0)
             continue; /* not written by a roomcast node */
         if (rc__reply_int(r, i + 1, &cnt) != 0 || cnt < 0)
             cnt = 0;
@@ -507,7 +352,8 @@ static int wants_presence(rc_adapter *a, rc__aroom *room)
 {
     const rc_presence_options *o = &a->pres.o;
 
-    if (!a->pres.on || quoted_len(room->base.name, room->base.name_len) == 0)
+    if (!a->pres.on ||
+        rc__quoted_len(room->base.name, room->base.name_len) == 0)
         return 0;
     return o->room_filter == NULL ||
            o->room_filter(room->base.name, o->filter_user) != 0;
@@ -592,7 +438,8 @@ static void member_gone(rc__member *m, void *arg)
     if (room == NULL || c->uid == NULL || room->pres == NULL)
         return;
     v[0] = c->base.id, l[0] = c->base.id_len;
-    l[1] = (size_t)(rc__dec_put(grace, a->pres.leave_now ? 0 : a->pres.o.grace_ms) -
+    l[1] = (size_t)(rc__dec_put(grace,
+                                a->pres.leave_now ? 0 : a->pres.o.grace_ms) -
                     grace);
     v[1] = grace;
     v[2] = "left", l[2] = 4;
@@ -664,330 +511,22 @@ void rc__presence_resync(rc_adapter *a)
     v[2] = "1", l[2] = 1;
     for (i = 0; i < p->nowed; i++) {
         if (rc__find_room(a, p->owed[i]) == NULL)
-            rc__room_script(a, RC__SCRIPT_SYNC, p->owed[i],
-                            strlen(p->owed[i]), v, l, 3, NULL, NULL);
+            rc__room_script(a, RC__SCRIPT_SYNC, p->owed[i], strlen(p->owed[i]),
+                            v, l, 3, NULL, NULL);
         rc__free(&a->mem, p->owed[i]);
     }
     p->nowed = 0;
 }
 
-/* ---- presence events ---------------------------------------------------- */
-
-/* meta {"ps":N} as our scripts write it: N, or 0. */
-static long long meta_seq(const char *meta, size_t len)
+void rc__asks_free(rc_adapter *a)
 {
-    long long v = 0;
-    size_t i = 6;
-
-    if (meta == NULL || len < 8 || memcmp(meta, "{\"ps\":", 6) != 0)
-        return 0;
-    for (; i < len && meta[i] >= '0' && meta[i] <= '9' && v < 1000000000000000;
-         i++)
-        v = v * 10 + (meta[i] - '0');
-    return i + 1 == len && meta[i] == '}' ? v : 0;
+    while (a->pres.asks != NULL)
+        ask_free(a, a->pres.asks);
 }
-
-static void keep(rc_adapter *a, rc__proom *p, long long seq,
-                 const rc_message *msg)
-{
-    size_t el = strlen(msg->event);
-    pevent *e = rc__malloc(&a->mem, sizeof *e + el + 1 + msg->data_len);
-
-    if (e == NULL || (e->frame = rc__frame_new(&a->mem, msg)) == NULL) {
-        rc__free(&a->mem, e);
-        p->dropped = seq; /* the waiting members will ask again */
-        return;
-    }
-    e->next = NULL;
-    e->seq = seq;
-    e->msg = *msg;
-    memcpy(e->bytes, msg->event, el + 1);
-    memcpy(e->bytes + el + 1, msg->data, msg->data_len);
-    e->msg.event = e->bytes;
-    e->msg.data = e->bytes + el + 1;
-    e->msg.id = NULL;
-    if (p->last != NULL)
-        p->last->next = e;
-    else
-        p->first = e;
-    p->last = e;
-    if (++p->kept > MAX_KEPT && p->walking == 0) {
-        pevent *old = p->first;
-
-        p->first = old->next;
-        p->dropped = old->seq;
-        p->kept--;
-        rc_frame_unref(old->frame);
-        rc__free(&a->mem, old);
-    }
-}
-
-long long rc__presence_event(rc_adapter *a, rc__aroom *room,
-                             const rc_envelope *env)
-{
-    long long seq;
-
-    if (room->pres == NULL || env->node[0] != '\0' ||
-        env->msg.event == NULL || strncmp(env->msg.event, "rc:", 3) != 0 ||
-        (seq = meta_seq(env->meta, env->meta_len)) == 0)
-        return 0;
-    if (room->pres->asking > 0) {
-        keep(a, room->pres, seq, &env->msg);
-        a->c.presence_held++;
-    }
-    return seq;
-}
-
-int rc__presence_wants(const rc__member *m, long long seq)
-{
-    const pmember *pm = m->ext;
-
-    return pm == NULL || (pm->state == P_SYNCED && seq > pm->snap);
-}
-
-/* ---- sweeping and reaping ---------------------------------------------- */
-
-static void on_sweep_due(rc_adapter *a, const rc__reply *r, int err, void *arg)
-{
-    size_t i, n = err == 0 ? rc__reply_len(r) : 0, len;
-    const char *room;
-
-    (void)arg;
-    a->pres.sweeping = 0;
-    for (i = 0; i < n && !a->closing; i++)
-        if ((room = rc__reply_str(r, i, &len)) != NULL)
-            rc__room_script(a, RC__SCRIPT_SWEEP, room, len, NULL, NULL, 0,
-                            NULL, NULL);
-}
-
-/* {token, claim, n, room1..roomn, ...}: each room reaped, then the token
- * forgotten unless it came back. */
-static void on_reap_due(rc_adapter *a, const rc__reply *r, int err, void *arg)
-{
-    size_t i = 0, j, n = err == 0 ? rc__reply_len(r) : 0, tl, rl, cl;
-    const char *tok, *room, *v[3];
-    size_t l[3];
-    long long claim, rooms;
-    char grace[24], cbuf[24];
-
-    (void)arg;
-    a->pres.reaping = 0;
-    l[1] = (size_t)(rc__dec_put(grace, a->pres.o.grace_ms) - grace);
-    v[1] = grace;
-    while (i + 2 < n && !a->closing) {
-        tok = rc__reply_str(r, i, &tl);
-        if (tok == NULL || rc__reply_int(r, i + 1, &claim) != 0 ||
-            rc__reply_int(r, i + 2, &rooms) != 0 || rooms < 0)
-            return;
-        v[0] = tok, l[0] = tl;
-        for (j = 0; j < (size_t)rooms && i + 3 + j < n; j++)
-            if ((room = rc__reply_str(r, i + 3 + j, &rl)) != NULL)
-                rc__room_script(a, RC__SCRIPT_REAP, room, rl, v, l, 2, NULL,
-                                NULL);
-        cl = (size_t)(rc__dec_put(cbuf, (unsigned long long)claim) - cbuf);
-        {
-            const char *dv[4] = {a->node.key_live, a->node.kp, tok, cbuf};
-            size_t dl[4] = {strlen(a->node.key_live), strlen(a->node.kp), tl,
-                            cl};
-
-            rc__port_script(a, RC__SCRIPT_REAP_DONE, 1, 4, dv, dl, NULL,
-                            NULL);
-        }
-        i += 3 + (size_t)rooms;
-    }
-}
-
-typedef struct rooms {
-    rc__aroom **v;
-    size_t n;
-} rooms;
-
-static int collect(void *item, void *arg)
-{
-    rooms *r = arg;
-    rc__aroom *room = item;
-
-    if (room->pres != NULL && room->pres->local)
-        r->v[r->n++] = room;
-    return 0;
-}
-
-/* Local leaves due: the rooms are listed first (the sinks told may drop
- * rooms from the map), and the registry holds their memory meanwhile. */
-static void local_sweep(rc_adapter *a)
-{
-    rooms r;
-    size_t i;
-
-    r.n = 0;
-    r.v = rc__malloc(&a->mem, (a->reg.rooms.count + 1) * sizeof *r.v);
-    if (r.v == NULL)
-        return; /* the next tick tries again */
-    rc__map_each(&a->reg.rooms, collect, &r);
-    rc__registry_hold(&a->reg);
-    for (i = 0; i < r.n && !a->closing; i++)
-        if (!r.v[i]->base.removed && r.v[i]->pres != NULL)
-            rc__plocal_sweep(a, &r.v[i]->base, &r.v[i]->pres->users);
-    rc__registry_release(&a->reg);
-    rc__free(&a->mem, r.v);
-}
-
-unsigned rc__presence_tick(rc_adapter *a, unsigned long long now)
-{
-    rc__presence *p = &a->pres;
-    unsigned reap_ms = a->node.lease_ms / 3, sweep_ms = p->o.sweep_ms;
-    char lease[24];
-    const char *v[3];
-    size_t l[3];
-
-    p->now = now;
-    if (p->on && a->local_only) {
-        if (p->pending > 0)
-            local_sweep(a);
-        return sweep_ms;
-    }
-    if (!p->on || !rc__port_has_pub(a))
-        return sweep_ms;
-    if (p->next_sweep == 0 || p->next_reap == 0) {
-        p->next_sweep = now + sweep_ms;
-        p->next_reap = now + reap_ms;
-    }
-    if (now >= p->next_sweep && !p->sweeping) {
-        p->next_sweep = now + sweep_ms;
-        v[0] = a->node.key_sweep, l[0] = strlen(v[0]);
-        if (rc__port_script(a, RC__SCRIPT_SWEEP_DUE, 1, 1, v, l, on_sweep_due,
-                            NULL) == 0)
-            p->sweeping = 1;
-    }
-    if (now >= p->next_reap && !p->reaping) {
-        p->next_reap = now + reap_ms;
-        v[0] = a->node.key_live, l[0] = strlen(v[0]);
-        v[1] = a->node.kp, l[1] = strlen(v[1]);
-        l[2] = (size_t)(rc__dec_put(lease, a->node.lease_ms) - lease);
-        v[2] = lease;
-        if (rc__port_script(a, RC__SCRIPT_REAP_DUE, 1, 3, v, l, on_reap_due,
-                            NULL) == 0)
-            p->reaping = 1;
-    }
-    now = p->next_sweep < p->next_reap ? p->next_sweep - now
-                                       : p->next_reap - now;
-    return now > 0 ? (unsigned)now : 1;
-}
-
-/* ---- set-up -------------------------------------------------------------- */
 
 void rc__presence_init(rc_adapter *a)
 {
     a->reg.member_gone = member_gone;
     a->reg.room_gone = room_gone;
     a->reg.gone_arg = a;
-}
-
-static int free_room_pres(void *item, void *arg)
-{
-    rc__aroom *room = item;
-
-    if (room->pres != NULL) {
-        kept_free(room->pres);
-        if (room->pres->local)
-            rc__plocal_free(arg, &room->pres->users);
-        rc__free(&((rc_adapter *)arg)->mem, room->pres);
-        room->pres = NULL;
-    }
-    return 0;
-}
-
-void rc__presence_free(rc_adapter *a)
-{
-    rc__presence *p = &a->pres;
-
-    while (p->asks != NULL)
-        ask_free(a, p->asks);
-    rc__map_each(&a->reg.rooms, free_room_pres, a);
-    while (p->nowed > 0)
-        rc__free(&a->mem, p->owed[--p->nowed]);
-    rc__free(&a->mem, p->owed);
-    rc__free(&a->mem, p->buf);
-}
-
-int rc_adapter_set_presence(rc_adapter *a, const rc_presence_options *opts,
-                            size_t size)
-{
-    rc_presence_options o;
-
-    if (a == NULL || opts == NULL)
-        return RC_EINVAL;
-    memset(&o, 0, sizeof o);
-    memcpy(&o, opts, size < sizeof o ? size : sizeof o);
-    if (o.grace_ms > MAX_GRACE_MS)
-        return RC_EINVAL;
-    if (a->closing || a->port.pub != NULL || a->node.gen > 0)
-        return RC_EMISUSE;
-    o.grace_ms = o.grace_ms ? o.grace_ms : DEFAULT_GRACE_MS;
-    o.announce_max = o.announce_max ? o.announce_max : DEFAULT_ANNOUNCE_MAX;
-    o.sweep_ms = o.sweep_ms ? o.sweep_ms : DEFAULT_SWEEP_MS;
-    a->pres.o = o;
-    a->pres.on = 1;
-    return 0;
-}
-
-/* A user id: 1..USER_MAX bytes of UTF-8, no control character. */
-static int user_check(const char *u, size_t *len, size_t *q)
-{
-    size_t i;
-    int rv = rc__field_check(u, len, q);
-
-    if (rv != 0)
-        return rv;
-    if (*len == 0 || *len > USER_MAX)
-        return RC_EINVAL;
-    for (i = 0; i < *len; i++)
-        if ((unsigned char)u[i] < 0x20 || u[i] == 0x7f)
-            return RC_ECHAR;
-    return 0;
-}
-
-int rc_conn_set_user(rc_conn *conn, const char *user, const char *info,
-                     size_t info_len)
-{
-    rc_adapter *a;
-    size_t len, q;
-    const char *ti = NULL;
-    size_t tl = 0;
-    rc__member *m;
-    char *block;
-    int rv;
-
-    if (conn == NULL || user == NULL || conn->base.removed)
-        return RC_EINVAL;
-    a = conn->a;
-    if ((rv = user_check(user, &len, &q)) != 0)
-        return rv;
-    if (info != NULL) {
-        tl = rc__json_trim(info, info_len, &ti);
-        if ((rv = rc__json_check(ti, tl, a->limits.max_depth)) != 0)
-            return rv;
-    }
-    for (m = conn->base.first; m != NULL; m = m->conn_next)
-        if (((rc__aroom *)m->room)->pres != NULL)
-            return RC_EMISUSE;
-    if ((block = rc__malloc(&a->mem, len + 1 + q + tl + 1)) == NULL)
-        return RC_ENOMEM;
-    rc__free(&a->mem, conn->uid);
-    conn->uid = block;
-    memcpy(block, user, len + 1);
-    conn->uid_q = block + len + 1;
-    rc__json_quote(conn->uid_q, user, len, q);
-    conn->info = ti != NULL ? conn->uid_q + q : NULL;
-    if (ti != NULL)
-        memcpy(conn->info, ti, tl);
-    conn->uid_len = len;
-    conn->uid_q_len = q;
-    conn->info_len = tl;
-    return 0;
-}
-
-const char *rc_conn_user_id(const rc_conn *conn)
-{
-    return conn != NULL ? conn->uid : NULL;
 }

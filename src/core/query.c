@@ -96,8 +96,8 @@ static void on_answer(rc_adapter *a, const rc__reply *r, int err, void *arg)
         e = rc__malloc(&a->mem, n * sizeof *e);
         if (q->kind == Q_MEMBERS && e != NULL)
             bytes = rc__reply_strings_len(r);
-        if (e == NULL || (bytes > 0 &&
-                          (scratch = rc__malloc(&a->mem, bytes)) == NULL))
+        if (e == NULL ||
+            (bytes > 0 && (scratch = rc__malloc(&a->mem, bytes)) == NULL))
             err = RC_ENOMEM;
         else
             memset(e, 0, n * sizeof *e);
@@ -166,10 +166,9 @@ static int ask(rc_adapter *a, int kind, const char *s, rc_presence_cb cb,
                 memcpy(a->pres.buf + kp + 8, s, strlen(s));
             }
             argv[0] = a->pres.buf;
-            rv = rc__port_script(a,
-                                 kind == Q_USER ? RC__SCRIPT_USER
-                                                : RC__SCRIPT_ONLINE,
-                                 1, 1, argv, len, on_answer, q);
+            rv = rc__port_script(
+                a, kind == Q_USER ? RC__SCRIPT_USER : RC__SCRIPT_ONLINE, 1, 1,
+                argv, len, on_answer, q);
         }
     }
     if (rv != 0)

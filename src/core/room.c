@@ -28,8 +28,8 @@ int rc_room_join(rc_conn *conn, const char *room)
         return RC_EINVAL;
     a = conn->a;
     rv = rc__join(&a->reg, &conn->base, room, strlen(room), &r);
-    if (rv == 1 && rc__presence_joined(a, rc__member_of(&a->reg, &conn->base,
-                                                          r)) != 0) {
+    if (rv == 1 &&
+        rc__presence_joined(a, rc__member_of(&a->reg, &conn->base, r)) != 0) {
         rc__leave(&a->reg, &conn->base, r);
         rv = RC_ENOMEM;
     }

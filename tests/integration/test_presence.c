@@ -48,7 +48,7 @@ typedef struct obs {
     char id[32];
     int node;
     int snapshots, joins, leaves, lost;
-    int counts, count; /* large rooms: rc:presence with a count */
+    int counts, count;           /* large rooms: rc:presence with a count */
     char present[MAX_USERS][16]; /* the view: users it sees */
     int npresent;
 } obs;
@@ -199,8 +199,8 @@ static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
         o->joins++;
         next_user(p, end, u);
         if (o->snapshots == 0 || find(o, u) >= 0)
-            ts_note(pr, "%s: join of %s, seen already (or no snapshot)",
-                    o->id, u);
+            ts_note(pr, "%s: join of %s, seen already (or no snapshot)", o->id,
+                    u);
         else if (o->npresent < MAX_USERS)
             snprintf(o->present[o->npresent++], 16, "%s", u);
     } else if (strcmp(m->event, "rc:leave") == 0) {
@@ -246,8 +246,7 @@ static int sees(const obs *o, const char *u)
     return o->snapshots > 0 && find(o, u) >= 0;
 }
 
-#define WAIT_SNAP(w, o)                                                        \
-    WAIT_FOR(w, (o)->snapshots > 0, "a snapshot for " #o)
+#define WAIT_SNAP(w, o) WAIT_FOR(w, (o)->snapshots > 0, "a snapshot for " #o)
 
 /* ---- tests --------------------------------------------------------------- */
 

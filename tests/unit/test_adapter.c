@@ -839,8 +839,7 @@ static int psink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
     return 0;
 }
 
-static rc_conn *pconn(rc_adapter *a, const char *id, const char *user,
-                      plog *p)
+static rc_conn *pconn(rc_adapter *a, const char *id, const char *user, plog *p)
 {
     rc_conn *c = NULL;
 

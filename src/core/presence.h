@@ -1,0 +1,61 @@
+/* What the presence files share (presence.c, sweep.c, identity.c,
+ * plocal.c); not installed. */
+#ifndef RC_PRESENCE_H
+#define RC_PRESENCE_H
+
+#include "internal.h"
+
+#define DEFAULT_GRACE_MS 10000u
+#define DEFAULT_SWEEP_MS 1000u
+#define DEFAULT_ANNOUNCE_MAX 100u
+#define MAX_GRACE_MS 86400000u
+#define MAX_KEPT 4096 /* presence events kept per room while members wait */
+#define USER_MAX 256
+
+enum { P_IDLE, P_ASKED, P_SYNCED };
+
+/* A presence event kept for members awaiting their snapshot. */
+typedef struct pevent {
+    struct pevent *next;
+    long long seq;
+    rc_frame *frame;
+    rc_message msg;
+    char bytes[]; /* event, then data */
+} pevent;
+
+struct rc__proom {
+    unsigned asking;      /* members ASKED */
+    pevent *first, *last; /* presence events since the oldest ask */
+    size_t kept;
+    long long dropped; /* the last sequence dropped from the list */
+    int synced;        /* had a snapshot: the next sync is a resync */
+    unsigned walking;  /* members are being given the kept events */
+    int orphan;        /* the room was dropped meanwhile: free at the end */
+    int local;         /* an adapter without Redis: users is the state */
+    rc__map users;     /* local: user -> its connections (plocal.c) */
+};
+
+typedef struct pmember {
+    int state;
+    long long snap;
+    rc__pask *ask; /* the call it waits for */
+} pmember;
+
+enum { ASK_JOIN, ASK_SYNC };
+
+struct rc__pask {
+    rc__pask *prev, *next; /* the adapter's asks in flight */
+    int kind;
+    unsigned gen;    /* the node's pub generation when sent */
+    rc__aroom *room; /* NULL once the room is dropped */
+    rc__member *m;   /* ASK_JOIN: NULL once the member left */
+};
+
+/* The JSON string length of s (len bytes, NUL-terminated), or 0 if it
+ * cannot be a user or room in an event (CR, LF, NUL, invalid UTF-8). */
+size_t rc__quoted_len(const char *s, size_t len);
+/* Drop the kept events; free the asks in flight (the adapter is going). */
+void rc__kept_free(rc__proom *p);
+void rc__asks_free(rc_adapter *a);
+
+#endif /* RC_PRESENCE_H */
