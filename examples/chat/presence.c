@@ -173,7 +173,8 @@ static void on_users(rc_adapter *a, int err, const rc_presence_entry *e,
 
     if (err == 0) {
         copy = chat_malloc((n + 1) * sizeof *copy);
-        memcpy(copy, e, n * sizeof *copy);
+        if (n > 0)
+            memcpy(copy, e, n * sizeof *copy);
         q->b = evbuffer_new();
         add_users(q->b, copy, n);
         free(copy);
@@ -283,7 +284,8 @@ static void on_online(rc_adapter *a, int err, const rc_presence_entry *e,
         local_users(q->c, q->req, q->arg[0] ? q->arg : NULL);
     } else {
         copy = chat_malloc((n + 1) * sizeof *copy);
-        memcpy(copy, e, n * sizeof *copy);
+        if (n > 0)
+            memcpy(copy, e, n * sizeof *copy);
         if (q->arg[0] != '\0') {
             size_t i;
 

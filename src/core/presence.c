@@ -264,7 +264,6 @@ typedef struct synced {
     long long seq;
     rc_frame *frame;
     const rc_message *msg;
-    int stale; /* the kept events do not reach back to seq */
 } synced;
 
 static int sync_one(rc__member *m, void *arg)
@@ -278,10 +277,6 @@ static int sync_one(rc__member *m, void *arg)
         return 1;
     if (p == NULL || pm == NULL || pm->ask != s->k || pm->state != P_ASKED)
         return 0;
-    if (s->stale) { /* events after seq were dropped: ask again */
-        ask_join(s->a, m);
-        return 0;
-    }
     pm->snap = s->seq;
     pm->ask = NULL;
     pm->state = P_SYNCED;
@@ -308,13 +303,21 @@ static void deliver_snapshot(rc_adapter *a, rc__pask *k, const rc__reply *r)
     memset(&s, 0, sizeof s);
     s.a = a;
     s.k = k;
+    if (rc__reply_int(r, 0, &s.seq) == 0 && room->pres->dropped > s.seq) {
+        /* Events after the snapshot were dropped (too many kept): the
+         * same members ask again, at once. */
+        if (k->kind == ASK_SYNC)
+            ask_sync(a, room);
+        else if (k->m != NULL)
+            ask_join(a, k->m);
+        return;
+    }
     if (rc__reply_int(r, 0, &s.seq) != 0 ||
         snapshot_json(a, room, r, &json, &len) != 0) {
         a->c.script_errors++;
         return; /* the members stay ASKED until the next sync */
     }
     room->pres->synced = 1;
-    s.stale = room->pres->dropped > s.seq;
     msg.event = "rc:presence";
     msg.data = json;
     msg.data_len = len;
