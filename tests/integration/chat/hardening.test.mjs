@@ -360,9 +360,12 @@ describe('rc-chat hardening: one node id, one node', { skip }, () => {
     assert.equal((await post(first, 'from-first')).status, 202);
     assert.equal((await post(other, 'from-other')).status, 202);
     const want = (s, d) => s.waitFor((f) => f.event === 'm' && f.data === JSON.stringify(d), 10000, `${d} on a stream`);
-    await Promise.all([want(s1, 'from-other'), want(s2, 'from-other'), want(s3, 'from-first'), want(s1, 'from-first')]);
+    // A last message from the first, published after the twin's POST was
+    // answered: whatever the twin published would be in before it.
+    assert.equal((await post(first, 'last')).status, 202);
+    await Promise.all([want(s1, 'from-other'), want(s2, 'from-other'), want(s3, 'from-first'), want(s1, 'from-first'), want(s3, 'from-other'), want(s3, 'last')]);
     const seen3 = s3.frames.filter((f) => f.event === 'm').map((f) => JSON.parse(f.data));
-    assert.deepEqual(seen3.sort(), ['from-first', 'from-other'], 'the twin reached no other node');
+    assert.deepEqual(seen3.sort(), ['from-first', 'from-other', 'last'], 'the twin reached no other node');
     assert.equal((await metrics(twin.url)).get('rc_publish_errors_total'), 1);
     // The first stops cleanly and lets go of the id: the twin takes it
     // at its next beat (a third of the lease).
