@@ -90,3 +90,31 @@ bench_report() {
 
     node - "$@" "$here/results/$name.json"
 }
+
+# bench_redis: a redis-server on a free 127.0.0.1 port, without
+# persistence, logging to $work/redis.log (redis-server binds the port
+# itself, so a port taken in between only costs another try). Sets rport
+# and rpid, or exits after printing the log.
+bench_redis() {
+    rport=
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        local port=$((20000 + RANDOM % 30000))
+        redis-server --port "$port" --bind 127.0.0.1 --save '' \
+            --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+        rpid=$!
+        for _ in $(seq 50); do
+            kill -0 "$rpid" 2>/dev/null || break
+            if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+                rport=$port
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill "$rpid" 2>/dev/null || true
+        wait "$rpid" 2>/dev/null || true
+    done
+    rpid=
+    cat "$work/redis.log" >&2
+    echo "$bench_prog: could not start redis-server" >&2
+    exit 1
+}

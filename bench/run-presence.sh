@@ -54,30 +54,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-rport=
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-    port=$((20000 + RANDOM % 30000))
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-        --daemonize no >"$work/redis.log" 2>&1 &
-    rpid=$!
-    for _ in $(seq 50); do
-        kill -0 "$rpid" 2>/dev/null || break
-        if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
-            rport=$port
-            break
-        fi
-        sleep 0.1
-    done
-    [[ -n $rport ]] && break
-    kill "$rpid" 2>/dev/null || true
-    wait "$rpid" 2>/dev/null || true
-    rpid=
-done
-if [[ -z $rport ]]; then
-    cat "$work/redis.log" >&2
-    echo "$bench_prog: could not start redis-server" >&2
-    exit 1
-fi
+bench_redis
 
 timeout 600 "$bin" --port "$rport" --users "$users" --rooms "$rooms" \
     --window-s "$window" --ops "$ops" --snapshot-users "$snapshot" \

@@ -68,36 +68,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# redis-server on a free loopback port: redis-server binds it itself, so a
-# port taken in between only costs another try.
-rport=
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-    port=$((20000 + RANDOM % 30000))
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-        --daemonize no >"$work/redis.log" 2>&1 &
-    rpid=$!
-    for _ in $(seq 50); do
-        if ! kill -0 "$rpid" 2>/dev/null; then
-            break
-        fi
-        if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
-            rport=$port
-            break
-        fi
-        sleep 0.1
-    done
-    if [[ -n $rport ]]; then
-        pids+=("$rpid")
-        break
-    fi
-    kill "$rpid" 2>/dev/null || true
-    wait "$rpid" 2>/dev/null || true
-done
-if [[ -z $rport ]]; then
-    cat "$work/redis.log" >&2
-    echo "$bench_prog: could not start redis-server" >&2
-    exit 1
-fi
+bench_redis
+pids+=("$rpid")
 rcli=(redis-cli -h 127.0.0.1 -p "$rport")
 
 numsub() {
