@@ -87,8 +87,7 @@ static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
     if (strcmp(m->event, "rc:presence") == 0) {
         snapshots++;
         last_snapshot_len = m->data_len;
-    } else if (watch_user[0] != '\0' &&
-               has(m->data, m->data_len, watch_user)) {
+    } else if (watch_user[0] != '\0' && has(m->data, m->data_len, watch_user)) {
         joins_seen += strcmp(m->event, "rc:join") == 0;
         leaves_seen += strcmp(m->event, "rc:leave") == 0;
     }
@@ -103,8 +102,9 @@ static void wait_for(const long *counter, long want, double ms,
 
     while (*counter < want) {
         if (now_ms() > end) {
-            fprintf(stderr, "bench_presence: timed out waiting for %s "
-                            "(%ld of %ld)\n",
+            fprintf(stderr,
+                    "bench_presence: timed out waiting for %s "
+                    "(%ld of %ld)\n",
                     what, *counter, want);
             exit(1);
         }
@@ -160,7 +160,8 @@ static stats commandstats(void)
             continue; /* ours, measuring */
         s.calls += calls;
         s.usec += usec;
-        if (strncmp(p + 8, "evalsha", 7) == 0 || strncmp(p + 8, "eval:", 5) == 0) {
+        if (strncmp(p + 8, "evalsha", 7) == 0 ||
+            strncmp(p + 8, "eval:", 5) == 0) {
             s.script_calls += calls;
             s.script_usec += usec;
         }
@@ -338,9 +339,8 @@ int main(int argc, char **argv)
            "\"node_cpu_us_per_op\":%.1f,"
            "\"snapshot_users\":%d,\"snapshot_ms\":%.2f,"
            "\"snapshot_bytes\":%zu,\"snapshot_redis_us\":%lld}\n",
-           o.nodes, o.users, o.rooms, join_ms, jps,
-           o.window_s, steady_scripts, steady_s,
-           (double)o.nodes * o.users / 25.0, o.ops,
+           o.nodes, o.users, o.rooms, join_ms, jps, o.window_s, steady_scripts,
+           steady_s, (double)o.nodes * o.users / 25.0, o.ops,
            lat_join[o.ops / 2], lat_join[o.ops * 99 / 100],
            lat_leave[o.ops / 2], lat_leave[o.ops * 99 / 100],
            s1.script_calls ? (double)s1.script_usec / s1.script_calls : 0,

@@ -558,11 +558,6 @@ long long rc__presence_event(rc_adapter *a, rc__aroom *room,
 int rc__presence_wants(const rc__member *m, long long seq);
 /* The timed work: ms until it wants to run again. */
 unsigned rc__presence_tick(rc_adapter *a, unsigned long long now);
-/* In a->pres.buf: room's channel, its key base "<kp>{T}:" (T: the
- * channel's slot tag), and the room as a JSON string (*q bytes). The key
- * base's length, or 0 (out of memory, or *q 0: the room name has CR, LF
- * or invalid UTF-8). */
-size_t rc__room_keys(rc_adapter *a, const char *room, size_t len, size_t *q);
 /* Call a room script: KEYS[1] the room's base, ARGV key prefix, room,
  * channel, node id, then the n strings of extra. */
 int rc__room_script(rc_adapter *a, int script, const char *room,

@@ -25,9 +25,11 @@ static void channel_tag(const char *ch, size_t len, size_t *at, size_t *n)
     *n = len;
 }
 
-/* a->pres.buf: the channel, the key base "<kp>{T}:", then the room as a
- * JSON string (its length in *q). */
-size_t rc__room_keys(rc_adapter *a, const char *room, size_t len, size_t *q)
+/* In a->pres.buf: the room's channel, its key base "<kp>{T}:" (T: the
+ * channel's slot tag), then the room as a JSON string (*q bytes). The key
+ * base's length, or 0 (out of memory, or *q 0: the room name has CR, LF
+ * or invalid UTF-8). */
+static size_t room_keys(rc_adapter *a, const char *room, size_t len, size_t *q)
 {
     rc__presence *p = &a->pres;
     size_t kp = strlen(a->node.kp), ch = a->prefix_len + len, at, n;
@@ -62,7 +64,7 @@ int rc__room_script(rc_adapter *a, int script, const char *room,
     char amax[24];
     int rv;
 
-    if ((base = rc__room_keys(a, room, room_len, &q)) == 0)
+    if ((base = room_keys(a, room, room_len, &q)) == 0)
         return q == 0 ? RC_EINVAL : RC_ENOMEM;
     if (n > MAX_EXTRA) {
         v = rc__malloc(&a->mem, (ROOM_ARGS + n) * sizeof *v);
