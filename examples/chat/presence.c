@@ -5,7 +5,8 @@
  * rc:leave frames come from the library itself.
  *
  * Without Redis (or while it is away) the answers hold this node's own
- * streams. Every answer is built in O(n log n) of what it holds.
+ * streams, and say "stale":true when the node has Redis but cannot reach
+ * it. Every answer is built in O(n log n) of what it holds.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -122,6 +123,13 @@ static void add_members(struct evbuffer *b, const rc_presence_entry *e,
     evbuffer_add(b, "]", 1);
 }
 
+/* A local answer from a node that has Redis but cannot reach it: the
+ * other nodes' part is missing. */
+static const char *stale(const chat *c, int local)
+{
+    return local && c->link != NULL ? ",\"stale\":true" : "";
+}
+
 static void reply_room(chat *c, struct evhttp_request *req, const char *room,
                        struct evbuffer *users, rc_presence_entry *m, size_t n)
 {
@@ -138,7 +146,7 @@ static void reply_room(chat *c, struct evhttp_request *req, const char *room,
         qsort(m, n, sizeof *m, by_user_room);
         add_users(b, m, n);
     }
-    evbuffer_add(b, "}", 1);
+    evbuffer_add_printf(b, "%s}", stale(c, users == NULL));
     http_reply_json(c, req, 200, b);
     evbuffer_free(b);
 }
@@ -218,7 +226,7 @@ static void add_user_rooms(struct evbuffer *b, const rc_presence_entry *e,
 
 /* GET /users: {"users":[{"user":U,"connections":N,"rooms":[...]},...]} */
 static void reply_users(chat *c, struct evhttp_request *req,
-                        rc_presence_entry *e, size_t n)
+                        rc_presence_entry *e, size_t n, int local)
 {
     struct evbuffer *b = evbuffer_new();
     size_t i = 0, j;
@@ -235,14 +243,14 @@ static void reply_users(chat *c, struct evhttp_request *req,
         evbuffer_add(b, "}", 1);
         i = j;
     }
-    evbuffer_add(b, "]}", 2);
+    evbuffer_add_printf(b, "]%s}", stale(c, local));
     http_reply_json(c, req, 200, b);
     evbuffer_free(b);
 }
 
 /* GET /users/{user}: {"user":U,"online":B,"connections":N,"rooms":[...]} */
 static void reply_user(chat *c, struct evhttp_request *req, const char *user,
-                       rc_presence_entry *e, size_t n)
+                       rc_presence_entry *e, size_t n, int local)
 {
     struct evbuffer *b = evbuffer_new();
 
@@ -251,7 +259,7 @@ static void reply_user(chat *c, struct evhttp_request *req, const char *user,
     add_str(b, "user", user);
     evbuffer_add_printf(b, ",\"online\":%s,", n > 0 ? "true" : "false");
     add_user_rooms(b, e, n);
-    evbuffer_add(b, "}", 1);
+    evbuffer_add_printf(b, "%s}", stale(c, local));
     http_reply_json(c, req, 200, b);
     evbuffer_free(b);
 }
@@ -263,12 +271,12 @@ static void local_users(chat *c, struct evhttp_request *req, const char *user)
     rc_presence_entry *e = local_entries(c, NULL, &n);
 
     if (user == NULL) {
-        reply_users(c, req, e, n);
+        reply_users(c, req, e, n, 1);
     } else {
         for (i = 0; i < n; i++)
             if (strcmp(e[i].user, user) == 0)
                 e[k++] = e[i];
-        reply_user(c, req, user, e, k);
+        reply_user(c, req, user, e, k, 1);
     }
     free(e);
 }
@@ -291,9 +299,9 @@ static void on_online(rc_adapter *a, int err, const rc_presence_entry *e,
 
             for (i = 0; i < n; i++)
                 copy[i].user = q->arg;
-            reply_user(q->c, q->req, q->arg, copy, n);
+            reply_user(q->c, q->req, q->arg, copy, n, 0);
         } else {
-            reply_users(q->c, q->req, copy, n);
+            reply_users(q->c, q->req, copy, n, 0);
         }
         free(copy);
     }

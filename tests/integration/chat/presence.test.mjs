@@ -280,6 +280,11 @@ describe('rc-chat presence: Redis lost everything', { skip }, () => {
     const before = obs.map((o) => [o.joins.length, o.snapshots]);
     const marks = nodes.map((n) => n.stderr.length);
     await redis.stop(); // SIGKILL
+    // Meanwhile the answers hold this node's own streams, marked stale.
+    await until(async () => (await request(nodes[0].url, 'GET', '/ready')).status === 503, 5000, 'the node to see Redis gone');
+    const alone = await request(nodes[0].url, 'GET', `/rooms/${encodeURIComponent(room)}`);
+    assert.equal(alone.json.stale, true, alone.text);
+    assert.deepEqual(alone.json.users.map((u) => u.user), ['u0', 'u2', 'u4', 'u6', 'u8']);
     const again = await startRedis(REDIS_SERVER, redis.port);
     track.keep(again);
     await Promise.all(nodes.map((n, i) => n.waitForLog(/redis up/, 15000, { since: marks[i] })));
