@@ -766,7 +766,16 @@ typedef struct rc_presence_options {
     /* Which rooms carry presence: nonzero for yes. NULL: every room. */
     int (*room_filter)(const char *room, void *user);
     void *filter_user;
+    unsigned flags; /* RC_PRESENCE_* */
 } rc_presence_options;
+
+/** rc_presence_options.flags: events per connection instead of per user
+ *  ("rc:join" {"user":U,"connection":C} for every connection that joins,
+ *  "rc:leave" {"user":U,"connection":C,"reason":R} for every one that
+ *  leaves, at once: no grace), and rc:presence lists the connections too
+ *  ("connections":[{"connection":C,"user":U},...]). Needs Redis: an
+ *  adapter without it tells per user. */
+#define RC_PRESENCE_PER_CONNECTION 1u
 
 /**
  * Turn presence on (size: sizeof *opts; opts copied). Only before the

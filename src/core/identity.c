@@ -73,7 +73,7 @@ int rc_conn_set_user(rc_conn *conn, const char *user, const char *info,
                      size_t info_len)
 {
     rc_adapter *a;
-    size_t len, q;
+    size_t len, q, iq = 0;
     const char *ti = NULL;
     size_t tl = 0;
     rc__member *m;
@@ -93,7 +93,8 @@ int rc_conn_set_user(rc_conn *conn, const char *user, const char *info,
     for (m = conn->base.first; m != NULL; m = m->conn_next)
         if (((rc__aroom *)m->room)->pres != NULL)
             return RC_EMISUSE;
-    if ((block = rc__malloc(&a->mem, len + 1 + q + tl + 1)) == NULL)
+    rc__field_check(conn->base.id, NULL, &iq); /* checked at rc_conn_add */
+    if ((block = rc__malloc(&a->mem, len + 1 + q + tl + iq)) == NULL)
         return RC_ENOMEM;
     rc__free(&a->mem, conn->uid);
     conn->uid = block;
@@ -103,9 +104,12 @@ int rc_conn_set_user(rc_conn *conn, const char *user, const char *info,
     conn->info = ti != NULL ? conn->uid_q + q : NULL;
     if (ti != NULL)
         memcpy(conn->info, ti, tl);
+    conn->id_q = conn->uid_q + q + tl;
+    rc__json_quote(conn->id_q, conn->base.id, conn->base.id_len, iq);
     conn->uid_len = len;
     conn->uid_q_len = q;
     conn->info_len = tl;
+    conn->id_q_len = iq;
     return 0;
 }
 

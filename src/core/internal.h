@@ -316,9 +316,10 @@ struct rc_conn {
     rc_sink_cb sink;
     void *user;
     char *uid;   /* rc_conn_set_user: the user, or NULL; then, in one */
-    char *uid_q; /* block, the user as a JSON string and the info */
-    char *info;
-    size_t uid_len, uid_q_len, info_len;
+    char *uid_q; /* block, the user as a JSON string, the info, and the */
+    char *info;  /* connection's id as a JSON string */
+    char *id_q;
+    size_t uid_len, uid_q_len, info_len, id_q_len;
     unsigned long long seq; /* last multi-room broadcast delivered */
     unsigned recent_next;   /* ring of envelopes received lately */
     rc__seen recent[];

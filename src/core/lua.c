@@ -9,8 +9,9 @@
  * script appends pc (hash conn -> token \x1f user \x1f node), pu (hash user ->
  * connections), pg (zset user -> leave deadline: the grace), pr (hash
  * user -> the pending leave's reason), pj (hash user -> the user as a
- * JSON string), pi (hash user -> info JSON), ps (the room's presence
- * sequence). Node-wide keys: <kp>{nodes}, <kp>{nodes}:token (the lease
+ * JSON string), pi (hash user -> info JSON), pq (hash conn -> the conn
+ * as a JSON string, per-connection mode), ps (the room's presence
+ * sequence), pd (a refresh is due). Node-wide keys: <kp>{nodes}, <kp>{nodes}:token (the lease
  * of a node id), <kp>{nodes}:live (zset token -> deadline: the adapter
  * behind a token is alive), <kp>{nodes}:rooms:<token> (set of its
  * presence rooms), <kp>{sweep} (zset room -> earliest leave deadline),
@@ -77,7 +78,8 @@ static const char release_lua[] =
 /* What the room scripts share. KEYS[1]: the room's key base. ARGV[1]:
  * the key prefix, ARGV[2]: the room, ARGV[3]: its channel, ARGV[4]: the
  * calling node's id, ARGV[5]: announce_max (a room with more users gets
- * counts, not per-user events), ARGV[6]: the room as a JSON string.
+ * counts, not per-user events), led by "c" in per-connection mode (events
+ * per connection, no grace), ARGV[6]: the room as a JSON string.
  * A large room's changes mark it (pd) and register it for the sweep,
  * which publishes one rc:presence {"room":R,"count":N,"users":[]}; so
  * does a room refilled silently after Redis lost it (a second later, so
@@ -85,10 +87,14 @@ static const char release_lua[] =
 #define ROOM_PRELUDE                                                           \
     TIME_NOW                                                                   \
     "local b, kp, room, chan = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"           \
-    "local amax = tonumber(ARGV[5])\n"                                         \
+    "local percon = string.sub(ARGV[5], 1, 1) == 'c'\n"                        \
+    "local amax = tonumber(percon and string.sub(ARGV[5], 2) or ARGV[5])\n"    \
     "local function users()\n"                                                 \
     "  return redis.call('HLEN', b .. 'pu') + redis.call('ZCARD', b .. "       \
     "'pg')\n"                                                                  \
+    "end\n"                                                                    \
+    "local function user_of(v) return string.match(v, "                        \
+    "'^[^\\31]*\\31([^\\31]*)')\n"                                             \
     "end\n"                                                                    \
     "local function publish(ev, data)\n"                                       \
     "  local s = redis.call('INCR', b .. 'ps')\n"                              \
@@ -131,8 +137,19 @@ static const char release_lua[] =
     "  for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) do\n"        \
     "    put(u, 0)\n"                                                          \
     "  end\n"                                                                  \
+    "  local conns = ''\n"                                                      \
+    "  if percon then\n"                                                       \
+    "    local cs, pc = {}, redis.call('HGETALL', b .. 'pc')\n"                \
+    "    for i = 1, #pc, 2 do\n"                                               \
+    "      cs[#cs + 1] = '{\"connection\":' ..\n"                               \
+    "        (redis.call('HGET', b .. 'pq', pc[i]) or '\"\"') .. ',\"user\":' ..\n" \
+    "        (redis.call('HGET', b .. 'pj', user_of(pc[i + 1])) or '\"\"') ..\n" \
+    "        '}'\n"                                                            \
+    "    end\n"                                                                \
+    "    conns = ',\"connections\":[' .. table.concat(cs, ',') .. ']'\n"       \
+    "  end\n"                                                                  \
     "  publish('rc:presence', '{\"room\":' .. q .. ',\"users\":[' ..\n"        \
-    "          table.concat(parts, ',') .. ']}')\n"                            \
+    "          table.concat(parts, ',') .. ']' .. conns .. '}')\n"             \
     "end\n"                                                                    \
     "local function gone(user, reason)\n"                                      \
     "  local q = redis.call('HGET', b .. 'pj', user) or '\"\"'\n"              \
@@ -143,14 +160,24 @@ static const char release_lua[] =
     "  if redis.call('HINCRBY', kp .. '{users}', user, -1) <= 0 then\n"        \
     "    redis.call('HDEL', kp .. '{users}', user)\n"                          \
     "  end\n"                                                                  \
-    "  emit('rc:leave', '{\"user\":' .. q .. ',\"reason\":\"' .. reason ..\n"  \
-    "       '\"}')\n"                                                          \
+    "  if not percon then\n"                                                   \
+    "    emit('rc:leave', '{\"user\":' .. q .. ',\"reason\":\"' .. reason ..\n" \
+    "         '\"}')\n"                                                         \
+    "  end\n"                                                                  \
     "  if redis.call('HLEN', b .. 'pu') == 0 and\n"                            \
     "     redis.call('ZCARD', b .. 'pg') == 0 then\n"                          \
     "    redis.call('PEXPIRE', b .. 'ps', 86400000)\n"                         \
     "  end\n"                                                                  \
     "end\n"                                                                    \
-    "local function drop(user, grace, reason)\n"                               \
+    "local function drop(user, grace, reason, conn)\n"                         \
+    "  if percon then\n"                                                       \
+    "    local cq = redis.call('HGET', b .. 'pq', conn) or '\"\"'\n"           \
+    "    redis.call('HDEL', b .. 'pq', conn)\n"                                \
+    "    emit('rc:leave', '{\"user\":' .. (redis.call('HGET', b .. 'pj', user)\n" \
+    "         or '\"\"') .. ',\"connection\":' .. cq .. ',\"reason\":\"' ..\n" \
+    "         reason .. '\"}')\n"                                               \
+    "    grace = 0\n"                                                          \
+    "  end\n"                                                                  \
     "  local c = redis.call('HINCRBY', b .. 'pu', user, -1)\n"                 \
     "  redis.call('HINCRBY', kp .. '{users}:' .. user, room, -1)\n"            \
     "  if c > 0 then return end\n"                                             \
@@ -165,29 +192,35 @@ static const char release_lua[] =
     "    redis.call('ZADD', kp .. '{sweep}', dl, room)\n"                      \
     "  end\n"                                                                  \
     "end\n"                                                                    \
-    "local function user_of(v) return string.match(v, "                        \
-    "'^[^\\31]*\\31([^\\31]*)')\n"                                             \
-    "end\n"                                                                    \
-    "local function add(conn, tok, user, q, info, silent)\n"                   \
+    "local function add(conn, tok, user, q, info, silent, cq)\n"               \
     "  if redis.call('HSETNX', b .. 'pc', conn,\n"                             \
     "                tok .. '\\31' .. user .. '\\31' .. ARGV[4]) == 0 then\n"  \
     "    return\n"                                                             \
     "  end\n"                                                                  \
     "  redis.call('HSET', b .. 'pj', user, q)\n"                               \
     "  if info ~= '' then redis.call('HSET', b .. 'pi', user, info) end\n"     \
+    "  if percon then redis.call('HSET', b .. 'pq', conn, cq) end\n"           \
     "  redis.call('HINCRBY', kp .. '{users}:' .. user, room, 1)\n"             \
-    "  if redis.call('HINCRBY', b .. 'pu', user, 1) > 1 then return end\n"     \
-    "  if redis.call('ZREM', b .. 'pg', user) == 1 then\n"                     \
+    "  local first = redis.call('HINCRBY', b .. 'pu', user, 1) == 1\n"         \
+    "  if first and redis.call('ZREM', b .. 'pg', user) == 1 then\n"          \
     "    redis.call('HDEL', b .. 'pr', user)\n"                                \
-    "    return\n"                                                             \
+    "    first = false\n"                                                      \
     "  end\n"                                                                  \
-    "  redis.call('HINCRBY', kp .. '{users}', user, 1)\n"                      \
-    "  redis.call('PERSIST', b .. 'ps')\n"                                     \
-    "  if not silent then emit('rc:join', '{\"user\":' .. q .. '}') end\n"     \
+    "  if first then\n"                                                        \
+    "    redis.call('HINCRBY', kp .. '{users}', user, 1)\n"                    \
+    "    redis.call('PERSIST', b .. 'ps')\n"                                   \
+    "  end\n"                                                                  \
+    "  if silent then return end\n"                                           \
+    "  if percon then\n"                                                       \
+    "    emit('rc:join', '{\"user\":' .. q .. ',\"connection\":' .. cq .. '}')\n" \
+    "  elseif first then\n"                                                    \
+    "    emit('rc:join', '{\"user\":' .. q .. '}')\n"                          \
+    "  end\n"                                                                  \
     "end\n"                                                                    \
     "local function snapshot()\n"                                              \
-    "  local out = {tonumber(redis.call('GET', b .. 'ps') or '0')}\n"          \
-    "  if users() > amax then return {out[1], -1, users()} end\n"              \
+    "  local seq = tonumber(redis.call('GET', b .. 'ps') or '0')\n"            \
+    "  if users() > amax then return {seq, -1, users()} end\n"                \
+    "  local out = {seq, 0}\n"                                                 \
     "  local info = redis.call('EXISTS', b .. 'pi') == 1\n"                    \
     "  local function put(u, n)\n"                                             \
     "    out[#out + 1] = u\n"                                                  \
@@ -200,16 +233,25 @@ static const char release_lua[] =
     "  for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) do\n"        \
     "    put(u, 0)\n"                                                          \
     "  end\n"                                                                  \
+    "  out[2] = (#out - 2) / 3\n"                                              \
+    "  if percon then\n"                                                       \
+    "    local pc = redis.call('HGETALL', b .. 'pc')\n"                        \
+    "    for i = 1, #pc, 2 do\n"                                               \
+    "      out[#out + 1] = pc[i]\n"                                            \
+    "      out[#out + 1] = user_of(pc[i + 1])\n"                               \
+    "    end\n"                                                                \
+    "  end\n"                                                                  \
     "  return out\n"                                                           \
     "end\n"
 
-/* A connection joins (user "": only the snapshot). ARGV[7..11]: conn,
- * token, user, user as JSON, info. Returns the snapshot: {seq, user,
- * connections, info, ...}. */
+/* A connection joins (user "": only the snapshot). ARGV[7..12]: conn,
+ * token, user, user as JSON, info, conn as JSON. Returns the snapshot:
+ * {seq, n, then n times user, connections, info; then, per connection
+ * (per-connection mode), conn, user} or {seq, -1, users} (a large room). */
 static const char join_lua[] = ROOM_PRELUDE
     "if ARGV[9] ~= '' then\n"
     "  redis.call('SADD', kp .. '{nodes}:rooms:' .. ARGV[8], room)\n"
-    "  add(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], false)\n"
+    "  add(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], false, ARGV[12])\n"
     "end\n"
     "return snapshot()\n";
 
@@ -218,31 +260,32 @@ static const char leave_lua[] =
     ROOM_PRELUDE "local v = redis.call('HGET', b .. 'pc', ARGV[7])\n"
                  "if not v then return 0 end\n"
                  "redis.call('HDEL', b .. 'pc', ARGV[7])\n"
-                 "drop(user_of(v), tonumber(ARGV[8]), ARGV[9])\n"
+                 "drop(user_of(v), tonumber(ARGV[8]), ARGV[9], ARGV[7])\n"
                  "return 1\n";
 
 /* This token's connections in the room become exactly those given:
  * ARGV[7..9]: token, grace ms, resync (1: after a reconnect; a room whose
  * state Redis lost is refilled silently); then conn, user, user JSON,
- * info for each. Returns the snapshot. */
+ * info, conn JSON for each. Returns the snapshot. */
 static const char sync_lua[] = ROOM_PRELUDE
     "local tok, grace = ARGV[7], tonumber(ARGV[8])\n"
     "local silent = ARGV[9] == '1' and redis.call('EXISTS', b .. 'ps') == 0\n"
     "local want, pre = {}, tok .. '\\31'\n"
-    "for i = 10, #ARGV, 4 do want[ARGV[i]] = true end\n"
+    "for i = 10, #ARGV, 5 do want[ARGV[i]] = true end\n"
     "local pc = redis.call('HGETALL', b .. 'pc')\n"
     "for i = 1, #pc, 2 do\n"
     "  local v = pc[i + 1]\n"
     "  if string.sub(v, 1, #pre) == pre and not want[pc[i]] then\n"
     "    redis.call('HDEL', b .. 'pc', pc[i])\n"
-    "    drop(user_of(v), grace, 'left')\n"
+    "    drop(user_of(v), grace, 'left', pc[i])\n"
     "  end\n"
     "end\n"
     "if #ARGV >= 10 then\n"
     "  redis.call('SADD', kp .. '{nodes}:rooms:' .. tok, room)\n"
     "end\n"
-    "for i = 10, #ARGV, 4 do\n"
-    "  add(ARGV[i], tok, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], silent)\n"
+    "for i = 10, #ARGV, 5 do\n"
+    "  add(ARGV[i], tok, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], silent,\n"
+    "      ARGV[i + 4])\n"
     "end\n"
     "if silent then\n"
     "  redis.call('SET', b .. 'pd', ARGV[6])\n"
@@ -250,8 +293,9 @@ static const char sync_lua[] = ROOM_PRELUDE
     "end\n"
     "return snapshot()\n";
 
-/* The snapshot alone (a query; {seq, -1, count} for a large room). */
-static const char snapshot_lua[] = ROOM_PRELUDE "return snapshot()\n";
+/* The snapshot alone, whatever the room's size (a query). */
+static const char snapshot_lua[] = ROOM_PRELUDE "amax = math.huge\n"
+                                                "return snapshot()\n";
 
 /* Every connection present: {conn, token \x1f user \x1f node, ...}. */
 static const char members_lua[] =
@@ -285,7 +329,7 @@ static const char reap_lua[] =
                  "  local v = pc[i + 1]\n"
                  "  if string.sub(v, 1, #pre) == pre then\n"
                  "    redis.call('HDEL', b .. 'pc', pc[i])\n"
-                 "    drop(user_of(v), tonumber(ARGV[8]), 'lost')\n"
+                 "    drop(user_of(v), tonumber(ARGV[8]), 'lost', pc[i])\n"
                  "    n = n + 1\n"
                  "  end\n"
                  "end\n"

@@ -78,7 +78,8 @@ static void unask(rc_adapter *a, rc__aroom *room, pmember *pm)
 
 static void on_snapshot(rc_adapter *a, const rc__reply *r, int err, void *arg);
 
-/* The extra arguments of a join or sync entry: conn, user, JSON, info. */
+/* The extra arguments of a join or sync entry: conn, user, JSON, info,
+ * conn as JSON. */
 static size_t member_args(const rc_conn *c, const char **v, size_t *l)
 {
     v[0] = c->base.id;
@@ -88,8 +89,10 @@ static size_t member_args(const rc_conn *c, const char **v, size_t *l)
     v[2] = c->uid ? c->uid_q : "";
     l[2] = c->uid_q_len;
     v[3] = c->info ? c->info : "";
-    l[3] = c->info_len;
-    return 4;
+    l[3] = c->info ? c->info_len : 0;
+    v[4] = c->uid ? c->id_q : "";
+    l[4] = c->uid ? c->id_q_len : 0;
+    return 5;
 }
 
 static void ask_join(rc_adapter *a, rc__member *m)
@@ -97,21 +100,22 @@ static void ask_join(rc_adapter *a, rc__member *m)
     rc__aroom *room = (rc__aroom *)m->room;
     rc_conn *c = (rc_conn *)m->conn;
     pmember *pm = m->ext;
-    const char *v[5];
-    size_t l[5];
+    const char *v[6];
+    size_t l[6];
     rc__pask *k = ask_new(a, ASK_JOIN, room);
 
     if (k == NULL)
         return; /* stays IDLE: the next sync asks again */
     k->m = m;
     member_args(c, v, l);
-    /* conn, token, user, JSON, info */
+    /* conn, token, user, JSON, info, conn JSON */
+    v[5] = v[4], l[5] = l[4];
     v[4] = v[3], l[4] = l[3];
     v[3] = v[2], l[3] = l[2];
     v[2] = v[1], l[2] = l[1];
     v[1] = a->node.token, l[1] = 32;
     if (rc__room_script(a, RC__SCRIPT_JOIN, room->base.name,
-                        room->base.name_len, v, l, 5, on_snapshot, k) != 0) {
+                        room->base.name_len, v, l, 6, on_snapshot, k) != 0) {
         ask_free(a, k);
         return;
     }
@@ -125,7 +129,7 @@ static void ask_join(rc_adapter *a, rc__member *m)
  * exactly them; every member gets the snapshot. */
 static void ask_sync(rc_adapter *a, rc__aroom *room)
 {
-    size_t n = room->base.members, i = 3, cap = 3 + 4 * n;
+    size_t n = room->base.members, i = 3, cap = 3 + 5 * n;
     const char **v = rc__malloc(&a->mem, cap * sizeof *v);
     size_t *l = rc__malloc(&a->mem, cap * sizeof *l);
     char grace[24];
@@ -170,50 +174,71 @@ size_t rc__quoted_len(const char *s, size_t len)
     return rc__field_check(s, &n, &q) == 0 && n == len ? q : 0;
 }
 
-/* {"room":R,"users":[{"user":U,"connections":N[,"info":I]},...]} from a
- * snapshot reply {seq, user, connections, info, ...}. */
-static int snapshot_json(rc_adapter *a, const rc__aroom *room,
-                         const rc__reply *r, char **out, size_t *len)
-{
-    size_t n = rc__reply_len(r), i, need, ul, il, q, at;
-    const char *u, *info;
-    long long cnt;
-    char *d;
-    int first = 1;
+/* The snapshot reply: {seq, n, then n times user, connections, info;
+ * then conn, user per connection (per-connection mode)}, or {seq, -1,
+ * count} for a large room. Where its parts are, and how many bytes of
+ * JSON they make at most; RC_EREDIS if it is not one. */
+typedef struct snap {
+    long long n;       /* users, or -1 */
+    size_t users_end;  /* the first element after the users */
+    size_t need;
+} snap;
 
-    need = 64 + rc__quoted_len(room->base.name, room->base.name_len);
-    if (rc__reply_int(r, 1, &cnt) == 0) /* {seq, -1, count}: a large room */
-        n = 0;
-    for (i = 1; i + 2 < n; i += 3) {
+static int snap_parse(const rc__reply *r, const rc__aroom *room, snap *sp)
+{
+    size_t n = rc__reply_len(r), i, ul, il;
+    const char *u;
+
+    if (rc__reply_int(r, 1, &sp->n) != 0 ||
+        (sp->n >= 0 && (size_t)sp->n > (n - 2) / 3))
+        return RC_EREDIS;
+    sp->users_end = sp->n < 0 ? 2 : 2 + 3 * (size_t)sp->n;
+    sp->need = 80 + rc__quoted_len(room->base.name, room->base.name_len);
+    for (i = 2; i + 3 <= sp->users_end; i += 3) {
         if ((u = rc__reply_str(r, i, &ul)) == NULL ||
             rc__reply_str(r, i + 2, &il) == NULL)
             return RC_EREDIS;
-        need += rc__quoted_len(u, ul) + il + 64;
+        sp->need += rc__quoted_len(u, ul) + il + 64;
     }
-    if ((d = rc__malloc(&a->mem, need)) == NULL)
-        return RC_ENOMEM;
-    memcpy(d, "{\"room\":", 8);
-    at = (size_t)(rc__json_quote(
-                      d + 8, room->base.name, room->base.name_len,
-                      rc__quoted_len(room->base.name, room->base.name_len)) -
-                  d);
-    if (n == 0 && rc__reply_int(r, 2, &cnt) == 0)
-        at += (size_t)sprintf(d + at, ",\"count\":%lld", cnt);
-    memcpy(d + at, ",\"users\":[", 10);
-    at += 10;
-    for (i = 1; i + 2 < n; i += 3) {
+    for (i = sp->users_end; sp->n >= 0 && i + 1 < n; i += 2) {
+        if ((u = rc__reply_str(r, i, &ul)) == NULL)
+            return RC_EREDIS;
+        sp->need += rc__quoted_len(u, ul) + 32;
+        if ((u = rc__reply_str(r, i + 1, &ul)) == NULL)
+            return RC_EREDIS;
+        sp->need += rc__quoted_len(u, ul);
+    }
+    return 0;
+}
+
+/* Write s as a JSON string at d + at (nothing if it cannot be one);
+ * returns the new at, or 0 if nothing was written. */
+static size_t quote_at(char *d, size_t at, const char *s, size_t len)
+{
+    size_t q = rc__quoted_len(s, len);
+
+    return q == 0 ? 0 : (size_t)(rc__json_quote(d + at, s, len, q) - d);
+}
+
+static size_t users_json(char *d, size_t at, const rc__reply *r,
+                         const snap *sp)
+{
+    size_t i, ul, il, next, start;
+    const char *u, *info;
+    long long cnt;
+
+    for (i = 2; i + 3 <= sp->users_end; i += 3) {
         u = rc__reply_str(r, i, &ul);
         info = rc__reply_str(r, i + 2, &il);
-        if ((q = rc__quoted_len(u, ul)) == 0)
-            continue; /* not written by a roomcast node */
         if (rc__reply_int(r, i + 1, &cnt) != 0 || cnt < 0)
             cnt = 0;
-        if (!first)
-            d[at++] = ',';
-        first = 0;
-        memcpy(d + at, "{\"user\":", 8);
-        at = (size_t)(rc__json_quote(d + at + 8, u, ul, q) - d);
-        at += (size_t)sprintf(d + at, ",\"connections\":%lld", cnt);
+        start = at;
+        if (i > 2 && d[at - 1] == '}')
+            d[start++] = ',';
+        memcpy(d + start, "{\"user\":", 8);
+        if ((next = quote_at(d, start + 8, u, ul)) == 0)
+            continue; /* not written by a roomcast node */
+        at = next + (size_t)sprintf(d + next, ",\"connections\":%lld", cnt);
         if (il > 0) {
             memcpy(d + at, ",\"info\":", 8);
             memcpy(d + at + 8, info, il);
@@ -221,9 +246,63 @@ static int snapshot_json(rc_adapter *a, const rc__aroom *room,
         }
         d[at++] = '}';
     }
-    memcpy(d + at, "]}", 2);
+    return at;
+}
+
+static size_t conns_json(char *d, size_t at, const rc__reply *r,
+                         const snap *sp)
+{
+    size_t n = rc__reply_len(r), i, cl, ul, c, u, start;
+    const char *conn, *user;
+
+    memcpy(d + at, ",\"connections\":[", 16);
+    at += 16;
+    for (i = sp->users_end; i + 1 < n; i += 2) {
+        conn = rc__reply_str(r, i, &cl);
+        user = rc__reply_str(r, i + 1, &ul);
+        start = at;
+        if (d[at - 1] == '}')
+            d[start++] = ',';
+        memcpy(d + start, "{\"connection\":", 14);
+        if ((c = quote_at(d, start + 14, conn, cl)) == 0)
+            continue;
+        memcpy(d + c, ",\"user\":", 8);
+        if ((u = quote_at(d, c + 8, user, ul)) == 0)
+            continue;
+        d[u] = '}';
+        at = u + 1;
+    }
+    d[at++] = ']';
+    return at;
+}
+
+/* {"room":R[,"count":N],"users":[{"user":U,"connections":N[,"info":I]},
+ * ...][,"connections":[{"connection":C,"user":U},...]]} */
+static int snapshot_json(rc_adapter *a, const rc__aroom *room,
+                         const rc__reply *r, char **out, size_t *len)
+{
+    long long cnt;
+    size_t at;
+    snap sp;
+    char *d;
+    int rv = snap_parse(r, room, &sp);
+
+    if (rv != 0)
+        return rv;
+    if ((d = rc__malloc(&a->mem, sp.need)) == NULL)
+        return RC_ENOMEM;
+    memcpy(d, "{\"room\":", 8);
+    at = quote_at(d, 8, room->base.name, room->base.name_len);
+    if (sp.n < 0 && rc__reply_int(r, 2, &cnt) == 0)
+        at += (size_t)sprintf(d + at, ",\"count\":%lld", cnt);
+    memcpy(d + at, ",\"users\":[", 10);
+    at = users_json(d, at + 10, r, &sp);
+    d[at++] = ']';
+    if (sp.n >= 0 && (a->pres.o.flags & RC_PRESENCE_PER_CONNECTION))
+        at = conns_json(d, at, r, &sp);
+    d[at++] = '}';
     *out = d;
-    *len = at + 2;
+    *len = at;
     return 0;
 }
 

@@ -13,14 +13,17 @@ typedef struct query {
     char room[]; /* the room (Q_USERS, Q_MEMBERS), or "" */
 } query;
 
-/* {seq, user, connections, info, ...} */
+/* {seq, n, then n times user, connections, info, ...} */
 static size_t users_entries(const rc__reply *r, rc_presence_entry *e,
                             const char *room)
 {
     size_t n = rc__reply_len(r), i, k = 0, ul, il;
-    long long c;
+    long long c, users;
 
-    for (i = 1; i + 2 < n; i += 3) {
+    if (rc__reply_int(r, 1, &users) != 0 || users < 0 ||
+        (size_t)users > (n - 2) / 3)
+        return 0;
+    for (i = 2; i + 3 <= 2 + 3 * (size_t)users; i += 3) {
         e[k].user = rc__reply_str(r, i, &ul);
         e[k].info = rc__reply_str(r, i + 2, &il);
         if (e[k].user == NULL || rc__reply_int(r, i + 1, &c) != 0)

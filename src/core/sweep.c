@@ -85,8 +85,9 @@ int rc__room_script(rc_adapter *a, int script, const char *room,
     l[3] = a->prefix_len + room_len;
     v[4] = a->node_id;
     l[4] = strlen(a->node_id);
-    l[5] = (size_t)(rc__dec_put(amax, a->pres.o.announce_max) - amax);
-    v[5] = amax;
+    amax[0] = 'c'; /* per connection */
+    v[5] = a->pres.o.flags & RC_PRESENCE_PER_CONNECTION ? amax : amax + 1;
+    l[5] = (size_t)(rc__dec_put(amax + 1, a->pres.o.announce_max) - v[5]);
     v[6] = v[0] + base;
     l[6] = q;
     for (i = 0; i < n; i++) {

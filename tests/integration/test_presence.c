@@ -48,7 +48,9 @@ typedef struct obs {
     char id[32];
     int node;
     int snapshots, joins, leaves, lost;
-    int counts, count;           /* large rooms: rc:presence with a count */
+    int counts, count; /* large rooms: rc:presence with a count */
+    int cjoins, cleaves, clost; /* per-connection events */
+    char last[512];             /* the last presence frame's data */
     char present[MAX_USERS][16]; /* the view: users it sees */
     int npresent;
 } obs;
@@ -60,6 +62,7 @@ typedef struct pt {
 } pt;
 
 static unsigned announce_max; /* 0: the default; set by a test */
+static unsigned pflags;       /* rc_presence_options.flags */
 
 static pt *P(ts_world *w)
 {
@@ -90,6 +93,7 @@ static int setup(void **state)
     ts_world *w;
 
     announce_max = 0;
+    pflags = 0;
     struct timeval tv = {0, 20000};
 
     if (ts_world_setup(state, NULL, 1) != 0)
@@ -127,6 +131,7 @@ static ts_node *pnode(ts_world *w, int i, const char *id)
     po.grace_ms = GRACE_MS;
     po.sweep_ms = 50;
     po.announce_max = announce_max;
+    po.flags = pflags;
     assert_int_equal(rc_adapter_set_state_options(n->a, &so, sizeof so), 0);
     assert_int_equal(rc_adapter_set_presence(n->a, &po, sizeof po), 0);
     n->pub = ts_ctx_connect(w, n, 0);
@@ -184,8 +189,16 @@ static int sink(rc_conn *c, rc_frame *f, const rc_message *m, void *user)
     if (m->event == NULL || strncmp(m->event, "rc:", 3) != 0)
         return 0;
     snprintf(buf, sizeof buf, "%.*s", (int)m->data_len, m->data);
+    snprintf(o->last, sizeof o->last, "%.*s", (int)sizeof o->last - 1, buf);
     p = buf;
     end = buf + strlen(buf);
+    if (strncmp(buf, "{\"user\":", 8) == 0 &&
+        strstr(buf, "\"connection\":") != NULL) { /* per connection */
+        o->cjoins += strcmp(m->event, "rc:join") == 0;
+        o->cleaves += strcmp(m->event, "rc:leave") == 0;
+        o->clost += strstr(buf, "\"reason\":\"lost\"") != NULL;
+        return 0;
+    }
     if (strcmp(m->event, "rc:presence") == 0 &&
         (cnt = strstr(buf, "\"count\":")) != NULL) {
         o->counts++;
@@ -492,6 +505,43 @@ static void t_large_room_counts(void **state)
     ts_assert_clean(&w->problems);
 }
 
+/* Per-connection mode: an event for every connection, at once (no
+ * grace), and snapshots that list the connections. */
+static void t_per_connection(void **state)
+{
+    ts_world *w = *state;
+    ts_node *A, *B, *C;
+    obs *o, *a1, *b1, *late;
+    char want[128];
+
+    pflags = RC_PRESENCE_PER_CONNECTION;
+    A = pnode(w, 0, "A");
+    B = pnode(w, 1, "B");
+    C = pnode(w, 2, "C");
+    o = open_obs(w, C, NULL, "r");
+    WAIT_SNAP(w, o);
+    a1 = open_obs(w, A, "alice", "r");
+    b1 = open_obs(w, B, "alice", "r"); /* a second tab, another node */
+    WAIT_FOR(w, o->cjoins == 2, "two per-connection joins");
+    late = open_obs(w, C, NULL, "r");
+    WAIT_SNAP(w, late);
+    snprintf(want, sizeof want, "{\"connection\":\"%s\",\"user\":\"alice\"}",
+             a1->id);
+    assert_non_null(strstr(late->last, want));
+    snprintf(want, sizeof want, "{\"connection\":\"%s\",\"user\":\"alice\"}",
+             b1->id);
+    assert_non_null(strstr(late->last, want));
+    assert_non_null(strstr(late->last, "\"connections\":2"));
+    close_obs(a1); /* at once: no grace per connection */
+    WAIT_FOR_MS(w, o->cleaves == 1, GRACE_MS / 2, "a leave at once");
+    assert_non_null(strstr(o->last, a1->id));
+    kill_node(w, 1); /* B dies: its connection is lost */
+    WAIT_FOR_MS(w, o->clost == 1, LEASE_MS + 3000, "a lost connection");
+    assert_int_equal(o->cleaves, 2);
+    assert_int_equal(o->joins + o->leaves, 0); /* nothing per user */
+    ts_assert_clean(&w->problems);
+}
+
 /* What Redis says is present in room r: users with connections or in
  * the grace. */
 static int redis_users(ts_world *w, char users[][16], int max)
@@ -589,7 +639,8 @@ int main(void)
         T(t_snapshot_then_changes), T(t_tabs_make_no_event),
         T(t_grace_across_nodes),    T(t_leave_now),
         T(t_dead_node_reaped_once), T(t_snapshot_race),
-        T(t_large_room_counts),     T(t_churn),
+        T(t_large_room_counts),     T(t_per_connection),
+        T(t_churn),
         T(t_churn_script_flush),
     };
 

@@ -261,7 +261,8 @@ describe('rc-chat presence: churn, skewed clocks, Redis restarts', { skip }, () 
   }
 
   test('churn on three nodes: every view equals Redis at rest', (t) => churn(t));
-  test('churn with clocks 30 s apart (libfaketime): the same', { skip: existsSync(FAKETIME_LIB) ? false : 'libfaketime not installed' }, (t) => churn(t, { skew: true }));
+  const noSkew = !existsSync(FAKETIME_LIB) ? 'libfaketime not installed' : process.env.RC_SANITIZED ? 'a sanitized rc-chat cannot have libfaketime preloaded' : false;
+  test('churn with clocks 30 s apart (libfaketime): the same', { skip: noSkew }, (t) => churn(t, { skew: true }));
 });
 
 describe('rc-chat presence: Redis lost everything', { skip }, () => {
