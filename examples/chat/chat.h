@@ -42,6 +42,7 @@ typedef struct options {
     unsigned long timeout_ms;
     unsigned long lease_ms;
     unsigned long grace_ms;
+    unsigned long announce_max;
 } options;
 
 /* Largest POST body, and the descriptors kept free beside the streams. */

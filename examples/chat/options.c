@@ -39,6 +39,8 @@ static void usage(FILE *f)
         "  --grace-ms N      presence: a user's last stream gone this long\n"
         "                    (and none back on any node) leaves (default "
         "10000)\n"
+        "  --announce-max N  presence: a room with more users gets counts,\n"
+        "                    not per-user events (default 100)\n"
         "  --help            this text\n",
         CHAT_FD_RESERVE);
 }
@@ -73,7 +75,8 @@ enum {
     OPT_HEARTBEAT_MS,
     OPT_TIMEOUT_MS,
     OPT_LEASE_MS,
-    OPT_GRACE_MS
+    OPT_GRACE_MS,
+    OPT_ANNOUNCE_MAX
 };
 
 static const struct option long_options[] = {
@@ -88,6 +91,7 @@ static const struct option long_options[] = {
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"lease-ms", required_argument, NULL, OPT_LEASE_MS},
     {"grace-ms", required_argument, NULL, OPT_GRACE_MS},
+    {"announce-max", required_argument, NULL, OPT_ANNOUNCE_MAX},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -106,6 +110,7 @@ static int from_env(options *o, unsigned long *port)
     o->timeout_ms = 30000;
     o->lease_ms = 15000;
     o->grace_ms = 10000;
+    o->announce_max = 100;
     *port = 8080;
     if ((env = getenv("PORT")) != NULL && *env &&
         number("PORT", env, 0, 65535, port) < 0)
@@ -143,6 +148,8 @@ static int set_option(options *o, unsigned long *port, int opt, int index,
         rc = number(flag, v, 1000, 3600000, &o->lease_ms);
     else if (opt == OPT_GRACE_MS)
         rc = number(flag, v, 1, 86400000, &o->grace_ms);
+    else if (opt == OPT_ANNOUNCE_MAX)
+        rc = number(flag, v, 1, 1000000, &o->announce_max);
     return rc < 0 ? 2 : 0;
 }
 

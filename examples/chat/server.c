@@ -194,6 +194,7 @@ static int setup_adapter(chat *c)
     so.lease_ms = (unsigned)c->o.lease_ms;
     memset(&po, 0, sizeof po);
     po.grace_ms = (unsigned)c->o.grace_ms;
+    po.announce_max = (unsigned)c->o.announce_max;
     rc_adapter_set_node_cb(c->a, on_node, c);
     if ((rc = rc_adapter_set_state_options(c->a, &so, sizeof so)) < 0 ||
         (rc = rc_adapter_set_presence(c->a, &po, sizeof po)) < 0) {

@@ -213,15 +213,23 @@ describe('rc-chat presence: churn, skewed clocks, Redis restarts', { skip }, () 
   // running 30 s ahead and behind when skewed), observers come and go;
   // at rest every observer's view equals Redis', and each user's joins
   // and leaves alternate.
-  async function churn(t, { skew = false, steps = 120 } = {}) {
+  // Sizes: PRESENCE_CHURN_USERS (30), _TABS (2 per user at most), _STEPS
+  // (120), _STEP_MS (15); bench/run-presence-churn.sh runs the full size
+  // (300 users, 3 tabs, a minute).
+  const env = process.env;
+  const USERS = Number(env.PRESENCE_CHURN_USERS || 30);
+  const TABS = Number(env.PRESENCE_CHURN_TABS || 2);
+  const STEPS = Number(env.PRESENCE_CHURN_STEPS || 120);
+  const STEP_MS = Number(env.PRESENCE_CHURN_STEP_MS || 15);
+  async function churn(t, { skew = false, steps = STEPS } = {}) {
     const redis = await track.redis();
-    const env = (off) => (skew ? { LD_PRELOAD: FAKETIME_LIB, FAKETIME: off, FAKETIME_DONT_RESET: '1' } : {});
+    const faked = (off) => (skew ? { LD_PRELOAD: FAKETIME_LIB, FAKETIME: off, FAKETIME_DONT_RESET: '1' } : {});
     const nodes = await Promise.all(
       [
         ['c1', '+30s'],
         ['c2', '-30s'],
         ['c3', '+0s'],
-      ].map(([id, off]) => track.node({ redisPort: redis.port, nodeId: `${id}-${process.pid}`, args: ARGS, env: env(off) })),
+      ].map(([id, off]) => track.node({ redisPort: redis.port, nodeId: `${id}-${process.pid}`, args: [...ARGS, '--announce-max', String(USERS + 1)], env: faked(off) })),
     );
     await Promise.all(nodes.map((n) => n.waitForLog(/lease held/, 10000)));
     const room = uniqueRoom('churn');
@@ -231,15 +239,15 @@ describe('rc-chat presence: churn, skewed clocks, Redis restarts', { skip }, () 
     let seed = 11;
     const rnd = (n) => ((seed = (seed * 1103515245 + 12345) % 2147483648) >> 8) % n;
     for (let step = 0; step < steps; step++) {
-      const k = rnd(60);
+      const k = rnd(USERS * TABS);
       if (tabs.has(k)) {
         tabs.get(k).s.reset();
         tabs.delete(k);
       } else {
-        tabs.set(k, observer(nodes[rnd(3)], room, `u${k % 30}`));
+        tabs.set(k, observer(nodes[rnd(3)], room, `u${k % USERS}`));
       }
       if (step % 20 === 10) watchers.push(observer(nodes[rnd(3)], room));
-      await sleep(15);
+      await sleep(STEP_MS);
     }
     await sleep(GRACE + 1500);
     const truth = await redisUsers(redis.port, room);
@@ -247,7 +255,7 @@ describe('rc-chat presence: churn, skewed clocks, Redis restarts', { skip }, () 
     await Promise.all(watchers.map((o) => o.ready()));
     await until(() => watchers.every((o) => JSON.stringify(users(o)) === JSON.stringify(truth)), 10000, () => `every watcher to see ${truth.join(',')}; first: ${users(watchers[0]).join(',')}`);
     // The truth is what the open tabs say.
-    const open = [...new Set([...tabs.keys()].map((k) => `u${k % 30}`))].sort();
+    const open = [...new Set([...tabs.keys()].map((k) => `u${k % USERS}`))].sort();
     assert.deepEqual(truth, open, 'Redis disagrees with the open tabs');
     for (const o of watchers.slice(0, 3)) {
       const per = new Map();
