@@ -12,8 +12,7 @@ static int free_room_pres(void *item, void *arg)
 
     if (room->pres != NULL) {
         rc__kept_free(room->pres);
-        if (room->pres->local)
-            rc__plocal_free(arg, &room->pres->users);
+        rc__plocal_free(arg, &room->pres->users);
         rc__free(&((rc_adapter *)arg)->mem, room->pres);
         room->pres = NULL;
     }

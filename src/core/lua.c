@@ -11,12 +11,12 @@
  * user -> the pending leave's reason), pj (hash user -> the user as a
  * JSON string), pi (hash user -> info JSON), pq (hash conn -> the conn
  * as a JSON string, per-connection mode), ps (the room's presence
- * sequence), pd (a refresh is due). Node-wide keys: <kp>{nodes}, <kp>{nodes}:token (the lease
- * of a node id), <kp>{nodes}:live (zset token -> deadline: the adapter
- * behind a token is alive), <kp>{nodes}:rooms:<token> (set of its
- * presence rooms), <kp>{sweep} (zset room -> earliest leave deadline),
- * <kp>{users} (hash user -> rooms present in), <kp>{users}:<user> (hash
- * room -> connections).
+ * sequence), pd (a refresh is due). Node-wide keys: <kp>{nodes},
+ * <kp>{nodes}:token (the lease of a node id), <kp>{nodes}:live (zset token ->
+ * deadline: the adapter behind a token is alive), <kp>{nodes}:rooms:<token>
+ * (set of its presence rooms), <kp>{sweep} (zset room -> earliest leave
+ * deadline), <kp>{users} (hash user -> rooms present in), <kp>{users}:<user>
+ * (hash room -> connections).
  *
  * Presence events are v1 envelopes published on the room's channel with
  * node "" (no node's id: every node, the emitter included, delivers them)
@@ -137,13 +137,15 @@ static const char release_lua[] =
     "  for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) do\n"        \
     "    put(u, 0)\n"                                                          \
     "  end\n"                                                                  \
-    "  local conns = ''\n"                                                      \
+    "  local conns = ''\n"                                                     \
     "  if percon then\n"                                                       \
     "    local cs, pc = {}, redis.call('HGETALL', b .. 'pc')\n"                \
     "    for i = 1, #pc, 2 do\n"                                               \
-    "      cs[#cs + 1] = '{\"connection\":' ..\n"                               \
-    "        (redis.call('HGET', b .. 'pq', pc[i]) or '\"\"') .. ',\"user\":' ..\n" \
-    "        (redis.call('HGET', b .. 'pj', user_of(pc[i + 1])) or '\"\"') ..\n" \
+    "      cs[#cs + 1] = '{\"connection\":' ..\n"                              \
+    "        (redis.call('HGET', b .. 'pq', pc[i]) or '\"\"') .. "             \
+    "',\"user\":' ..\n"                                                        \
+    "        (redis.call('HGET', b .. 'pj', user_of(pc[i + 1])) or '\"\"') "   \
+    "..\n"                                                                     \
     "        '}'\n"                                                            \
     "    end\n"                                                                \
     "    conns = ',\"connections\":[' .. table.concat(cs, ',') .. ']'\n"       \
@@ -161,8 +163,9 @@ static const char release_lua[] =
     "    redis.call('HDEL', kp .. '{users}', user)\n"                          \
     "  end\n"                                                                  \
     "  if not percon then\n"                                                   \
-    "    emit('rc:leave', '{\"user\":' .. q .. ',\"reason\":\"' .. reason ..\n" \
-    "         '\"}')\n"                                                         \
+    "    emit('rc:leave', '{\"user\":' .. q .. ',\"reason\":\"' .. reason "    \
+    "..\n"                                                                     \
+    "         '\"}')\n"                                                        \
     "  end\n"                                                                  \
     "  if redis.call('HLEN', b .. 'pu') == 0 and\n"                            \
     "     redis.call('ZCARD', b .. 'pg') == 0 then\n"                          \
@@ -173,9 +176,10 @@ static const char release_lua[] =
     "  if percon then\n"                                                       \
     "    local cq = redis.call('HGET', b .. 'pq', conn) or '\"\"'\n"           \
     "    redis.call('HDEL', b .. 'pq', conn)\n"                                \
-    "    emit('rc:leave', '{\"user\":' .. (redis.call('HGET', b .. 'pj', user)\n" \
+    "    emit('rc:leave', '{\"user\":' .. (redis.call('HGET', b .. 'pj', "     \
+    "user)\n"                                                                  \
     "         or '\"\"') .. ',\"connection\":' .. cq .. ',\"reason\":\"' ..\n" \
-    "         reason .. '\"}')\n"                                               \
+    "         reason .. '\"}')\n"                                              \
     "    grace = 0\n"                                                          \
     "  end\n"                                                                  \
     "  local c = redis.call('HINCRBY', b .. 'pu', user, -1)\n"                 \
@@ -202,7 +206,7 @@ static const char release_lua[] =
     "  if percon then redis.call('HSET', b .. 'pq', conn, cq) end\n"           \
     "  redis.call('HINCRBY', kp .. '{users}:' .. user, room, 1)\n"             \
     "  local first = redis.call('HINCRBY', b .. 'pu', user, 1) == 1\n"         \
-    "  if first and redis.call('ZREM', b .. 'pg', user) == 1 then\n"          \
+    "  if first and redis.call('ZREM', b .. 'pg', user) == 1 then\n"           \
     "    redis.call('HDEL', b .. 'pr', user)\n"                                \
     "    first = false\n"                                                      \
     "  end\n"                                                                  \
@@ -210,16 +214,17 @@ static const char release_lua[] =
     "    redis.call('HINCRBY', kp .. '{users}', user, 1)\n"                    \
     "    redis.call('PERSIST', b .. 'ps')\n"                                   \
     "  end\n"                                                                  \
-    "  if silent then return end\n"                                           \
+    "  if silent then return end\n"                                            \
     "  if percon then\n"                                                       \
-    "    emit('rc:join', '{\"user\":' .. q .. ',\"connection\":' .. cq .. '}')\n" \
+    "    emit('rc:join', '{\"user\":' .. q .. ',\"connection\":' .. cq .. "    \
+    "'}')\n"                                                                   \
     "  elseif first then\n"                                                    \
     "    emit('rc:join', '{\"user\":' .. q .. '}')\n"                          \
     "  end\n"                                                                  \
     "end\n"                                                                    \
     "local function snapshot()\n"                                              \
     "  local seq = tonumber(redis.call('GET', b .. 'ps') or '0')\n"            \
-    "  if users() > amax then return {seq, -1, users()} end\n"                \
+    "  if users() > amax then return {seq, -1, users()} end\n"                 \
     "  local out = {seq, 0}\n"                                                 \
     "  local info = redis.call('EXISTS', b .. 'pi') == 1\n"                    \
     "  local function put(u, n)\n"                                             \

@@ -69,6 +69,40 @@ static void keep(rc_adapter *a, rc__proom *p, long long seq,
     }
 }
 
+/* The room's view follows the events after its snapshot: a join puts the
+ * user in, a leave takes it out; a room-wide rc:presence (a refresh, or a
+ * large room's count) leaves it unknown until the next snapshot. */
+static void view_event(rc_adapter *a, rc__proom *p, const rc_message *msg,
+                       long long seq)
+{
+    rc__jcur c;
+    const unsigned char *body;
+    size_t len;
+    long ul;
+    int escaped;
+    char *user;
+
+    p->view_seq = seq;
+    if (strcmp(msg->event, "rc:presence") == 0) {
+        rc__plocal_clear(a, &p->users);
+        return;
+    }
+    c.p = (const unsigned char *)msg->data + 8;
+    c.end = (const unsigned char *)msg->data + msg->data_len;
+    if (msg->data_len < 10 || memcmp(msg->data, "{\"user\":", 8) != 0 ||
+        rc__json_string(&c, &body, &len, &escaped) != 0 ||
+        (user = rc__malloc(&a->mem, len + 1)) == NULL)
+        return;
+    if ((ul = rc__json_unescape(body, len, user, 1)) >= 0) {
+        user[ul] = '\0';
+        if (strcmp(msg->event, "rc:join") == 0)
+            rc__plocal_put(a, &p->users, user, (size_t)ul, 1);
+        else if (strcmp(msg->event, "rc:leave") == 0)
+            rc__plocal_remove(a, &p->users, user, (size_t)ul);
+    }
+    rc__free(&a->mem, user);
+}
+
 long long rc__presence_event(rc_adapter *a, rc__aroom *room,
                              const rc_envelope *env)
 {
@@ -78,6 +112,8 @@ long long rc__presence_event(rc_adapter *a, rc__aroom *room,
         strncmp(env->msg.event, "rc:", 3) != 0 ||
         (seq = meta_seq(env->meta, env->meta_len)) == 0)
         return 0;
+    if (!room->pres->local && RC__PER_USER(a) && seq > room->pres->view_seq)
+        view_event(a, room->pres, &env->msg, seq);
     if (room->pres->asking > 0) {
         keep(a, room->pres, seq, &env->msg);
         a->c.presence_held++;

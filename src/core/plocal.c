@@ -4,13 +4,20 @@
  * memory: joins are told at once, leaves at the tick after their grace
  * (or the next tick, for rc_room_leave_now). Time is the host's here,
  * from rc_adapter_tick: there is no other node to agree with.
+ *
+ * A linked adapter keeps the same map as its view of each presence room
+ * (users and connections as its last snapshot said, then its events), so
+ * that while Redis is away its local members go on hearing of each
+ * other's joins and leaves, as this file tells them; the reconnect's
+ * sync then sets every member's view right.
  */
-#include "internal.h"
+#include "presence.h"
 
 typedef struct luser {
     size_t conns;
     unsigned long long deadline; /* the grace ends (host ms), or 0 */
-    size_t len, qlen, info_len;  /* user, then its JSON, then info */
+    int held; /* present with no connection: in another node's grace */
+    size_t len, qlen, info_len; /* user, then its JSON, then info */
     char bytes[];
 } luser;
 
@@ -162,6 +169,8 @@ int rc__plocal_joined(rc_adapter *a, rc__member *m, rc__map *users)
         if (u->deadline != 0) { /* back within the grace */
             u->deadline = 0;
             a->pres.pending--;
+        } else if (u->held) {
+            u->held = 0;
         } else {
             tell(a, m->room, "rc:join", u, NULL, c);
         }
@@ -250,4 +259,60 @@ void rc__plocal_free(rc_adapter *a, rc__map *users)
 {
     rc__map_each(users, free_user, a);
     rc__map_free(users);
+}
+
+/* ---- a linked adapter's view ------------------------------------------- */
+
+static int drop_user(void *item, void *arg)
+{
+    luser *u = item;
+    rc_adapter *a = arg;
+
+    if (u->deadline != 0)
+        a->pres.pending--;
+    rc__free(&a->mem, u);
+    return 0;
+}
+
+void rc__plocal_clear(rc_adapter *a, rc__map *users)
+{
+    rc__map_each(users, drop_user, a);
+    rc__map_free(users);
+    rc__map_init(users, &a->mem, a->seed);
+}
+
+/* Put user (len bytes, NUL-terminated) in the view with conns
+ * connections (0: present, in a grace elsewhere). */
+void rc__plocal_put(rc_adapter *a, rc__map *users, const char *user, size_t len,
+                    size_t conns)
+{
+    size_t q = rc__quoted_len(user, len);
+    luser *u = rc__map_get(users, user, len);
+
+    if (u == NULL && q > 0 &&
+        (u = rc__malloc(&a->mem, sizeof *u + len + 1 + q)) != NULL) {
+        memset(u, 0, sizeof *u);
+        u->len = len;
+        u->qlen = q;
+        memcpy(u->bytes, user, len);
+        u->bytes[len] = '\0';
+        rc__json_quote(QUOTED(u), user, len, q);
+        if (rc__map_put(users, u->bytes, len, u) != 0) {
+            rc__free(&a->mem, u);
+            return;
+        }
+    }
+    if (u != NULL) {
+        u->conns = conns;
+        u->held = conns == 0;
+    }
+}
+
+void rc__plocal_remove(rc_adapter *a, rc__map *users, const char *user,
+                       size_t len)
+{
+    luser *u = rc__map_del(users, user, len);
+
+    if (u != NULL)
+        drop_user(u, a);
 }

@@ -54,8 +54,7 @@ static void settle(rc_adapter *a, rc__proom *p)
         return;
     if (p->orphan) {
         rc__kept_free(p);
-        if (p->local)
-            rc__plocal_free(a, &p->users);
+        rc__plocal_free(a, &p->users);
         rc__free(&a->mem, p);
     } else if (p->asking == 0) {
         rc__kept_free(p);
@@ -179,8 +178,8 @@ size_t rc__quoted_len(const char *s, size_t len)
  * count} for a large room. Where its parts are, and how many bytes of
  * JSON they make at most; RC_EREDIS if it is not one. */
 typedef struct snap {
-    long long n;       /* users, or -1 */
-    size_t users_end;  /* the first element after the users */
+    long long n;      /* users, or -1 */
+    size_t users_end; /* the first element after the users */
     size_t need;
 } snap;
 
@@ -220,8 +219,7 @@ static size_t quote_at(char *d, size_t at, const char *s, size_t len)
     return q == 0 ? 0 : (size_t)(rc__json_quote(d + at, s, len, q) - d);
 }
 
-static size_t users_json(char *d, size_t at, const rc__reply *r,
-                         const snap *sp)
+static size_t users_json(char *d, size_t at, const rc__reply *r, const snap *sp)
 {
     size_t i, ul, il, next, start;
     const char *u, *info;
@@ -249,8 +247,7 @@ static size_t users_json(char *d, size_t at, const rc__reply *r,
     return at;
 }
 
-static size_t conns_json(char *d, size_t at, const rc__reply *r,
-                         const snap *sp)
+static size_t conns_json(char *d, size_t at, const rc__reply *r, const snap *sp)
 {
     size_t n = rc__reply_len(r), i, cl, ul, c, u, start;
     const char *conn, *user;
@@ -371,6 +368,26 @@ static int sync_one(rc__member *m, void *arg)
     return 0;
 }
 
+/* The room's view from a snapshot newer than it. */
+static void view_from(rc_adapter *a, rc__aroom *room, const rc__reply *r,
+                      long long seq)
+{
+    rc__proom *p = room->pres;
+    const char *u;
+    size_t i, ul;
+    long long cnt;
+    snap sp;
+
+    if (!RC__PER_USER(a) || seq < p->view_seq || snap_parse(r, room, &sp) != 0)
+        return;
+    rc__plocal_clear(a, &p->users);
+    p->view_seq = seq;
+    for (i = 2; i + 3 <= sp.users_end; i += 3)
+        if ((u = rc__reply_str(r, i, &ul)) != NULL &&
+            rc__reply_int(r, i + 1, &cnt) == 0)
+            rc__plocal_put(a, &p->users, u, ul, cnt > 0 ? (size_t)cnt : 0);
+}
+
 static void deliver_snapshot(rc_adapter *a, rc__pask *k, const rc__reply *r)
 {
     rc_message msg = RC_MESSAGE_INIT;
@@ -397,6 +414,7 @@ static void deliver_snapshot(rc_adapter *a, rc__pask *k, const rc__reply *r)
         return; /* the members stay ASKED until the next sync */
     }
     room->pres->synced = 1;
+    view_from(a, room, r, s.seq);
     msg.event = "rc:presence";
     msg.data = json;
     msg.data_len = len;
@@ -448,6 +466,13 @@ static int can_ask(rc_adapter *a, const rc__aroom *room)
     return room->state == RC__SUBSCRIBED && rc__port_has_pub(a);
 }
 
+/* Redis is away from a room that had its snapshot: its local members
+ * go on with the view (plocal.c). */
+static int outage(rc_adapter *a, const rc__aroom *room)
+{
+    return room->pres->synced && RC__PER_USER(a) && !rc__port_has_pub(a);
+}
+
 int rc__presence_joined(rc_adapter *a, rc__member *m)
 {
     rc__aroom *room = (rc__aroom *)m->room;
@@ -472,6 +497,8 @@ int rc__presence_joined(rc_adapter *a, rc__member *m)
     }
     if (can_ask(a, room))
         ask_join(a, m);
+    else if (outage(a, room)) /* told here; the reconnect asks */
+        return rc__plocal_joined(a, m, &room->pres->users);
     return 0;
 }
 
@@ -512,6 +539,8 @@ static void member_gone(rc__member *m, void *arg)
     if (room->pres != NULL && room->pres->local) {
         rc__plocal_left(a, m, &room->pres->users);
         room = NULL; /* nothing to send */
+    } else if (room->pres != NULL && outage(a, room)) {
+        rc__plocal_left(a, m, &room->pres->users); /* and owed, below */
     }
     m->ext = NULL;
     if (room != NULL && room->pres != NULL)
@@ -539,8 +568,7 @@ static void room_gone(rc__room *r, void *arg)
 
     if (room->pres == NULL)
         return;
-    if (room->pres->local)
-        a->pres.pending -= rc__plocal_pending(a, &room->pres->users);
+    a->pres.pending -= rc__plocal_pending(a, &room->pres->users);
     for (k = a->pres.asks; k != NULL; k = k->next)
         if (k->room == room)
             k->room = NULL;

@@ -27,12 +27,14 @@ struct rc__proom {
     unsigned asking;      /* members ASKED */
     pevent *first, *last; /* presence events since the oldest ask */
     size_t kept;
-    long long dropped; /* the last sequence dropped from the list */
-    int synced;        /* had a snapshot: the next sync is a resync */
-    unsigned walking;  /* members are being given the kept events */
-    int orphan;        /* the room was dropped meanwhile: free at the end */
-    int local;         /* an adapter without Redis: users is the state */
-    rc__map users;     /* local: user -> its connections (plocal.c) */
+    long long dropped;  /* the last sequence dropped from the list */
+    int synced;         /* had a snapshot: the next sync is a resync */
+    unsigned walking;   /* members are being given the kept events */
+    int orphan;         /* the room was dropped meanwhile: free at the end */
+    int local;          /* an adapter without Redis: users is the state */
+    rc__map users;      /* user -> its connections (plocal.c): the state
+                           without Redis, else the view kept for outages */
+    long long view_seq; /* linked: the sequence the view stands at */
 };
 
 typedef struct pmember {
@@ -57,5 +59,15 @@ size_t rc__quoted_len(const char *s, size_t len);
 /* Drop the kept events; free the asks in flight (the adapter is going). */
 void rc__kept_free(rc__proom *p);
 void rc__asks_free(rc_adapter *a);
+
+/* plocal.c: a linked adapter's view of a room (per user, not in
+ * per-connection mode). */
+void rc__plocal_clear(rc_adapter *a, rc__map *users);
+void rc__plocal_put(rc_adapter *a, rc__map *users, const char *user, size_t len,
+                    size_t conns);
+void rc__plocal_remove(rc_adapter *a, rc__map *users, const char *user,
+                       size_t len);
+/* Is presence told per user (the view is kept)? */
+#define RC__PER_USER(a) (!((a)->pres.o.flags & RC_PRESENCE_PER_CONNECTION))
 
 #endif /* RC_PRESENCE_H */

@@ -163,7 +163,7 @@ static int collect(void *item, void *arg)
     rooms *r = arg;
     rc__aroom *room = item;
 
-    if (room->pres != NULL && room->pres->local)
+    if (room->pres != NULL)
         r->v[r->n++] = room;
     return 0;
 }
@@ -197,7 +197,8 @@ unsigned rc__presence_tick(rc_adapter *a, unsigned long long now)
     size_t l[3];
 
     p->now = now;
-    if (p->on && a->local_only) {
+    /* Without Redis, or while it is away: the leaves told here. */
+    if (p->on && (a->local_only || !rc__port_has_pub(a))) {
         if (p->pending > 0)
             local_sweep(a);
         return sweep_ms;

@@ -48,9 +48,9 @@ typedef struct obs {
     char id[32];
     int node;
     int snapshots, joins, leaves, lost;
-    int counts, count; /* large rooms: rc:presence with a count */
-    int cjoins, cleaves, clost; /* per-connection events */
-    char last[512];             /* the last presence frame's data */
+    int counts, count;           /* large rooms: rc:presence with a count */
+    int cjoins, cleaves, clost;  /* per-connection events */
+    char last[512];              /* the last presence frame's data */
     char present[MAX_USERS][16]; /* the view: users it sees */
     int npresent;
 } obs;
@@ -542,6 +542,32 @@ static void t_per_connection(void **state)
     ts_assert_clean(&w->problems);
 }
 
+/* Redis away from a node: its local members go on hearing of local
+ * joins and leaves (on the view its last snapshot and events gave), and
+ * nothing of the users elsewhere changes for them. */
+static void t_outage_local(void **state)
+{
+    ts_world *w = *state;
+    ts_node *A = pnode(w, 0, "A"), *B = pnode(w, 1, "B");
+    obs *o, *alice, *carol;
+
+    o = open_obs(w, A, NULL, "r");
+    alice = open_obs(w, A, "alice", "r");
+    open_obs(w, B, "bob", "r");
+    WAIT_FOR(w, sees(o, "alice") && sees(o, "bob"), "alice and bob seen");
+    kill_node(w, 0); /* A's links are gone for good */
+    carol = open_obs(w, A, "carol", "r");
+    assert_true(sees(o, "carol")); /* told at once, locally */
+    assert_true(carol->snapshots == 1 && sees(carol, "bob") &&
+                sees(carol, "alice") && sees(carol, "carol"));
+    close_obs(alice);
+    WAIT_FOR_MS(w, !sees(o, "alice"), GRACE_MS + 2000,
+                "alice's leave, told locally after the grace");
+    assert_true(sees(o, "bob")); /* elsewhere: as last known */
+    assert_int_equal(o->leaves, 1);
+    ts_assert_clean(&w->problems);
+}
+
 /* What Redis says is present in room r: users with connections or in
  * the grace. */
 static int redis_users(ts_world *w, char users[][16], int max)
@@ -640,7 +666,7 @@ int main(void)
         T(t_grace_across_nodes),    T(t_leave_now),
         T(t_dead_node_reaped_once), T(t_snapshot_race),
         T(t_large_room_counts),     T(t_per_connection),
-        T(t_churn),
+        T(t_outage_local),          T(t_churn),
         T(t_churn_script_flush),
     };
 
