@@ -60,6 +60,17 @@ size_t rc__quoted_len(const char *s, size_t len);
 void rc__kept_free(rc__proom *p);
 void rc__asks_free(rc_adapter *a);
 
+/* snapshot.c: where a snapshot reply's parts are (RC_EREDIS if it is not
+ * one), and its rc:presence JSON (malloc'ed into *out). */
+typedef struct snap {
+    long long n;      /* users, or -1 */
+    size_t users_end; /* the first element after the users */
+    size_t need;
+} snap;
+int rc__snap_parse(const rc__reply *r, const rc__aroom *room, snap *sp);
+int rc__snapshot_json(rc_adapter *a, const rc__aroom *room, const rc__reply *r,
+                      char **out, size_t *len);
+
 /* plocal.c: a linked adapter's view of a room (per user, not in
  * per-connection mode). */
 void rc__plocal_clear(rc_adapter *a, rc__map *users);
