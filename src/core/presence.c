@@ -12,7 +12,6 @@
  * gets rc:presence, then the kept events after S, then every later event
  * after S. Events at or before S are in the snapshot already.
  */
-#include <stdio.h>
 
 #include "presence.h"
 
