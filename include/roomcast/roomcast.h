@@ -779,7 +779,9 @@ typedef struct rc_presence_options {
 
 /**
  * Turn presence on (size: sizeof *opts; opts copied). Only before the
- * first pub context is handed over, like rc_adapter_set_state_options.
+ * first pub context is handed over, like rc_adapter_set_state_options:
+ * open the adapter without contexts, set this, then hand them over (or
+ * rc_link_open).
  * The rooms' keys are under the state key prefix, with the hash tag of
  * their channel's Redis Cluster slot (README lists them). Returns 0,
  * RC_EINVAL (a or opts NULL, grace_ms over one day), RC_EMISUSE.
