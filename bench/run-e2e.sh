@@ -84,7 +84,7 @@ redis_url=redis://127.0.0.1:$rport
 start() {
     local system=$1 name=$2 log=$work/$2.log
     if [ "$system" = roomcast ]; then
-        "$RC_CHAT" --port 0 --bind 127.0.0.1 --redis "$redis_url" \
+        "$RC_CHAT" --port 0 --bind 127.0.0.1 --redis "$redis_url" --post-rate 0 \
             --node-id "$name" 2>"$log" &
     else
         node "$here/ref-server.mjs" --port 0 --redis "$redis_url" \

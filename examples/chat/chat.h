@@ -43,6 +43,7 @@ typedef struct options {
     unsigned long lease_ms;
     unsigned long grace_ms;
     unsigned long announce_max;
+    unsigned long post_rate, post_burst; /* burst 0: 2 x rate */
 } options;
 
 /* Largest POST body, and the descriptors kept free beside the streams. */
@@ -67,7 +68,7 @@ typedef struct options {
 enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_N };
 extern const char *const chat_close_names[CLOSE_N];
 
-#define CHAT_N_CODES 9
+#define CHAT_N_CODES 10
 extern const int chat_status_codes[CHAT_N_CODES];
 
 typedef struct chat chat;

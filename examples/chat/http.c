@@ -19,7 +19,7 @@
 #include "text.h"
 
 const int chat_status_codes[CHAT_N_CODES] = {200, 202, 204, 400, 404,
-                                             405, 413, 500, 503};
+                                             405, 413, 429, 500, 503};
 
 void http_add_json_str(struct evbuffer *b, const char *s)
 {

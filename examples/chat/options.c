@@ -41,6 +41,10 @@ static void usage(FILE *f)
         "10000)\n"
         "  --announce-max N  presence: a room with more users gets counts,\n"
         "                    not per-user events (default 100)\n"
+        "  --post-rate N     POSTs per second per client address, across\n"
+        "                    every node (default 20; 0: no limit); past it\n"
+        "                    429 with Retry-After\n"
+        "  --post-burst N    POSTs at once (default 2 x --post-rate)\n"
         "  --help            this text\n",
         CHAT_FD_RESERVE);
 }
@@ -76,7 +80,9 @@ enum {
     OPT_TIMEOUT_MS,
     OPT_LEASE_MS,
     OPT_GRACE_MS,
-    OPT_ANNOUNCE_MAX
+    OPT_ANNOUNCE_MAX,
+    OPT_POST_RATE,
+    OPT_POST_BURST
 };
 
 static const struct option long_options[] = {
@@ -92,6 +98,8 @@ static const struct option long_options[] = {
     {"lease-ms", required_argument, NULL, OPT_LEASE_MS},
     {"grace-ms", required_argument, NULL, OPT_GRACE_MS},
     {"announce-max", required_argument, NULL, OPT_ANNOUNCE_MAX},
+    {"post-rate", required_argument, NULL, OPT_POST_RATE},
+    {"post-burst", required_argument, NULL, OPT_POST_BURST},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -111,6 +119,7 @@ static int from_env(options *o, unsigned long *port)
     o->lease_ms = 15000;
     o->grace_ms = 10000;
     o->announce_max = 100;
+    o->post_rate = 20;
     *port = 8080;
     if ((env = getenv("PORT")) != NULL && *env &&
         number("PORT", env, 0, 65535, port) < 0)
@@ -150,6 +159,10 @@ static int set_option(options *o, unsigned long *port, int opt, int index,
         rc = number(flag, v, 1, 86400000, &o->grace_ms);
     else if (opt == OPT_ANNOUNCE_MAX)
         rc = number(flag, v, 1, 1000000, &o->announce_max);
+    else if (opt == OPT_POST_RATE)
+        rc = number(flag, v, 0, 1000000, &o->post_rate);
+    else if (opt == OPT_POST_BURST)
+        rc = number(flag, v, 1, 1000000, &o->post_burst);
     return rc < 0 ? 2 : 0;
 }
 

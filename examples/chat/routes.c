@@ -187,6 +187,88 @@ static void broadcast(chat *c, struct evhttp_request *req, const char *room,
     }
 }
 
+/* A POST held for its rate check: the message points into the request's
+ * body, which lives as long as the request; the strings are ours. */
+typedef struct post {
+    chat *c;
+    struct evhttp_request *req;
+    rc_message m;
+    char *event, *id, *except, *room;
+} post;
+
+static void post_free(post *p)
+{
+    free(p->event);
+    free(p->id);
+    free(p->except);
+    free(p->room);
+    free(p);
+}
+
+static void too_many(chat *c, struct evhttp_request *req,
+                     unsigned long long retry_ms)
+{
+    char secs[24];
+
+    snprintf(secs, sizeof secs, "%llu", (retry_ms + 999) / 1000);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                      secs);
+    http_close(req);
+    http_error(c, req, 429, "too many messages: retry after %s s", secs);
+}
+
+static void on_post_rate(rc_adapter *a, int rv, unsigned long long retry_ms,
+                         void *user)
+{
+    post *p = user;
+
+    (void)a;
+    if (rv == RC_ELIMITED)
+        too_many(p->c, p->req, retry_ms);
+    else /* allowed, or the check failed: the post is not held up */
+        broadcast(p->c, p->req, p->room, &p->m, p->except);
+    post_free(p);
+}
+
+/* The client address's bucket, cluster-wide ("post:" and its key). */
+static int post_key(struct evhttp_request *req, char *key, size_t size)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port;
+
+    if (evcon == NULL)
+        return -1;
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    memcpy(key, "post:", 5);
+    return addr != NULL && rc_rate_addr_key(addr, key + 5, size - 5) == 0 ? 0
+                                                                          : -1;
+}
+
+/* Broadcast p's message once the client's rate allows it (--post-rate). */
+static void rate_then_broadcast(post *p)
+{
+    chat *c = p->c;
+    rc_rate r;
+    char key[64];
+    unsigned long long retry = 0;
+    int rv;
+
+    r.per_second = (double)c->o.post_rate;
+    r.burst =
+        (unsigned)(c->o.post_burst ? c->o.post_burst : 2 * c->o.post_rate);
+    rv = c->o.post_rate == 0 || post_key(p->req, key, sizeof key) < 0
+             ? 1
+             : rc_rate_take(c->a, key, &r, on_post_rate, p, &retry);
+    if (rv == 0)
+        return; /* on_post_rate finishes */
+    if (rv == RC_ELIMITED)
+        too_many(c, p->req, retry);
+    else
+        broadcast(c, p->req, p->room, &p->m, p->except);
+    post_free(p);
+}
+
 static void post_message(chat *c, struct evhttp_request *req, const char *room)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -206,11 +288,21 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
         body_string(c, req, f.id, "id", &id) == 0 &&
         body_string(c, req, f.except, "except", &except) == 0 &&
         server_event_ok(c, req, event)) {
+        post *p = chat_malloc(sizeof *p);
+
         m.event = event;
         m.id = id;
         m.data = f.data.p;
         m.data_len = f.data.n;
-        broadcast(c, req, room, &m, except);
+        p->c = c;
+        p->req = req;
+        p->m = m;
+        p->event = event;
+        p->id = id;
+        p->except = except;
+        p->room = chat_strdup(room);
+        rate_then_broadcast(p);
+        return;
     }
     free(event);
     free(id);

@@ -65,7 +65,8 @@ ROOMCAST_EXTERN const char *rc_version_string(void);
     X(EURL, -17, "invalid Redis URL")                                          \
     X(ERANDOM, -18, "no random bytes from the system for an id")               \
     X(ENODEID, -19, "node id held by another live node")                       \
-    X(EREDIS, -20, "Redis answered with an error")
+    X(EREDIS, -20, "Redis answered with an error")                           \
+    X(ELIMITED, -21, "over the rate limit")
 
 enum rc_errno {
 #define RC_ERRNO_ENUM_(name, value, text) RC_##name = value,
@@ -626,6 +627,8 @@ typedef struct rc_counters {
     /* Presence events held for members awaiting their snapshot, and
      * given to them after it (the snapshot/diff race, closed). */
     unsigned long long presence_held;
+    /* Rate checks allowed unchecked (no memory for a local bucket). */
+    unsigned long long rate_unchecked;
 } rc_counters;
 
 /**
@@ -852,6 +855,65 @@ ROOMCAST_EXTERN int rc_presence_user(rc_adapter *a, const char *user_id,
                                      rc_presence_cb cb, void *user);
 ROOMCAST_EXTERN int rc_presence_online(rc_adapter *a, rc_presence_cb cb,
                                        void *user);
+
+/* ---- Rate limits ---------------------------------------------------- */
+
+/*
+ * GCRA (the generic cell rate algorithm): at most burst requests at once,
+ * then one per 1/per_second seconds; a refused request is not counted and
+ * learns how long to wait. Exact under any concurrency: cluster-wide
+ * buckets are one key each in Redis ("<kp>rl:<key>", the state key
+ * prefix), checked by one script call against Redis' clock; local ones are
+ * an rc_gcra the host keeps (per connection, say), on the host's clock.
+ */
+typedef struct rc_rate {
+    double per_second; /* > 0 */
+    unsigned burst;    /* 0: 1 */
+} rc_rate;
+
+/** A local bucket; zeroed: full. */
+typedef struct rc_gcra {
+    unsigned long long tat_us;
+} rc_gcra;
+
+/**
+ * Take one request from a local bucket at the host's time now_us (any
+ * monotonic clock in microseconds). Returns 1 (allowed), 0 (refused:
+ * *retry_ms, if not NULL, gets the wait in ms, at least 1) or RC_EINVAL
+ * (NULL g or r, per_second not above 0). Pure: no adapter, any thread.
+ */
+ROOMCAST_EXTERN int rc_gcra_take(rc_gcra *g, const rc_rate *r,
+                                 unsigned long long now_us,
+                                 unsigned long long *retry_ms);
+
+/** A cluster-wide check's answer: rv 1 (allowed) or RC_ELIMITED (refused:
+ *  retry_ms, at least 1, until it would be), or an error (RC_EREDIS,
+ *  RC_EMISUSE: the link went away first; the request is not counted). */
+typedef void (*rc_rate_cb)(rc_adapter *a, int rv, unsigned long long retry_ms,
+                           void *user);
+
+/**
+ * Take one request from the cluster-wide bucket named key (copied) with
+ * rate r. Returns 0: Redis is asked, and cb is called exactly once from
+ * the loop (unless the adapter is freed first). While there is no pub
+ * context (Redis away, or an adapter without Redis), it decides at once on
+ * this node's own bucket for key, at the same rate (a local share, on the
+ * tick's clock: rc_adapter_tick), and returns 1 or RC_ELIMITED (*retry_ms
+ * set when not NULL); cb is not called then. Errors: RC_EINVAL (NULL a,
+ * key, r or cb; a bad rate), RC_ENOMEM.
+ */
+ROOMCAST_EXTERN int rc_rate_take(rc_adapter *a, const char *key,
+                                 const rc_rate *r, rc_rate_cb cb, void *user,
+                                 unsigned long long *retry_ms);
+
+/**
+ * The bucket key of a client address: "ip4:A.B.C.D", or for IPv6 its /64
+ * ("ip6:" and the first 8 bytes in hex), so that one host's addresses
+ * share a bucket. Returns 0, RC_EINVAL (not an IP address) or
+ * RC_ENOBUFS (size under 40). Pure, any thread.
+ */
+ROOMCAST_EXTERN int rc_rate_addr_key(const char *addr, char *out,
+                                     size_t size);
 
 #ifdef __cplusplus
 }

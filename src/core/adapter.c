@@ -15,6 +15,7 @@ static void release(rc_adapter *a)
     rc__alloc mem = a->mem;
 
     rc__presence_free(a);
+    rc__rate_free(a);
     rc__port_close(a);
     rc__node_free(a);
     rc__registry_free(&a->reg);
@@ -99,6 +100,7 @@ int rc_adapter_open(const rc_adapter_options *opts,
         a->seed = (uint64_t)(uintptr_t)a;
     rc__registry_init(&a->reg, &a->mem, a->seed, sizeof(rc__aroom));
     rc__presence_init(a);
+    rc__map_init(&a->rates, &a->mem, a->seed ^ UINT64_C(0x9e3779b97f4a7c15));
     if ((rv = copy_names(a, opts)) == 0)
         rv = rc__node_init(a);
     if (rv == 0 && pub != NULL)

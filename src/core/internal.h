@@ -351,6 +351,7 @@ enum rc__script {
     RC__SCRIPT_SWEEP_DUE,
     RC__SCRIPT_REAP_DUE,
     RC__SCRIPT_REAP_DONE,
+    RC__SCRIPT_RATE,
     RC__SCRIPTS
 };
 /* lua.c: their text. */
@@ -429,6 +430,7 @@ struct rc_adapter {
     int env_busy; /* env holds an outer broadcast's envelope */
     rc__node node;
     rc__presence pres;
+    rc__map rates; /* rate.c: the local share of cluster-wide buckets */
 };
 
 /* Make room for n bytes in *buf (of *cap bytes); 0 or RC_ENOMEM. */
@@ -579,6 +581,9 @@ void rc__plocal_free(rc_adapter *a, rc__map *users);
 
 /* deliver.c: one member (the walk's callback; arg: an rc__delivery). */
 int rc__deliver_one(rc__member *m, void *arg);
+
+/* rate.c */
+void rc__rate_free(rc_adapter *a);
 
 /* node.c */
 int rc__node_init(rc_adapter *a);

@@ -403,8 +403,24 @@ static const char reap_done_lua[] =
     "end\n"
     "return 0\n";
 
+/* One GCRA check: KEYS[1] the bucket (its theoretical arrival time, in
+ * integer microseconds of Redis time). ARGV: the emission interval in
+ * microseconds, the burst. Returns {1, 0} (allowed, and counted) or
+ * {0, microseconds until it would be}. */
+static const char rate_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local T, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if tat < now then tat = now end\n"
+    "local wait = tat + T - T * burst - now\n"
+    "if wait > 0 then return {0, wait} end\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX',\n"
+    "           math.ceil((tat + T - now) / 1000) + 1)\n"
+    "return {1, 0}\n";
+
 const char *const rc__lua[RC__SCRIPTS] = {
     lease_lua,    release_lua,   join_lua,     leave_lua,     sync_lua,
     snapshot_lua, members_lua,   sweep_lua,    reap_lua,      user_lua,
-    online_lua,   sweep_due_lua, reap_due_lua, reap_done_lua,
+    online_lua,   sweep_due_lua, reap_due_lua, reap_done_lua, rate_lua,
 };

@@ -48,6 +48,7 @@ endfunction()
 
 rc_redis_test(test_adapter_redis)
 rc_redis_test(test_port)
+rc_redis_test(test_rate_redis)
 if(TARGET roomcast_libevent_static)
     rc_redis_link_test(test_link)
     rc_redis_link_test(test_link_faults)

@@ -377,6 +377,37 @@ describe('rc-chat hardening: one node id, one node', { skip }, () => {
   });
 });
 
+describe('rc-chat hardening: POST rate per client address', { skip }, () => {
+  test('--post-rate across two nodes: the burst goes through, the rest is 429 with Retry-After and delivers nothing', async (t) => {
+    const r = await startRedis();
+    track.keep(r);
+    const args = ['--post-rate', '2', '--post-burst', '3'];
+    const [a, b] = await Promise.all(['ra', 'rb'].map((id) => node({ redisPort: r.port, nodeId: `${id}-${process.pid}`, args })));
+    await Promise.all([a, b].map((n) => n.waitForLog(/lease held/, 10000)));
+    const room = uniqueRoom('rate');
+    const s = stream(roomUrl(b.url, room, '/events'));
+    await s.hello(10000);
+    const answers = [];
+    for (let i = 0; i < 10; i++) {
+      const n = i % 2 ? b : a; // one client, both nodes: one bucket
+      answers.push(await request(n.url, 'POST', `/rooms/${encodeURIComponent(room)}/messages`, { body: JSON.stringify({ event: 'm', data: i }) }));
+    }
+    const ok = answers.filter((x) => x.status === 202).length;
+    const limited = answers.filter((x) => x.status === 429);
+    t.diagnostic(`10 POSTs at once, rate 2/s burst 3: ${ok} accepted, ${limited.length} refused; Retry-After ${limited.map((x) => x.headers['retry-after']).join(',')}`);
+    assert.ok(ok >= 3 && ok <= 4, `${ok} accepted`); // the burst, and one more if 500 ms went by
+    assert.equal(ok + limited.length, 10);
+    for (const x of limited) {
+      assert.ok(Number(x.headers['retry-after']) >= 1, x.headers['retry-after']);
+      assert.match(x.json.error, /too many/);
+    }
+    // Only the accepted ones reach the stream.
+    await until(() => s.frames.filter((f) => f.event === 'm').length === ok, 5000, `${ok} messages on the stream`);
+    const m = await metrics(a.url);
+    assert.ok(m.get('rc_chat_requests_total', 'code="429"') >= 1);
+  });
+});
+
 describe('rc-chat hardening: lost subscriptions', { skip }, () => {
   test('a room whose subscription was lost and is back: each stream gets one rc:gap {"room":R}, no id line', async (t) => {
     const r = await startRedis();

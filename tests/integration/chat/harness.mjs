@@ -35,6 +35,9 @@ export async function startNode({ redisPort, redisUrl, nodeId, args = [], env = 
   if (redisUrl) argv.push('--redis', redisUrl);
   else if (redisPort) argv.push('--redis', `redis://127.0.0.1:${redisPort}`);
   if (nodeId) argv.push('--node-id', nodeId);
+  // The suites post faster than a client may: no POST limit unless a
+  // test asks for one.
+  if (!args.includes('--post-rate')) argv.push('--post-rate', '0');
   argv.push(...args);
   // Clear the environment variables the server reads so the parent's never leak in.
   const childEnv = { ...process.env, PORT: '', BIND: '', REDIS_URL: '', NODE_ID: '', ...env };
