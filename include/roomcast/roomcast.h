@@ -65,7 +65,7 @@ ROOMCAST_EXTERN const char *rc_version_string(void);
     X(EURL, -17, "invalid Redis URL")                                          \
     X(ERANDOM, -18, "no random bytes from the system for an id")               \
     X(ENODEID, -19, "node id held by another live node")                       \
-    X(EREDIS, -20, "Redis answered with an error")                           \
+    X(EREDIS, -20, "Redis answered with an error")                             \
     X(ELIMITED, -21, "over the rate limit")
 
 enum rc_errno {
@@ -912,8 +912,7 @@ ROOMCAST_EXTERN int rc_rate_take(rc_adapter *a, const char *key,
  * share a bucket. Returns 0, RC_EINVAL (not an IP address) or
  * RC_ENOBUFS (size under 40). Pure, any thread.
  */
-ROOMCAST_EXTERN int rc_rate_addr_key(const char *addr, char *out,
-                                     size_t size);
+ROOMCAST_EXTERN int rc_rate_addr_key(const char *addr, char *out, size_t size);
 
 #ifdef __cplusplus
 }

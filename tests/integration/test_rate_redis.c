@@ -85,8 +85,8 @@ static void t_cluster_bucket_exact(void **state)
     print_message("rate %.0f/s burst %d over %d s from 3 nodes: %d allowed, "
                   "%d limited, %d errors, %d script flushes; longest wait "
                   "told %llu ms\n",
-                  RATE, BURST, SECONDS, t.allowed, t.limited, t.errors,
-                  flushes, t.max_retry);
+                  RATE, BURST, SECONDS, t.allowed, t.limited, t.errors, flushes,
+                  t.max_retry);
     assert_int_equal(t.errors, 0);
     /* The burst, then one per 50 ms of Redis time (the first interval
      * spent by the burst): 5 + 59 or 60 as the 3 s fall. */

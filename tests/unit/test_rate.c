@@ -68,9 +68,8 @@ static void t_addr_keys(void **state)
     assert_int_equal(rc_rate_addr_key("192.0.2.7", a, sizeof a), 0);
     assert_string_equal(a, "ip4:192.0.2.7");
     assert_int_equal(rc_rate_addr_key("2001:db8:1:2:aaaa::1", a, sizeof a), 0);
-    assert_int_equal(rc_rate_addr_key("2001:db8:1:2:bbbb:cccc:dddd:eeee", b,
-                                      sizeof b),
-                     0);
+    assert_int_equal(
+        rc_rate_addr_key("2001:db8:1:2:bbbb:cccc:dddd:eeee", b, sizeof b), 0);
     assert_string_equal(a, b); /* one /64, one bucket */
     assert_string_equal(a, "ip6:20010db800010002/64");
     assert_int_equal(rc_rate_addr_key("2001:db8:1:3::1", b, sizeof b), 0);
