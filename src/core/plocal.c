@@ -21,26 +21,39 @@ typedef struct luser {
     char bytes[];
 } luser;
 
-static luser *luser_new(rc_adapter *a, const rc_conn *c)
+#define QUOTED(u) ((u)->bytes + (u)->len + 1)
+#define INFO(u) ((u)->bytes + (u)->len + 1 + (u)->qlen)
+
+/* A user of len bytes, its JSON string of qlen bytes (quoted NULL: made
+ * here from user) and info (NULL: none), put in users. NULL if out of
+ * memory. */
+static luser *luser_add(rc_adapter *a, rc__map *users, const char *user,
+                        size_t len, const char *quoted, size_t qlen,
+                        const char *info, size_t info_len)
 {
-    luser *u = rc__malloc(&a->mem, sizeof *u + c->uid_len + 1 + c->uid_q_len +
-                                       c->info_len);
+    luser *u =
+        rc__malloc(&a->mem, sizeof *u + len + 1 + qlen + (info ? info_len : 0));
 
     if (u == NULL)
         return NULL;
     memset(u, 0, sizeof *u);
-    u->len = c->uid_len;
-    u->qlen = c->uid_q_len;
-    u->info_len = c->info != NULL ? c->info_len : 0;
-    memcpy(u->bytes, c->uid, u->len + 1);
-    memcpy(u->bytes + u->len + 1, c->uid_q, u->qlen);
+    u->len = len;
+    u->qlen = qlen;
+    u->info_len = info != NULL ? info_len : 0;
+    memcpy(u->bytes, user, len);
+    u->bytes[len] = '\0';
+    if (quoted != NULL)
+        memcpy(QUOTED(u), quoted, qlen);
+    else
+        rc__json_quote(QUOTED(u), user, len, qlen);
     if (u->info_len > 0)
-        memcpy(u->bytes + u->len + 1 + u->qlen, c->info, u->info_len);
+        memcpy(INFO(u), info, u->info_len);
+    if (rc__map_put(users, u->bytes, len, u) != 0) {
+        rc__free(&a->mem, u);
+        return NULL;
+    }
     return u;
 }
-
-#define QUOTED(u) ((u)->bytes + (u)->len + 1)
-#define INFO(u) ((u)->bytes + (u)->len + 1 + (u)->qlen)
 
 /* {"user":U[,"reason":R]} for event to every member but skip. */
 static void tell(rc_adapter *a, rc__room *room, const char *event,
@@ -155,14 +168,10 @@ int rc__plocal_joined(rc_adapter *a, rc__member *m, rc__map *users)
     luser *u = NULL;
 
     if (c->uid != NULL &&
-        (u = rc__map_get(users, c->uid, c->uid_len)) == NULL) {
-        if ((u = luser_new(a, c)) == NULL)
-            return RC_ENOMEM;
-        if (rc__map_put(users, u->bytes, u->len, u) != 0) {
-            rc__free(&a->mem, u);
-            return RC_ENOMEM;
-        }
-    }
+        (u = rc__map_get(users, c->uid, c->uid_len)) == NULL &&
+        (u = luser_add(a, users, c->uid, c->uid_len, c->uid_q, c->uid_q_len,
+                       c->info, c->info_len)) == NULL)
+        return RC_ENOMEM;
     /* The sinks may remove anything: m stays readable meanwhile. */
     rc__registry_hold(&a->reg);
     if (u != NULL && u->conns++ == 0) {
@@ -289,19 +298,8 @@ void rc__plocal_put(rc_adapter *a, rc__map *users, const char *user, size_t len,
     size_t q = rc__quoted_len(user, len);
     luser *u = rc__map_get(users, user, len);
 
-    if (u == NULL && q > 0 &&
-        (u = rc__malloc(&a->mem, sizeof *u + len + 1 + q)) != NULL) {
-        memset(u, 0, sizeof *u);
-        u->len = len;
-        u->qlen = q;
-        memcpy(u->bytes, user, len);
-        u->bytes[len] = '\0';
-        rc__json_quote(QUOTED(u), user, len, q);
-        if (rc__map_put(users, u->bytes, len, u) != 0) {
-            rc__free(&a->mem, u);
-            return;
-        }
-    }
+    if (u == NULL && q > 0)
+        u = luser_add(a, users, user, len, NULL, q, NULL, 0);
     if (u != NULL) {
         u->conns = conns;
         u->held = conns == 0;

@@ -172,22 +172,6 @@ size_t rc__quoted_len(const char *s, size_t len)
     return rc__field_check(s, &n, &q) == 0 && n == len ? q : 0;
 }
 
-void rc__presence_deliver_to(rc_adapter *a, rc__member *m,
-                             const rc_message *msg)
-{
-    rc__delivery d;
-
-    memset(&d, 0, sizeof d);
-    d.a = a;
-    d.msg = msg;
-    if ((d.frame = rc__frame_new(&a->mem, msg)) == NULL)
-        return;
-    rc__enter(a);
-    rc__deliver_one(m, &d);
-    rc_frame_unref(d.frame);
-    rc__exit(a);
-}
-
 /* Deliver to one member through the filter and its sink, as any message
  * (deliver.c), without the presence ordering. */
 static void deliver_to(rc_adapter *a, rc__member *m, rc_frame *f,
@@ -200,6 +184,19 @@ static void deliver_to(rc_adapter *a, rc__member *m, rc_frame *f,
     d.frame = f;
     d.msg = msg;
     rc__deliver_one(m, &d);
+}
+
+void rc__presence_deliver_to(rc_adapter *a, rc__member *m,
+                             const rc_message *msg)
+{
+    rc_frame *f = rc__frame_new(&a->mem, msg);
+
+    if (f == NULL)
+        return;
+    rc__enter(a);
+    deliver_to(a, m, f, msg);
+    rc_frame_unref(f);
+    rc__exit(a);
 }
 
 /* Member m's wait is over: the snapshot, then the events kept since. */
