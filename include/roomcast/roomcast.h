@@ -66,7 +66,13 @@ ROOMCAST_EXTERN const char *rc_version_string(void);
     X(ERANDOM, -18, "no random bytes from the system for an id")               \
     X(ENODEID, -19, "node id held by another live node")                       \
     X(EREDIS, -20, "Redis answered with an error")                             \
-    X(ELIMITED, -21, "over the rate limit")
+    X(ELIMITED, -21, "over the rate limit")                                    \
+    X(EFULL, -22, "room is full")                                              \
+    X(ECLOSED, -23, "room is closed")                                          \
+    X(ENOROOM, -24, "no such room")                                            \
+    X(EUNAVAIL, -25, "Redis is unavailable: admission fails closed")           \
+    X(ENOTMEMBER, -26, "user holds no seat in the room")                       \
+    X(ENOCODE, -27, "no free room code")
 
 enum rc_errno {
 #define RC_ERRNO_ENUM_(name, value, text) RC_##name = value,
@@ -629,6 +635,10 @@ typedef struct rc_counters {
     unsigned long long presence_held;
     /* Rate checks allowed unchecked (no memory for a local bucket). */
     unsigned long long rate_unchecked;
+    /* Local connections taken out of a room by the library (closed, or
+     * their user evicted or without a seat): each told to the end
+     * callback. */
+    unsigned long long ended;
 } rc_counters;
 
 /**
@@ -685,6 +695,9 @@ typedef struct rc_state_options {
     const char *key_prefix; /* NULL: "rc:" (may be ""); copied */
     unsigned lease_ms;      /* 0: 15000; 1000 .. 3600000. Renewed every
                                third of it. */
+    unsigned verify_ms;     /* 0: 30000. How often the node asks whether a
+                               room it has members in was closed while it
+                               was cut off (see Admission) */
 } rc_state_options;
 
 /**
@@ -913,6 +926,153 @@ ROOMCAST_EXTERN int rc_rate_take(rc_adapter *a, const char *key,
  * RC_ENOBUFS (size under 40). Pure, any thread.
  */
 ROOMCAST_EXTERN int rc_rate_addr_key(const char *addr, char *out, size_t size);
+
+/* ---- Admission: capped rooms, sessions by code, close ---------------- */
+
+/*
+ * A capped room admits at most cap users (not connections) cluster-wide.
+ * Every admission, eviction and close is one Lua script on the room's
+ * keys, so they are linearisable: N concurrent admits on any nodes seat
+ * exactly the free seats, and nothing is admitted after a close.
+ *
+ * A seat is held by its user while the user has a connection in the room
+ * (presence on), then through the presence grace; a user admitted but not
+ * connected holds it for the room's hold_ms. With presence on, a capped
+ * room is members only: a connection whose user holds no seat (or any
+ * connection, once the room is closed) is taken out of the room by the
+ * library and told to the end callback.
+ *
+ * Closing a room ends it everywhere: each node's members get
+ * "rc:closed" {"reason":R} (an ordinary v1 envelope, node "", so a Node
+ * reference node forwards it), are taken out of the room and told to
+ * the end callback (RC_ECLOSED). The room stays closed for ttl_s (a
+ * tombstone): admits, joins and its code are refused meanwhile. A node cut
+ * off from Redis during the close learns it when it is back (its presence
+ * reconciliation is refused) and, at the latest, at its next verification
+ * (rc_state_options.verify_ms).
+ *
+ * Evicting a user frees its seat at once and ends its connections in the
+ * room on every node (told RC_ENOTMEMBER); the others get rc:leave
+ * {"user":U,"reason":"left"}.
+ *
+ * Sessions: rc_room_create with room NULL picks a fresh code, uniform over
+ * the alphabet's codes that are neither live nor tombstoned; collisions
+ * are settled in Redis (a code is reserved by one script), never by
+ * check-then-set.
+ *
+ * Keys (under the key prefix): "<kp>{T}:pm" hash (state, cap, hold, the
+ * close's reason), "<kp>{T}:pa" sorted set user -> seat deadline (inf
+ * while connected), both expiring ttl_s after the last admission (and
+ * ttl_s after the close: the tombstone); "<kp>{codes}" sorted set code ->
+ * deadline; "<kp>{closed}" sorted set room -> tombstone deadline, with
+ * "<kp>{closed}:n", the number of closes (what nodes verify against).
+ *
+ * Redis down (no pub context): admission fails closed with RC_EUNAVAIL
+ * (the host answers 503); rooms without a cap keep working locally.
+ */
+
+/** How a room is made (rc_room_create). Zeroed: defaults. */
+typedef struct rc_room_spec {
+    unsigned cap;     /* users at once; 0: no cap */
+    unsigned ttl_s;   /* 0: 86400. An open room this long without an
+                         admission, and a closed room's tombstone, expire */
+    unsigned hold_ms; /* 0: 15000. An admitted user's seat while it has
+                         no connection yet */
+    /* For room NULL (a session): the room is code_prefix + a code of
+     * code_len symbols of alphabet. */
+    const char *alphabet;    /* NULL: "0123456789ABCDEFGHJKMNPQRSTVWXYZ" */
+    unsigned code_len;       /* 0: 6; at most 32 */
+    const char *code_prefix; /* NULL: "session:" */
+} rc_room_spec;
+
+/**
+ * An admission call's answer: rv 0 (done), RC_EFULL, RC_ECLOSED,
+ * RC_ENOROOM, RC_ENOTMEMBER, RC_ENOCODE, RC_EEXIST (rc_room_create: the
+ * room exists), RC_ELIMITED (rc_room_send: retry_ms until it would pass),
+ * or RC_EUNAVAIL (the link went away first: nothing is known), RC_EREDIS.
+ * room is the room's name (a created session's, too), valid for the call.
+ * Called exactly once, from the loop, unless the adapter is freed first.
+ */
+typedef void (*rc_admit_cb)(rc_adapter *a, int rv, const char *room,
+                            unsigned long long retry_ms, void *user);
+
+/**
+ * Told for each local connection the library took out of room (already
+ * left when this runs): reason RC_ECLOSED (the room was closed) or
+ * RC_ENOTMEMBER (its user was evicted, or holds no seat). The host
+ * usually ends the stream; it may remove conn here.
+ */
+typedef void (*rc_end_cb)(rc_conn *conn, const char *room, int reason,
+                          void *user);
+
+/** Set (or with cb NULL, clear) the end callback. NULL a is ignored. */
+ROOMCAST_EXTERN void rc_adapter_set_end_cb(rc_adapter *a, rc_end_cb cb,
+                                           void *user);
+
+/**
+ * Create a room with spec (NULL: defaults) and seat user in it (NULL:
+ * nobody). room NULL: a session under a fresh code. Each string is
+ * copied. Returns 0 (cb will be called), RC_EINVAL (NULL a or cb, a bad
+ * name, user, alphabet or length), RC_EUNAVAIL (no pub context now),
+ * RC_ENOMEM, RC_ERANDOM; then cb is not called.
+ */
+ROOMCAST_EXTERN int rc_room_create(rc_adapter *a, const char *room,
+                                   const rc_room_spec *spec, const char *user,
+                                   rc_admit_cb cb, void *cb_user);
+
+/** rc_room_admit flags: only tell whether user holds a seat (renewing an
+ *  admitted seat's hold), never take one: RC_ENOTMEMBER if not. */
+#define RC_ADMIT_MEMBER 1u
+
+/**
+ * Seat user in room: 0 if seated now or already (a second tab takes no
+ * seat), RC_EFULL, RC_ECLOSED, RC_ENOROOM (never created, or expired).
+ * A room without a cap admits anyone it knows. Returns as rc_room_create.
+ */
+ROOMCAST_EXTERN int rc_room_admit(rc_adapter *a, const char *room,
+                                  const char *user, unsigned flags,
+                                  rc_admit_cb cb, void *cb_user);
+
+/** Free user's seat at once and end its connections in the room on every
+ *  node: 0, RC_ENOTMEMBER (held none), RC_ECLOSED, RC_ENOROOM. Returns as
+ *  rc_room_create. */
+ROOMCAST_EXTERN int rc_room_evict(rc_adapter *a, const char *room,
+                                  const char *user, rc_admit_cb cb,
+                                  void *cb_user);
+
+/**
+ * Close room for everyone (see above); reason: JSON text of the reason
+ * (NULL: "closed"), copied. cb: 0, RC_ECLOSED (closed already),
+ * RC_ENOROOM. With no pub context, this node's members are ended at once
+ * and RC_EUNAVAIL is returned: the host tries again once Redis is back.
+ * Otherwise returns as rc_room_create.
+ */
+ROOMCAST_EXTERN int rc_room_close(rc_adapter *a, const char *room,
+                                  const char *reason, rc_admit_cb cb,
+                                  void *cb_user);
+
+/** What rc_room_send checks, in one script call with the publish. */
+typedef struct rc_send_guard {
+    const char *member;   /* non-NULL: RC_ENOTMEMBER unless seated */
+    const char *rate_key; /* non-NULL: a cluster-wide bucket (as
+                             rc_rate_take), RC_ELIMITED when over */
+    const rc_rate *rate;
+} rc_send_guard;
+
+/**
+ * Broadcast msg to room as rc_broadcast_to_room does, after checks made
+ * in Redis in the same round trip as the publish: the room is not closed
+ * (RC_ECLOSED; a room never admitted to passes), guard's member holds a
+ * seat, guard's rate bucket has room. The envelope is published by the
+ * script when every check passes; local members get the message when the
+ * answer comes, before cb (rv: the local sinks that accepted, >= 0, or an
+ * error as rc_admit_cb). Returns 0 (cb will be called), RC_EINVAL,
+ * rc_message_check's errors, RC_ETOOBIG, RC_EUNAVAIL, RC_ENOMEM.
+ */
+ROOMCAST_EXTERN int rc_room_send(rc_adapter *a, const char *room,
+                                 const rc_message *msg,
+                                 const rc_send_guard *guard, rc_admit_cb cb,
+                                 void *cb_user);
 
 #ifdef __cplusplus
 }

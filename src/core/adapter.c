@@ -17,6 +17,7 @@ static void release(rc_adapter *a)
     rc__presence_free(a);
     rc__rate_free(a);
     rc__port_close(a);
+    rc__pend_free_all(a); /* calls whose answers will never come */
     rc__node_free(a);
     rc__registry_free(&a->reg);
     rc__free(&mem, a->prefix);

@@ -53,7 +53,7 @@ int rc_adapter_set_presence(rc_adapter *a, const rc_presence_options *opts,
 }
 
 /* A user id: 1..USER_MAX bytes of UTF-8, no control character. */
-static int user_check(const char *u, size_t *len, size_t *q)
+int rc__user_check(const char *u, size_t *len, size_t *q)
 {
     size_t i;
     int rv = rc__field_check(u, len, q);
@@ -82,7 +82,7 @@ int rc_conn_set_user(rc_conn *conn, const char *user, const char *info,
     if (conn == NULL || user == NULL || conn->base.removed)
         return RC_EINVAL;
     a = conn->a;
-    if ((rv = user_check(user, &len, &q)) != 0)
+    if ((rv = rc__user_check(user, &len, &q)) != 0)
         return rv;
     if (info != NULL) {
         tl = rc__json_trim(info, info_len, &ti);

@@ -352,6 +352,13 @@ enum rc__script {
     RC__SCRIPT_REAP_DUE,
     RC__SCRIPT_REAP_DONE,
     RC__SCRIPT_RATE,
+    RC__SCRIPT_CODE,
+    RC__SCRIPT_CREATE,
+    RC__SCRIPT_ADMIT,
+    RC__SCRIPT_EVICT,
+    RC__SCRIPT_CLOSE,
+    RC__SCRIPT_VERIFY,
+    RC__SCRIPT_SEND,
     RC__SCRIPTS
 };
 /* lua.c: their text. */
@@ -401,6 +408,26 @@ typedef struct rc__node {
     void *user;
 } rc__node;
 
+/* A call in flight whose callback may never run (the adapter released
+ * first): linked on the adapter, freed by free_fn at release. Embedded
+ * first in the call's struct. */
+typedef struct rc__pend {
+    struct rc__pend *prev, *next;
+    void (*free_fn)(rc_adapter *a, struct rc__pend *p); /* NULL: rc__free */
+} rc__pend;
+
+/* end.c: admission's state on a node. */
+typedef struct rc__admit {
+    rc__pend *pending; /* calls in flight (admission, verify, rate) */
+    rc_end_cb end_cb;
+    void *end_user;
+    unsigned verify_ms;
+    unsigned long long verify_due; /* host ms; 0: at the next tick */
+    char seen[24]; /* the close count last verified against; "": none */
+    unsigned gen;  /* the pub generation seen belongs to */
+    int verifying; /* a verify call is in flight */
+} rc__admit;
+
 struct rc_adapter {
     rc__alloc mem;
     rc__registry reg;
@@ -431,6 +458,7 @@ struct rc_adapter {
     rc__node node;
     rc__presence pres;
     rc__map rates; /* rate.c: the local share of cluster-wide buckets */
+    rc__admit adm;
 };
 
 /* Make room for n bytes in *buf (of *cap bytes); 0 or RC_ENOMEM. */
@@ -584,6 +612,34 @@ int rc__deliver_one(rc__member *m, void *arg);
 
 /* rate.c */
 void rc__rate_free(rc_adapter *a);
+/* The emission interval of a rate in microseconds; 0 if the rate is bad. */
+unsigned long long rc__rate_interval_us(const rc_rate *r);
+
+/* identity.c: a user id, 1..256 bytes of UTF-8 without control
+ * characters: 0 (*len, *q: its length and as a JSON string) or an error. */
+int rc__user_check(const char *u, size_t *len, size_t *q);
+
+/* admit.c, end.c: admission (see roomcast.h). */
+/* Take the members of room (those of user, if not NULL) out of it and
+ * tell the end callback reason; closed: a message they get first. */
+void rc__room_end(rc_adapter *a, rc__aroom *room, const char *user, int reason,
+                  const rc_message *closed);
+/* The same for a close: rc:closed {"reason":R} (R: len bytes of JSON). */
+void rc__room_end_closed(rc_adapter *a, rc__aroom *room, const char *reason,
+                         size_t len);
+/* The same for one member (closed NULL: no rc:closed). */
+void rc__member_end(rc_adapter *a, rc__member *m, int reason,
+                    const char *closed, size_t len);
+/* An envelope from Redis on room: 1 if it was a control message (rc:closed
+ * or rc:evict), handled here: not to be delivered as usual. */
+int rc__admit_control(rc_adapter *a, rc__aroom *room, const rc_envelope *env);
+/* The timed work: ms until it wants to run again. */
+unsigned rc__admit_tick(rc_adapter *a, unsigned long long now);
+/* Link p (a block of a->mem, free_fn set) on the adapter until unlinked;
+ * at release, whatever is still linked is freed. */
+void rc__pend_link(rc_adapter *a, rc__pend *p);
+void rc__pend_unlink(rc_adapter *a, rc__pend *p);
+void rc__pend_free_all(rc_adapter *a);
 
 /* node.c */
 int rc__node_init(rc_adapter *a);

@@ -11,7 +11,9 @@
  * user -> the pending leave's reason), pj (hash user -> the user as a
  * JSON string), pi (hash user -> info JSON), pq (hash conn -> the conn
  * as a JSON string, per-connection mode), ps (the room's presence
- * sequence), pd (a refresh is due). Node-wide keys: <kp>{nodes},
+ * sequence), pd (a refresh is due); admission (alua.c): pm (hash: state,
+ * cap, hold, ttl, code, reason), pa (zset user -> seat deadline, SEATED
+ * while connected). Node-wide keys: <kp>{nodes},
  * <kp>{nodes}:token (the lease of a node id), <kp>{nodes}:live (zset token ->
  * deadline: the adapter behind a token is alive), <kp>{nodes}:rooms:<token>
  * (set of its presence rooms), <kp>{sweep} (zset room -> earliest leave
@@ -22,11 +24,7 @@
  * node "" (no node's id: every node, the emitter included, delivers them)
  * and meta {"ps":N}, the room's presence sequence after the change.
  */
-#include "internal.h"
-
-#define TIME_NOW                                                               \
-    "local t = redis.call('TIME')\n"                                           \
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+#include "lua.h"
 
 /* The lease of a node id, and the liveness of this adapter's token.
  * KEYS: nodes, tokens, live. ARGV: id, token, lease ms, the liveness
@@ -75,185 +73,19 @@ static const char release_lua[] =
     "end\n"
     "return 0\n";
 
-/* What the room scripts share. KEYS[1]: the room's key base. ARGV[1]:
- * the key prefix, ARGV[2]: the room, ARGV[3]: its channel, ARGV[4]: the
- * calling node's id, ARGV[5]: announce_max (a room with more users gets
- * counts, not per-user events), led by "c" in per-connection mode (events
- * per connection, no grace), ARGV[6]: the room as a JSON string.
- * A large room's changes mark it (pd) and register it for the sweep,
- * which publishes one rc:presence {"room":R,"count":N,"users":[]}; so
- * does a room refilled silently after Redis lost it (a second later, so
- * that every node's sync is in), with the whole user list. */
-#define ROOM_PRELUDE                                                           \
-    TIME_NOW                                                                   \
-    "local b, kp, room, chan = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"           \
-    "local percon = string.sub(ARGV[5], 1, 1) == 'c'\n"                        \
-    "local amax = tonumber(percon and string.sub(ARGV[5], 2) or ARGV[5])\n"    \
-    "local function users()\n"                                                 \
-    "  return redis.call('HLEN', b .. 'pu') + redis.call('ZCARD', b .. "       \
-    "'pg')\n"                                                                  \
-    "end\n"                                                                    \
-    "local function user_of(v) return string.match(v, "                        \
-    "'^[^\\31]*\\31([^\\31]*)')\n"                                             \
-    "end\n"                                                                    \
-    "local function publish(ev, data)\n"                                       \
-    "  local s = redis.call('INCR', b .. 'ps')\n"                              \
-    "  redis.call('PUBLISH', chan, '{\"v\":1,\"m\":{\"event\":\"' .. ev ..\n"  \
-    "    '\",\"data\":' .. data .. '},\"n\":\"\",\"meta\":{\"ps\":' .. s ..\n" \
-    "    '}}')\n"                                                              \
-    "end\n"                                                                    \
-    "local function later(ms)\n"                                               \
-    "  local cur = tonumber(redis.call('ZSCORE', kp .. '{sweep}', room)\n"     \
-    "                       or '-1')\n"                                        \
-    "  if cur < 0 or cur > now + ms then\n"                                    \
-    "    redis.call('ZADD', kp .. '{sweep}', now + ms, room)\n"                \
-    "  end\n"                                                                  \
-    "end\n"                                                                    \
-    "local function emit(ev, data)\n"                                          \
-    "  if users() <= amax then return publish(ev, data) end\n"                 \
-    "  redis.call('SET', b .. 'pd', ARGV[6])\n"                                \
-    "  later(0)\n"                                                             \
-    "end\n"                                                                    \
-    "local function refresh()\n"                                               \
-    "  local q = redis.call('GET', b .. 'pd')\n"                               \
-    "  if not q then return end\n"                                             \
-    "  redis.call('DEL', b .. 'pd')\n"                                         \
-    "  local n = users()\n"                                                    \
-    "  if n > amax then\n"                                                     \
-    "    return publish('rc:presence', '{\"room\":' .. q .. ',\"count\":' "    \
-    "..\n"                                                                     \
-    "                   n .. ',\"users\":[]}')\n"                              \
-    "  end\n"                                                                  \
-    "  local parts = {}\n"                                                     \
-    "  local function put(u, c)\n"                                             \
-    "    local i = redis.call('HGET', b .. 'pi', u)\n"                         \
-    "    parts[#parts + 1] = '{\"user\":' ..\n"                                \
-    "      (redis.call('HGET', b .. 'pj', u) or '\"\"') ..\n"                  \
-    "      ',\"connections\":' .. c .. (i and (',\"info\":' .. i) or '') .. "  \
-    "'}'\n"                                                                    \
-    "  end\n"                                                                  \
-    "  local pu = redis.call('HGETALL', b .. 'pu')\n"                          \
-    "  for i = 1, #pu, 2 do put(pu[i], pu[i + 1]) end\n"                       \
-    "  for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) do\n"        \
-    "    put(u, 0)\n"                                                          \
-    "  end\n"                                                                  \
-    "  local conns = ''\n"                                                     \
-    "  if percon then\n"                                                       \
-    "    local cs, pc = {}, redis.call('HGETALL', b .. 'pc')\n"                \
-    "    for i = 1, #pc, 2 do\n"                                               \
-    "      cs[#cs + 1] = '{\"connection\":' ..\n"                              \
-    "        (redis.call('HGET', b .. 'pq', pc[i]) or '\"\"') .. "             \
-    "',\"user\":' ..\n"                                                        \
-    "        (redis.call('HGET', b .. 'pj', user_of(pc[i + 1])) or '\"\"') "   \
-    "..\n"                                                                     \
-    "        '}'\n"                                                            \
-    "    end\n"                                                                \
-    "    conns = ',\"connections\":[' .. table.concat(cs, ',') .. ']'\n"       \
-    "  end\n"                                                                  \
-    "  publish('rc:presence', '{\"room\":' .. q .. ',\"users\":[' ..\n"        \
-    "          table.concat(parts, ',') .. ']' .. conns .. '}')\n"             \
-    "end\n"                                                                    \
-    "local function gone(user, reason)\n"                                      \
-    "  local q = redis.call('HGET', b .. 'pj', user) or '\"\"'\n"              \
-    "  redis.call('HDEL', b .. 'pj', user)\n"                                  \
-    "  redis.call('HDEL', b .. 'pi', user)\n"                                  \
-    "  redis.call('HDEL', b .. 'pr', user)\n"                                  \
-    "  redis.call('HDEL', kp .. '{users}:' .. user, room)\n"                   \
-    "  if redis.call('HINCRBY', kp .. '{users}', user, -1) <= 0 then\n"        \
-    "    redis.call('HDEL', kp .. '{users}', user)\n"                          \
-    "  end\n"                                                                  \
-    "  if not percon then\n"                                                   \
-    "    emit('rc:leave', '{\"user\":' .. q .. ',\"reason\":\"' .. reason "    \
-    "..\n"                                                                     \
-    "         '\"}')\n"                                                        \
-    "  end\n"                                                                  \
-    "  if redis.call('HLEN', b .. 'pu') == 0 and\n"                            \
-    "     redis.call('ZCARD', b .. 'pg') == 0 then\n"                          \
-    "    redis.call('PEXPIRE', b .. 'ps', 86400000)\n"                         \
-    "  end\n"                                                                  \
-    "end\n"                                                                    \
-    "local function drop(user, grace, reason, conn)\n"                         \
-    "  if percon then\n"                                                       \
-    "    local cq = redis.call('HGET', b .. 'pq', conn) or '\"\"'\n"           \
-    "    redis.call('HDEL', b .. 'pq', conn)\n"                                \
-    "    emit('rc:leave', '{\"user\":' .. (redis.call('HGET', b .. 'pj', "     \
-    "user)\n"                                                                  \
-    "         or '\"\"') .. ',\"connection\":' .. cq .. ',\"reason\":\"' ..\n" \
-    "         reason .. '\"}')\n"                                              \
-    "    grace = 0\n"                                                          \
-    "  end\n"                                                                  \
-    "  local c = redis.call('HINCRBY', b .. 'pu', user, -1)\n"                 \
-    "  redis.call('HINCRBY', kp .. '{users}:' .. user, room, -1)\n"            \
-    "  if c > 0 then return end\n"                                             \
-    "  redis.call('HDEL', b .. 'pu', user)\n"                                  \
-    "  if grace <= 0 then return gone(user, reason) end\n"                     \
-    "  local dl = now + grace\n"                                               \
-    "  redis.call('ZADD', b .. 'pg', dl, user)\n"                              \
-    "  redis.call('HSET', b .. 'pr', user, reason)\n"                          \
-    "  local cur = tonumber(redis.call('ZSCORE', kp .. '{sweep}', room)\n"     \
-    "                       or '-1')\n"                                        \
-    "  if cur < 0 or cur > dl then\n"                                          \
-    "    redis.call('ZADD', kp .. '{sweep}', dl, room)\n"                      \
-    "  end\n"                                                                  \
-    "end\n"                                                                    \
-    "local function add(conn, tok, user, q, info, silent, cq)\n"               \
-    "  if redis.call('HSETNX', b .. 'pc', conn,\n"                             \
-    "                tok .. '\\31' .. user .. '\\31' .. ARGV[4]) == 0 then\n"  \
-    "    return\n"                                                             \
-    "  end\n"                                                                  \
-    "  redis.call('HSET', b .. 'pj', user, q)\n"                               \
-    "  if info ~= '' then redis.call('HSET', b .. 'pi', user, info) end\n"     \
-    "  if percon then redis.call('HSET', b .. 'pq', conn, cq) end\n"           \
-    "  redis.call('HINCRBY', kp .. '{users}:' .. user, room, 1)\n"             \
-    "  local first = redis.call('HINCRBY', b .. 'pu', user, 1) == 1\n"         \
-    "  if first and redis.call('ZREM', b .. 'pg', user) == 1 then\n"           \
-    "    redis.call('HDEL', b .. 'pr', user)\n"                                \
-    "    first = false\n"                                                      \
-    "  end\n"                                                                  \
-    "  if first then\n"                                                        \
-    "    redis.call('HINCRBY', kp .. '{users}', user, 1)\n"                    \
-    "    redis.call('PERSIST', b .. 'ps')\n"                                   \
-    "  end\n"                                                                  \
-    "  if silent then return end\n"                                            \
-    "  if percon then\n"                                                       \
-    "    emit('rc:join', '{\"user\":' .. q .. ',\"connection\":' .. cq .. "    \
-    "'}')\n"                                                                   \
-    "  elseif first then\n"                                                    \
-    "    emit('rc:join', '{\"user\":' .. q .. '}')\n"                          \
-    "  end\n"                                                                  \
-    "end\n"                                                                    \
-    "local function snapshot()\n"                                              \
-    "  local seq = tonumber(redis.call('GET', b .. 'ps') or '0')\n"            \
-    "  if users() > amax then return {seq, -1, users()} end\n"                 \
-    "  local out = {seq, 0}\n"                                                 \
-    "  local info = redis.call('EXISTS', b .. 'pi') == 1\n"                    \
-    "  local function put(u, n)\n"                                             \
-    "    out[#out + 1] = u\n"                                                  \
-    "    out[#out + 1] = n\n"                                                  \
-    "    out[#out + 1] = info and (redis.call('HGET', b .. 'pi', u) or '')\n"  \
-    "                    or ''\n"                                              \
-    "  end\n"                                                                  \
-    "  local pu = redis.call('HGETALL', b .. 'pu')\n"                          \
-    "  for i = 1, #pu, 2 do put(pu[i], tonumber(pu[i + 1])) end\n"             \
-    "  for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) do\n"        \
-    "    put(u, 0)\n"                                                          \
-    "  end\n"                                                                  \
-    "  out[2] = (#out - 2) / 3\n"                                              \
-    "  if percon then\n"                                                       \
-    "    local pc = redis.call('HGETALL', b .. 'pc')\n"                        \
-    "    for i = 1, #pc, 2 do\n"                                               \
-    "      out[#out + 1] = pc[i]\n"                                            \
-    "      out[#out + 1] = user_of(pc[i + 1])\n"                               \
-    "    end\n"                                                                \
-    "  end\n"                                                                  \
-    "  return out\n"                                                           \
-    "end\n"
-
 /* A connection joins (user "": only the snapshot). ARGV[7..12]: conn,
- * token, user, user as JSON, info, conn as JSON. Returns the snapshot:
+ * token, user, user as JSON, info, conn as JSON. Refused in a closed room
+ * ({-1, 'closed', reason}) and, in a capped one, to a user without a
+ * seat ({-1, 'noseat'}). Returns the snapshot:
  * {seq, n, then n times user, connections, info; then, per connection
  * (per-connection mode), conn, user} or {seq, -1, users} (a large room). */
 static const char join_lua[] = ROOM_PRELUDE
+    "local st = redis.call('HMGET', b .. 'pm', 'state', 'cap', 'reason')\n"
+    "if st[1] == 'closed' then return {-1, 'closed', st[3]} end\n"
+    "if tonumber(st[2] or '0') > 0 and\n"
+    "   tonumber(redis.call('ZSCORE', b .. 'pa', ARGV[9]) or '0') <= now then\n"
+    "  return {-1, 'noseat'}\n"
+    "end\n"
     "if ARGV[9] ~= '' then\n"
     "  redis.call('SADD', kp .. '{nodes}:rooms:' .. ARGV[8], room)\n"
     "  add(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], false, ARGV[12])\n"
@@ -271,8 +103,22 @@ static const char leave_lua[] =
 /* This token's connections in the room become exactly those given:
  * ARGV[7..9]: token, grace ms, resync (1: after a reconnect; a room whose
  * state Redis lost is refilled silently); then conn, user, user JSON,
- * info, conn JSON for each. Returns the snapshot. */
+ * info, conn JSON for each. Returns the snapshot; in a closed room
+ * {-1, 'closed', reason}; in a capped room where some of the connections'
+ * users hold no seat, {-2, those connections} and nothing changes. */
 static const char sync_lua[] = ROOM_PRELUDE
+    "local st = redis.call('HMGET', b .. 'pm', 'state', 'cap', 'reason')\n"
+    "if st[1] == 'closed' then return {-1, 'closed', st[3]} end\n"
+    "if tonumber(st[2] or '0') > 0 then\n"
+    "  local out = {-2}\n"
+    "  for i = 10, #ARGV, 5 do\n"
+    "    if tonumber(redis.call('ZSCORE', b .. 'pa', ARGV[i + 1]) or '0') <=\n"
+    "       now then\n"
+    "      out[#out + 1] = ARGV[i]\n"
+    "    end\n"
+    "  end\n"
+    "  if #out > 1 then return out end\n"
+    "end\n"
     "local tok, grace = ARGV[7], tonumber(ARGV[8])\n"
     "local silent = ARGV[9] == '1' and redis.call('EXISTS', b .. 'ps') == 0\n"
     "local want, pre = {}, tok .. '\\31'\n"
@@ -408,19 +254,14 @@ static const char reap_done_lua[] =
  * microseconds, the burst. Returns {1, 0} (allowed, and counted) or
  * {0, microseconds until it would be}. */
 static const char rate_lua[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local T, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "if tat < now then tat = now end\n"
-    "local wait = tat + T - T * burst - now\n"
-    "if wait > 0 then return {0, wait} end\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX',\n"
-    "           math.ceil((tat + T - now) / 1000) + 1)\n"
-    "return {1, 0}\n";
+    GCRA "local wait = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+         "if wait > 0 then return {0, wait} end\n"
+         "return {1, 0}\n";
 
 const char *const rc__lua[RC__SCRIPTS] = {
-    lease_lua,    release_lua,   join_lua,     leave_lua,     sync_lua,
-    snapshot_lua, members_lua,   sweep_lua,    reap_lua,      user_lua,
-    online_lua,   sweep_due_lua, reap_due_lua, reap_done_lua, rate_lua,
+    lease_lua,      release_lua,    join_lua,      leave_lua,     sync_lua,
+    snapshot_lua,   members_lua,    sweep_lua,     reap_lua,      user_lua,
+    online_lua,     sweep_due_lua,  reap_due_lua,  reap_done_lua, rate_lua,
+    rc__lua_code,   rc__lua_create, rc__lua_admit, rc__lua_evict, rc__lua_close,
+    rc__lua_verify, rc__lua_send,
 };

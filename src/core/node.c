@@ -217,6 +217,8 @@ unsigned rc_adapter_tick(rc_adapter *a, unsigned long long now)
         ask(a, RC__SCRIPT_LEASE);
     }
     next = rc__presence_tick(a, now);
+    beat = rc__admit_tick(a, now);
+    next = beat < next ? beat : next;
     if (n->due > now && n->due - now < next)
         next = (unsigned)(n->due - now);
     return next > 0 ? next : 1;
@@ -238,8 +240,10 @@ int rc_adapter_set_state_options(rc_adapter *a, const rc_state_options *opts,
     if (a->closing || a->port.pub != NULL || a->node.gen > 0)
         return RC_EMISUSE;
     rv = set_keys(a, o.key_prefix ? o.key_prefix : DEFAULT_KEY_PREFIX);
-    if (rv == 0)
+    if (rv == 0) {
         a->node.lease_ms = o.lease_ms ? o.lease_ms : DEFAULT_LEASE_MS;
+        a->adm.verify_ms = o.verify_ms;
+    }
     return rv;
 }
 

@@ -255,6 +255,51 @@ static void view_from(rc_adapter *a, rc__aroom *room, const rc__reply *r,
             rc__plocal_put(a, &p->users, u, ul, cnt > 0 ? (size_t)cnt : 0);
 }
 
+/* A sync refused for the connections listed (their users hold no seat):
+ * they are ended, and the others ask again. */
+static void unseated(rc_adapter *a, rc__aroom *room, const rc__reply *r)
+{
+    size_t i, len;
+    const char *id;
+    rc_conn *c;
+    rc__member *m;
+    int again;
+
+    rc__registry_hold(&a->reg);
+    for (i = 1; i < rc__reply_len(r) && !a->closing; i++)
+        if ((id = rc__reply_str(r, i, &len)) != NULL &&
+            (c = (rc_conn *)rc__conn_find(&a->reg, id, len)) != NULL &&
+            (m = rc__member_of(&a->reg, &c->base, &room->base)) != NULL)
+            rc__member_end(a, m, RC_ENOTMEMBER, NULL, 0);
+    again = !a->closing && room->pres != NULL && room->base.members > 0;
+    rc__registry_release(&a->reg); /* a room left empty may go here */
+    if (again)
+        ask_sync(a, room);
+}
+
+/* A join or sync refused: the room is closed (every member of a sync, or
+ * the joiner, gets rc:closed and is ended) or the joiner's user holds no
+ * seat in a capped room. */
+static void refused(rc_adapter *a, rc__pask *k, const rc__reply *r)
+{
+    rc__member *m = k->kind == ASK_JOIN ? k->m : NULL;
+    rc_conn *c = m != NULL ? (rc_conn *)m->conn : NULL;
+    size_t len = 0;
+    const char *why = rc__reply_str(r, 1, &len), *reason;
+    int closed = why != NULL && strcmp(why, "closed") == 0;
+
+    if ((reason = rc__reply_str(r, 2, &len)) == NULL || len == 0)
+        reason = "\"closed\"", len = 8;
+    if (k->kind == ASK_SYNC && closed) {
+        rc__room_end_closed(a, k->room, reason, len);
+    } else if (k->kind == ASK_SYNC) {
+        unseated(a, k->room, r);
+    } else if (c != NULL) {
+        rc__member_end(a, m, closed ? RC_ECLOSED : RC_ENOTMEMBER,
+                       closed ? reason : NULL, len);
+    }
+}
+
 static void deliver_snapshot(rc_adapter *a, rc__pask *k, const rc__reply *r)
 {
     rc_message msg = RC_MESSAGE_INIT;
@@ -266,6 +311,10 @@ static void deliver_snapshot(rc_adapter *a, rc__pask *k, const rc__reply *r)
     memset(&s, 0, sizeof s);
     s.a = a;
     s.k = k;
+    if (rc__reply_int(r, 0, &s.seq) == 0 && s.seq < 0) {
+        refused(a, k, r);
+        return;
+    }
     if (rc__reply_int(r, 0, &s.seq) == 0 && room->pres->dropped > s.seq) {
         /* Events after the snapshot were dropped (too many kept): the
          * same members ask again, at once. */

@@ -25,6 +25,11 @@ static unsigned long long interval_us(const rc_rate *r)
     return t > 0 ? t : 1;
 }
 
+unsigned long long rc__rate_interval_us(const rc_rate *r)
+{
+    return rate_ok(r) ? interval_us(r) : 0;
+}
+
 int rc_gcra_take(rc_gcra *g, const rc_rate *r, unsigned long long now_us,
                  unsigned long long *retry_ms)
 {
@@ -122,6 +127,7 @@ void rc__rate_free(rc_adapter *a)
 /* ---- cluster-wide -------------------------------------------------------- */
 
 typedef struct ask {
+    rc__pend pend; /* first */
     rc_rate_cb cb;
     void *user;
 } ask;
@@ -131,7 +137,9 @@ static void on_rate(rc_adapter *a, const rc__reply *r, int err, void *arg)
     ask *k = arg;
     long long ok = 0, wait = 0;
     int rv = err;
+    rc__alloc mem = a->mem;
 
+    rc__pend_unlink(a, &k->pend);
     if (err == 0 &&
         (rc__reply_int(r, 0, &ok) != 0 || rc__reply_int(r, 1, &wait) != 0))
         rv = RC_EREDIS;
@@ -144,7 +152,7 @@ static void on_rate(rc_adapter *a, const rc__reply *r, int err, void *arg)
               k->user);
         rc__exit(a);
     }
-    rc__free(&a->mem, k);
+    rc__free(&mem, k);
 }
 
 int rc_rate_take(rc_adapter *a, const char *key, const rc_rate *r,
@@ -178,9 +186,13 @@ int rc_rate_take(rc_adapter *a, const char *key, const rc_rate *r,
     argv[2] = b, len[2] = (size_t)(rc__dec_put(b, r->burst ? r->burst : 1) - b);
     rv = rc__port_script(a, RC__SCRIPT_RATE, 1, 3, argv, len, on_rate, k);
     rc__free(&a->mem, name);
-    if (rv != 0)
+    if (rv != 0) {
         rc__free(&a->mem, k);
-    return rv;
+        return rv;
+    }
+    k->pend.free_fn = NULL;
+    rc__pend_link(a, &k->pend);
+    return 0;
 }
 
 /* ---- keys of addresses ----------------------------------------------- */

@@ -86,7 +86,8 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
     if (a->closing || decode(a, payload, len, &env) != 0)
         return;
     room = rc__room_of_channel(a, chan, chan_len);
-    if (room == NULL || room->base.members == 0)
+    if (room == NULL || room->base.members == 0 ||
+        rc__admit_control(a, room, &env))
         return;
     memset(&d, 0, sizeof d);
     d.a = a;
