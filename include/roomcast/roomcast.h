@@ -639,6 +639,9 @@ typedef struct rc_counters {
      * their user evicted or without a seat): each told to the end
      * callback. */
     unsigned long long ended;
+    /* Cluster-wide rate checks decided on this node's local share (no
+     * Redis link at the time). */
+    unsigned long long rate_local;
 } rc_counters;
 
 /**

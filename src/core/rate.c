@@ -104,6 +104,7 @@ static int local_take(rc_adapter *a, const char *key, const rc_rate *r,
     lbucket *b = local_bucket(a, key, strlen(key));
     int rv;
 
+    a->c.rate_local++;
     if (b == NULL) {
         a->c.rate_unchecked++;
         return 1;

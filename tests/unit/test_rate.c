@@ -39,6 +39,7 @@ static void t_local_share(void **state)
     rc_adapter *a = rc_adapter_new(NULL, NULL, NULL, "n");
     rc_rate r = {2.0, 3};
     unsigned long long retry = 0;
+    rc_counters c;
     int i, ok = 0;
 
     (void)state;
@@ -57,6 +58,8 @@ static void t_local_share(void **state)
     assert_int_equal(rc_rate_take(a, "k", &r, (rc_rate_cb)1, NULL, NULL), 1);
     assert_int_equal(rc_rate_take(a, "k", &r, (rc_rate_cb)1, NULL, NULL),
                      RC_ELIMITED);
+    rc_adapter_counters(a, &c, sizeof c);
+    assert_int_equal(c.rate_local, 14); /* every check said it was local */
     rc_adapter_free(a);
 }
 
