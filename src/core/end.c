@@ -175,8 +175,7 @@ void rc__member_end(rc_adapter *a, rc__member *m, int reason,
 
 /* ---- control messages --------------------------------------------------- */
 
-/* The user of data {"user":U,...}, allocated; NULL if none. */
-static char *data_user(rc_adapter *a, const rc_message *msg)
+char *rc__data_user(rc_adapter *a, const rc_message *msg)
 {
     rc__jcur c;
     const unsigned char *body;
@@ -211,7 +210,7 @@ int rc__admit_control(rc_adapter *a, rc__aroom *room, const rc_envelope *env)
     }
     if (strcmp(env->msg.event, "rc:evict") != 0)
         return 0;
-    if ((user = data_user(a, &env->msg)) != NULL) {
+    if ((user = rc__data_user(a, &env->msg)) != NULL) {
         rc__room_end(a, room, user, RC_ENOTMEMBER, NULL);
         rc__free(&a->mem, user);
     }

@@ -627,6 +627,9 @@ void rc__room_end(rc_adapter *a, rc__aroom *room, const char *user, int reason,
 /* The same for a close: rc:closed {"reason":R} (R: len bytes of JSON). */
 void rc__room_end_closed(rc_adapter *a, rc__aroom *room, const char *reason,
                          size_t len);
+/* The user of a message's data {"user":U,...}, unescaped and allocated
+ * (rc__free it); NULL if none. */
+char *rc__data_user(rc_adapter *a, const rc_message *msg);
 /* The same for one member (closed NULL: no rc:closed). */
 void rc__member_end(rc_adapter *a, rc__member *m, int reason,
                     const char *closed, size_t len);

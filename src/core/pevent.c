@@ -75,11 +75,6 @@ static void keep(rc_adapter *a, rc__proom *p, long long seq,
 static void view_event(rc_adapter *a, rc__proom *p, const rc_message *msg,
                        long long seq)
 {
-    rc__jcur c;
-    const unsigned char *body;
-    size_t len;
-    long ul;
-    int escaped;
     char *user;
 
     p->view_seq = seq;
@@ -87,19 +82,12 @@ static void view_event(rc_adapter *a, rc__proom *p, const rc_message *msg,
         rc__plocal_clear(a, &p->users);
         return;
     }
-    c.p = (const unsigned char *)msg->data + 8;
-    c.end = (const unsigned char *)msg->data + msg->data_len;
-    if (msg->data_len < 10 || memcmp(msg->data, "{\"user\":", 8) != 0 ||
-        rc__json_string(&c, &body, &len, &escaped) != 0 ||
-        (user = rc__malloc(&a->mem, len + 1)) == NULL)
+    if ((user = rc__data_user(a, msg)) == NULL)
         return;
-    if ((ul = rc__json_unescape(body, len, user, 1)) >= 0) {
-        user[ul] = '\0';
-        if (strcmp(msg->event, "rc:join") == 0)
-            rc__plocal_put(a, &p->users, user, (size_t)ul, 1);
-        else if (strcmp(msg->event, "rc:leave") == 0)
-            rc__plocal_remove(a, &p->users, user, (size_t)ul);
-    }
+    if (strcmp(msg->event, "rc:join") == 0)
+        rc__plocal_put(a, &p->users, user, strlen(user), 1);
+    else if (strcmp(msg->event, "rc:leave") == 0)
+        rc__plocal_remove(a, &p->users, user, strlen(user));
     rc__free(&a->mem, user);
 }
 
