@@ -33,8 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "roomcast/roomcast.h"
 
 #define GRACE_MS 400
@@ -56,7 +54,6 @@ typedef struct answers {
 } answers;
 
 typedef struct at {
-    struct event *tick;
     conn c[MAX_CONNS];
     int nconns;
 } at;
@@ -66,20 +63,6 @@ static at *A(ts_world *w)
     return w->user;
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    ts_world *w = arg;
-    struct timeval tv = {0, 20000};
-    int i;
-
-    (void)fd;
-    (void)what;
-    for (i = 0; i < TS_MAX_NODES; i++)
-        if (w->nodes[i].a != NULL)
-            rc_adapter_tick(w->nodes[i].a, (unsigned long long)ts_now_ms());
-    evtimer_add(A(w)->tick, &tv);
-}
-
 static void at_free(void *p)
 {
     free(p);
@@ -87,7 +70,6 @@ static void at_free(void *p)
 
 static int setup(void **state)
 {
-    struct timeval tv = {0, 20000};
     ts_world *w;
 
     if (ts_world_setup(state, NULL, 1) != 0)
@@ -95,17 +77,8 @@ static int setup(void **state)
     w = *state;
     w->user = calloc(1, sizeof(at));
     w->user_free = at_free;
-    A(w)->tick = evtimer_new(w->loop.base, on_tick, w);
-    evtimer_add(A(w)->tick, &tv);
+    ts_world_tick(w, 20);
     return 0;
-}
-
-static int teardown(void **state)
-{
-    ts_world *w = *state;
-
-    event_free(A(w)->tick);
-    return ts_world_teardown(state);
 }
 
 static void on_end(rc_conn *c, const char *room, int reason, void *user)
@@ -560,7 +533,7 @@ static void t_no_redis_fails_closed(void **state)
     rc_adapter_free(a);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, ts_world_teardown)
 
 int main(void)
 {

@@ -57,6 +57,32 @@ void ts_start_redis(ts_world *w)
  * adapter's pending callbacks with NULL). Then the loop until nothing is
  * registered, then event_base_free.
  */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    ts_world *w = arg;
+    struct timeval tv = {0, 0};
+    int i;
+
+    (void)fd;
+    (void)what;
+    for (i = 0; i < TS_MAX_NODES; i++)
+        if (w->nodes[i].a != NULL)
+            rc_adapter_tick(w->nodes[i].a, (unsigned long long)ts_now_ms());
+    tv.tv_usec = w->tick_ms * 1000;
+    evtimer_add(w->ticker, &tv);
+}
+
+void ts_world_tick(ts_world *w, int ms)
+{
+    struct timeval tv = {0, 0};
+
+    w->tick_ms = ms;
+    w->ticker = evtimer_new(w->loop.base, on_tick, w);
+    assert_non_null(w->ticker);
+    tv.tv_usec = ms * 1000;
+    evtimer_add(w->ticker, &tv);
+}
+
 int ts_world_teardown(void **state)
 {
     ts_world *w = *state;
@@ -65,6 +91,10 @@ int ts_world_teardown(void **state)
 
     if (w == NULL)
         return 0;
+    if (w->ticker != NULL) { /* the loop must go quiet */
+        event_free(w->ticker);
+        w->ticker = NULL;
+    }
     errors0 = w->problems.count;
     for (i = 0; i < TS_MAX_NODES; i++)
         ts_node_close(&w->nodes[i]);

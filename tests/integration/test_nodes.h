@@ -203,7 +203,9 @@ struct ts_world {
     size_t nrecs;
     redisContext *raw[TS_MAX_RAW];
     size_t nraw;
-    int marker_seq;                /* ts_sync_marker numbers its markers */
+    int marker_seq;       /* ts_sync_marker numbers its markers */
+    struct event *ticker; /* ts_world_tick */
+    int tick_ms;
     void *user;                    /* the test file's own state, */
     void (*user_free)(void *user); /* freed last by the teardown */
 };
@@ -217,6 +219,10 @@ int ts_world_setup(void **state, const char *const *args, int start);
  * the recorded copies and w->user freed, redis-server stopped. -1 if the
  * loop did not go quiet or a callback noted a new problem meanwhile. */
 int ts_world_teardown(void **state);
+
+/* Tick every node's adapter (rc_adapter_tick on ts_now_ms) every ms
+ * from now on, until the teardown. */
+void ts_world_tick(ts_world *w, int ms);
 
 /* rh_start, failing the test with the harness's reason. */
 void ts_start_redis(ts_world *w);

@@ -32,8 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "roomcast/roomcast.h"
 
 #define GRACE_MS 400
@@ -56,7 +54,6 @@ typedef struct obs {
 } obs;
 
 typedef struct pt {
-    struct event *tick;
     obs o[MAX_OBS];
     int nobs;
 } pt;
@@ -67,20 +64,6 @@ static unsigned pflags;       /* rc_presence_options.flags */
 static pt *P(ts_world *w)
 {
     return w->user;
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    ts_world *w = arg;
-    struct timeval tv = {0, 20000};
-    int i;
-
-    (void)fd;
-    (void)what;
-    for (i = 0; i < TS_MAX_NODES; i++)
-        if (w->nodes[i].a != NULL)
-            rc_adapter_tick(w->nodes[i].a, (unsigned long long)ts_now_ms());
-    evtimer_add(P(w)->tick, &tv);
 }
 
 static void pt_free(void *p)
@@ -94,28 +77,13 @@ static int setup(void **state)
 
     announce_max = 0;
     pflags = 0;
-    struct timeval tv = {0, 20000};
-
     if (ts_world_setup(state, NULL, 1) != 0)
         return -1;
     w = *state;
     w->user = calloc(1, sizeof(pt));
     w->user_free = pt_free;
-    P(w)->tick = evtimer_new(w->loop.base, on_tick, w);
-    evtimer_add(P(w)->tick, &tv);
+    ts_world_tick(w, 20);
     return 0;
-}
-
-/* The loop must go quiet for the teardown: stop ticking first. */
-static int teardown(void **state)
-{
-    ts_world *w = *state;
-
-    if (P(w)->tick != NULL) {
-        event_free(P(w)->tick);
-        P(w)->tick = NULL;
-    }
-    return ts_world_teardown(state);
 }
 
 /* Node i with presence (grace GRACE_MS, lease LEASE_MS). */
@@ -657,7 +625,7 @@ static void t_churn_script_flush(void **state)
     churn(*state, 1);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, ts_world_teardown)
 
 int main(void)
 {
