@@ -89,8 +89,9 @@ const char rc__lua_create[] = ROOM_PRELUDE
     "return {0}\n";
 
 /* Seat a user. ARGV[7..8]: user, "m" (only tell whether it holds a seat)
- * or "". A held seat not connected is held hold ms more. Returns {0} or
- * an error. */
+ * or "". A new seat of a user present already is held as its presence
+ * is (connected, or in its grace); a held seat not connected is held
+ * hold ms more. Returns {0} or an error. */
 const char rc__lua_admit[] = ADMIT_PRELUDE
     "local u, s = ARGV[7], seat(ARGV[7])\n"
     "local hold = now + tonumber(m[3])\n"
@@ -100,7 +101,9 @@ const char rc__lua_admit[] = ADMIT_PRELUDE
     "  if cap > 0 and redis.call('ZCARD', b .. 'pa') >= cap then\n"
     "    return {" E_FULL "}\n"
     "  end\n"
-    "  redis.call('ZADD', b .. 'pa', hold, u)\n"
+    "  local g = redis.call('ZSCORE', b .. 'pg', u)\n"
+    "  if redis.call('HEXISTS', b .. 'pu', u) == 1 then g = " SEATED_Q " end\n"
+    "  redis.call('ZADD', b .. 'pa', g or hold, u)\n"
     "  keep()\n"
     "elseif s < hold then\n"
     "  redis.call('ZADD', b .. 'pa', hold, u)\n"

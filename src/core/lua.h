@@ -30,6 +30,7 @@ extern const char rc__lua_code[], rc__lua_create[], rc__lua_admit[],
 
 /* A seat's score while its user is connected: never due. */
 #define SEATED "9000000000000000"
+#define SEATED_Q "'" SEATED "'"
 
 /* What the room scripts share. KEYS[1]: the room's key base. ARGV[1]:
  * the key prefix, ARGV[2]: the room, ARGV[3]: its channel, ARGV[4]: the
@@ -160,7 +161,7 @@ extern const char rc__lua_code[], rc__lua_create[], rc__lua_admit[],
     "    return\n"                                                             \
     "  end\n"                                                                  \
     "  redis.call('HSET', b .. 'pj', user, q)\n"                               \
-    "  redis.call('ZADD', b .. 'pa', 'XX', '" SEATED "', user)\n"              \
+    "  redis.call('ZADD', b .. 'pa', 'XX', " SEATED_Q ", user)\n"              \
     "  if info ~= '' then redis.call('HSET', b .. 'pi', user, info) end\n"     \
     "  if percon then redis.call('HSET', b .. 'pq', conn, cq) end\n"           \
     "  redis.call('HINCRBY', kp .. '{users}:' .. user, room, 1)\n"             \

@@ -503,6 +503,35 @@ static void t_send_guarded(void **state)
         RC_ECLOSED);
 }
 
+/* A user admitted while already connected holds the seat as long as it
+ * stays, not for the hold alone. */
+static void t_seat_of_present_user(void **state)
+{
+    ts_world *w = *state;
+    ts_node *a = anode(w, 0, "A");
+    rc_room_spec spec = capped(0);
+    answers s;
+
+    spec.hold_ms = 200;
+    assert_int_equal(
+        CALL(w, s, rc_room_create(a->a, "p", &spec, NULL, on_answer, &s)), 0);
+    open_conn(w, a, "ann", "p");
+    ts_wait_ready(w, a, "p");
+    assert_int_equal(
+        CALL(w, s, rc_room_admit(a->a, "p", "ann", 0, on_answer, &s)), 0);
+    assert_int_equal(
+        CALL(w, s, rc_room_admit(a->a, "p", "bob", 0, on_answer, &s)), 0);
+    ts_run_for(&w->loop, 400); /* twice the hold, in Redis time too */
+    assert_int_equal(
+        CALL(w, s,
+             rc_room_admit(a->a, "p", "ann", RC_ADMIT_MEMBER, on_answer, &s)),
+        0);
+    assert_int_equal(
+        CALL(w, s,
+             rc_room_admit(a->a, "p", "bob", RC_ADMIT_MEMBER, on_answer, &s)),
+        RC_ENOTMEMBER);
+}
+
 static void t_no_redis_fails_closed(void **state)
 {
     ts_world *w = *state;
@@ -545,6 +574,7 @@ int main(void)
         T(t_evict),
         T(t_tiny_code_space),
         T(t_send_guarded),
+        T(t_seat_of_present_user),
         T(t_no_redis_fails_closed),
     };
 
