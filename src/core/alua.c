@@ -19,22 +19,28 @@
 #define E_NOTMEMBER "-26"
 #define E_NOCODE "-27"
 
+/* What a room script needs when it changes no presence: defining the
+ * presence prelude's functions costs more than these scripts' work. */
+#define LIGHT_PRELUDE                                                          \
+    TIME_NOW                                                                   \
+    "local b, kp, room, chan = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"
+
 /* The room's meta, and its seats with the lapsed ones (holds and graces
  * run out) taken away. */
-#define ADMIT_PRELUDE                                                          \
-    ROOM_PRELUDE                                                               \
-    "local m = redis.call('HMGET', b .. 'pm', 'state', 'cap', 'hold',\n"       \
-    "                     'ttl', 'code')\n"                                    \
-    "if not m[1] then return {" E_NOROOM "} end\n"                             \
-    "if m[1] == 'closed' then return {" E_CLOSED "} end\n"                     \
-    "redis.call('ZREMRANGEBYSCORE', b .. 'pa', '-inf', now)\n"                 \
-    "local function seat(u)\n"                                                 \
-    "  return tonumber(redis.call('ZSCORE', b .. 'pa', u) or '-1')\n"          \
-    "end\n"                                                                    \
-    "local function keep()\n"                                                  \
-    "  redis.call('PEXPIRE', b .. 'pm', m[4])\n"                               \
-    "  redis.call('PEXPIRE', b .. 'pa', m[4])\n"                               \
-    "end\n"
+#define META(prelude)                                                          \
+    prelude                                                                    \
+        "local m = redis.call('HMGET', b .. 'pm', 'state', 'cap', 'hold',\n"   \
+        "                     'ttl', 'code')\n"                                \
+        "if not m[1] then return {" E_NOROOM "} end\n"                         \
+        "if m[1] == 'closed' then return {" E_CLOSED "} end\n"                 \
+        "redis.call('ZREMRANGEBYSCORE', b .. 'pa', '-inf', now)\n"             \
+        "local function seat(u)\n"                                             \
+        "  return tonumber(redis.call('ZSCORE', b .. 'pa', u) or '-1')\n"      \
+        "end\n"                                                                \
+        "local function keep()\n"                                              \
+        "  redis.call('PEXPIRE', b .. 'pm', m[4])\n"                           \
+        "  redis.call('PEXPIRE', b .. 'pa', m[4])\n"                           \
+        "end\n"
 
 /* A code for a new room. KEYS[1]: <kp>{codes}. ARGV: ttl ms, alphabet,
  * length, a random integer, a code found taken meanwhile ("" none: it is
@@ -76,7 +82,7 @@ const char rc__lua_code[] = TIME_NOW
 
 /* Make the room. ARGV[7..11]: cap, ttl ms, hold ms, the first user (""
  * none), its code (""). Returns {0} or {E_EXIST}. */
-const char rc__lua_create[] = ROOM_PRELUDE
+const char rc__lua_create[] = LIGHT_PRELUDE
     "if redis.call('EXISTS', b .. 'pm') == 1 then return {" E_EXIST "} end\n"
     "redis.call('HSET', b .. 'pm', 'state', 'open', 'cap', ARGV[7],\n"
     "           'ttl', ARGV[8], 'hold', ARGV[9], 'code', ARGV[11])\n"
@@ -92,77 +98,86 @@ const char rc__lua_create[] = ROOM_PRELUDE
  * or "". A new seat of a user present already is held as its presence
  * is (connected, or in its grace); a held seat not connected is held
  * hold ms more. Returns {0} or an error. */
-const char rc__lua_admit[] = ADMIT_PRELUDE
-    "local u, s = ARGV[7], seat(ARGV[7])\n"
-    "local hold = now + tonumber(m[3])\n"
-    "if s < 0 then\n"
-    "  if ARGV[8] == 'm' then return {" E_NOTMEMBER "} end\n"
-    "  local cap = tonumber(m[2])\n"
-    "  if cap > 0 and redis.call('ZCARD', b .. 'pa') >= cap then\n"
-    "    return {" E_FULL "}\n"
-    "  end\n"
-    "  local g = redis.call('ZSCORE', b .. 'pg', u)\n"
-    "  if redis.call('HEXISTS', b .. 'pu', u) == 1 then g = " SEATED_Q " end\n"
-    "  redis.call('ZADD', b .. 'pa', g or hold, u)\n"
-    "  keep()\n"
-    "elseif s < hold then\n"
-    "  redis.call('ZADD', b .. 'pa', hold, u)\n"
-    "end\n"
-    "return {0}\n";
+const char rc__lua_admit[] =
+    META(LIGHT_PRELUDE) "local u, s = ARGV[7], seat(ARGV[7])\n"
+                        "local hold = now + tonumber(m[3])\n"
+                        "if s < 0 then\n"
+                        "  if ARGV[8] == 'm' then return {" E_NOTMEMBER
+                        "} end\n"
+                        "  local cap = tonumber(m[2])\n"
+                        "  if cap > 0 and redis.call('ZCARD', b .. 'pa') >= "
+                        "cap then\n"
+                        "    return {" E_FULL "}\n"
+                        "  end\n"
+                        "  local g = redis.call('ZSCORE', b .. 'pg', u)\n"
+                        "  if redis.call('HEXISTS', b .. 'pu', u) == 1 then g "
+                        "= " SEATED_Q " end\n"
+                        "  redis.call('ZADD', b .. 'pa', g or hold, u)\n"
+                        "  keep()\n"
+                        "elseif s < hold then\n"
+                        "  redis.call('ZADD', b .. 'pa', hold, u)\n"
+                        "end\n"
+                        "return {0}\n";
 
 /* Take a user out: its seat, its connections (no grace), and every node
  * ends its streams (rc:evict, which nodes do not deliver). ARGV[7..8]:
  * user, user as JSON. */
-const char rc__lua_evict[] = ADMIT_PRELUDE
-    "local u = ARGV[7]\n"
-    "local had = seat(u) >= 0\n"
-    "redis.call('ZREM', b .. 'pa', u)\n"
-    "local pc = redis.call('HGETALL', b .. 'pc')\n"
-    "for i = 1, #pc, 2 do\n"
-    "  if user_of(pc[i + 1]) == u then\n"
-    "    redis.call('HDEL', b .. 'pc', pc[i])\n"
-    "    drop(u, 0, 'left', pc[i])\n"
-    "    had = true\n"
-    "  end\n"
-    "end\n"
-    "if redis.call('ZREM', b .. 'pg', u) == 1 then gone(u, 'left') end\n"
-    "if not had then return {" E_NOTMEMBER "} end\n"
-    "redis.call('PUBLISH', chan, '{\"v\":1,\"m\":{\"event\":\"rc:evict\",' "
-    "..\n"
-    "  '\"data\":{\"user\":' .. ARGV[8] .. '}},\"n\":\"\"}')\n"
-    "return {0}\n";
+const char rc__lua_evict[] = META(
+    ROOM_PRELUDE) "local u = ARGV[7]\n"
+                  "local had = seat(u) >= 0\n"
+                  "redis.call('ZREM', b .. 'pa', u)\n"
+                  "local pc = redis.call('HGETALL', b .. 'pc')\n"
+                  "for i = 1, #pc, 2 do\n"
+                  "  if user_of(pc[i + 1]) == u then\n"
+                  "    redis.call('HDEL', b .. 'pc', pc[i])\n"
+                  "    drop(u, 0, 'left', pc[i])\n"
+                  "    had = true\n"
+                  "  end\n"
+                  "end\n"
+                  "if redis.call('ZREM', b .. 'pg', u) == 1 then gone(u, "
+                  "'left') end\n"
+                  "if not had then return {" E_NOTMEMBER "} end\n"
+                  "redis.call('PUBLISH', chan, "
+                  "'{\"v\":1,\"m\":{\"event\":\"rc:evict\",' "
+                  "..\n"
+                  "  '\"data\":{\"user\":' .. ARGV[8] .. '}},\"n\":\"\"}')\n"
+                  "return {0}\n";
 
 /* Close the room: everyone present leaves ("closed"), the seats and the
  * presence go, the meta stays closed for ttl (the tombstone, and the
  * code's), and rc:closed goes out. ARGV[7]: the reason JSON. */
-const char rc__lua_close[] = ADMIT_PRELUDE
-    "local dl, kc = now + tonumber(m[4]), kp .. '{closed}'\n"
-    "for _, u in ipairs(redis.call('HKEYS', b .. 'pu')) do\n"
-    "  redis.call('HDEL', b .. 'pu', u)\n"
-    "  gone(u, 'closed')\n"
-    "end\n"
-    "for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) do\n"
-    "  redis.call('ZREM', b .. 'pg', u)\n"
-    "  gone(u, 'closed')\n"
-    "end\n"
-    "redis.call('DEL', b .. 'pc', b .. 'pq', b .. 'pd', b .. 'pa')\n"
-    "redis.call('ZREM', kp .. '{sweep}', room)\n"
-    "redis.call('HSET', b .. 'pm', 'state', 'closed', 'reason', ARGV[7])\n"
-    "redis.call('PEXPIRE', b .. 'pm', m[4])\n"
-    "if m[5] and m[5] ~= '' then\n"
-    "  redis.call('ZADD', kp .. '{codes}', dl, m[5])\n"
-    "end\n"
-    "local old = redis.call('ZRANGEBYSCORE', kc, '-inf', now, 'LIMIT', 0,\n"
-    "                       64)\n"
-    "for _, r in ipairs(old) do\n"
-    "  redis.call('ZREM', kc, r)\n"
-    "  redis.call('HDEL', kc .. ':why', r)\n"
-    "end\n"
-    "redis.call('ZADD', kc, dl, room)\n"
-    "redis.call('HSET', kc .. ':why', room, ARGV[7])\n"
-    "redis.call('INCR', kc .. ':n')\n"
-    "publish('rc:closed', '{\"reason\":' .. ARGV[7] .. '}')\n"
-    "return {0}\n";
+const char rc__lua_close[] = META(
+    ROOM_PRELUDE) "local dl, kc = now + tonumber(m[4]), kp .. '{closed}'\n"
+                  "for _, u in ipairs(redis.call('HKEYS', b .. 'pu')) do\n"
+                  "  redis.call('HDEL', b .. 'pu', u)\n"
+                  "  gone(u, 'closed')\n"
+                  "end\n"
+                  "for _, u in ipairs(redis.call('ZRANGE', b .. 'pg', 0, -1)) "
+                  "do\n"
+                  "  redis.call('ZREM', b .. 'pg', u)\n"
+                  "  gone(u, 'closed')\n"
+                  "end\n"
+                  "redis.call('DEL', b .. 'pc', b .. 'pq', b .. 'pd', b .. "
+                  "'pa')\n"
+                  "redis.call('ZREM', kp .. '{sweep}', room)\n"
+                  "redis.call('HSET', b .. 'pm', 'state', 'closed', 'reason', "
+                  "ARGV[7])\n"
+                  "redis.call('PEXPIRE', b .. 'pm', m[4])\n"
+                  "if m[5] and m[5] ~= '' then\n"
+                  "  redis.call('ZADD', kp .. '{codes}', dl, m[5])\n"
+                  "end\n"
+                  "local old = redis.call('ZRANGEBYSCORE', kc, '-inf', now, "
+                  "'LIMIT', 0,\n"
+                  "                       64)\n"
+                  "for _, r in ipairs(old) do\n"
+                  "  redis.call('ZREM', kc, r)\n"
+                  "  redis.call('HDEL', kc .. ':why', r)\n"
+                  "end\n"
+                  "redis.call('ZADD', kc, dl, room)\n"
+                  "redis.call('HSET', kc .. ':why', room, ARGV[7])\n"
+                  "redis.call('INCR', kc .. ':n')\n"
+                  "publish('rc:closed', '{\"reason\":' .. ARGV[7] .. '}')\n"
+                  "return {0}\n";
 
 /* Closes since the node last looked. KEYS[1]: <kp>{closed}. ARGV[1]:
  * the count the node last saw ("": tell for
@@ -183,7 +198,7 @@ const char rc__lua_verify[] = TIME_NOW
 /* A publish behind checks. ARGV[7..11]: a member ("" none), a bucket key
  * ("" none), its emission interval (us), its burst, the envelope. Returns
  * {0}, {E_LIMITED, us to wait} or another error. */
-const char rc__lua_send[] = ROOM_PRELUDE GCRA
+const char rc__lua_send[] = LIGHT_PRELUDE GCRA
     "local st = redis.call('HGET', b .. 'pm', 'state')\n"
     "if st == 'closed' then return {" E_CLOSED "} end\n"
     "if ARGV[7] ~= '' and tonumber(redis.call('ZSCORE', b .. 'pa', ARGV[7])\n"
