@@ -11,6 +11,8 @@
  *   routes.c    the request handlers, one per route
  *   conns.c     connections that are not streams: deadline, cap
  *   presence.c  member lists across nodes (a Redis hash per room)
+ *   session.c   sessions by code (seed 000): create, join, message, leave,
+ *               close; members-only session streams
  *   metrics.c   GET /metrics, from one table
  *   stream.c    event streams on their own sockets
  *   text.c      pure text helpers (text.h)
@@ -44,6 +46,10 @@ typedef struct options {
     unsigned long grace_ms;
     unsigned long announce_max;
     unsigned long post_rate, post_burst; /* burst 0: 2 x rate */
+    unsigned long session_cap;           /* users per session */
+    unsigned long tombstone_s;  /* a closed session's code stays taken */
+    unsigned long session_rate; /* POST /session per client per hour */
+    unsigned long verify_ms;    /* how often closes missed are looked for */
 } options;
 
 /* Largest POST body, and the descriptors kept free beside the streams. */
@@ -64,11 +70,20 @@ typedef struct options {
 
 /* Why a stream ended: the reason labels of the closes metric. The client
  * went away (or sent too much); it was too slow (output cap, stalled
- * write); shutdown; or the server failed it (its room join failed). */
-enum { CLOSE_CLIENT, CLOSE_SLOW, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_N };
+ * write); shutdown; the server failed it (its room join failed); or the
+ * library took it out of its room (the session was closed, or its user
+ * left it or lost the seat). */
+enum {
+    CLOSE_CLIENT,
+    CLOSE_SLOW,
+    CLOSE_SHUTDOWN,
+    CLOSE_ERROR,
+    CLOSE_ENDED,
+    CLOSE_N
+};
 extern const char *const chat_close_names[CLOSE_N];
 
-#define CHAT_N_CODES 10
+#define CHAT_N_CODES 14
 extern const int chat_status_codes[CHAT_N_CODES];
 
 typedef struct chat chat;
@@ -100,6 +115,7 @@ struct stream {
     int hello;        /* rc:hello queued */
     int lost;         /* its room's subscription was lost since its hello */
     int writing;      /* waiting for the socket to take more */
+    int ending;       /* ends once what is queued is written */
     const char *dead; /* ended, and why; on the reap list */
     size_t input;     /* bytes the client sent on the stream */
     chunk *q;         /* output queue, a ring of qcap */
@@ -206,6 +222,14 @@ void http_error(chat *c, struct evhttp_request *req, int code, const char *fmt,
     ;
 /* Close the connection once the answer is sent (refusals: 503, 413). */
 void http_close(struct evhttp_request *req);
+/* The Retry-After header: ms rounded up to whole seconds, at least 1;
+ * the seconds are written to secs (24 bytes) too. */
+void http_retry_after(struct evhttp_request *req, unsigned long long ms,
+                      char *secs);
+/* The cluster-wide rate bucket of req's client: prefix and the key of its
+ * address (rc_rate_addr_key). Returns 0, or -1 (no address known). */
+int http_client_key(struct evhttp_request *req, const char *prefix, char *key,
+                    size_t size);
 /* Why req's framing is ambiguous and must be refused (RFC 9112 3.2, 5.1,
  * 6.3): a blank in a header name ("Transfer-Encoding : chunked"), two
  * Content-Lengths, Transfer-Encoding with Content-Length, no Host (or two)
@@ -226,6 +250,23 @@ int http_room_path(const char *path, char *room, const char **what);
 
 /* evhttp's callback for every request. */
 void routes_request(struct evhttp_request *req, void *arg);
+/* Open the event stream of room for user (checked) on req, or answer
+ * why not (503 at --max-streams or while stopping). */
+void routes_stream(chat *c, struct evhttp_request *req, const char *room,
+                   const char *user);
+
+/* session.c */
+
+/* Is room a session's ("session:" and a code)? */
+int session_room(const char *room);
+/* The session routes (/session, /session/join, /session/message,
+ * /session/leave, /session/close). Returns 1 if path is one (answered, or
+ * to be answered), else 0. */
+int session_route(chat *c, struct evhttp_request *req, const char *path);
+/* GET /rooms/session:C/events?user=U: the stream opens for a member only
+ * (asked of Redis first); else 403, 404, 410 or 503. */
+void session_stream(chat *c, struct evhttp_request *req, const char *room,
+                    const char *user);
 
 /* metrics.c */
 
@@ -252,6 +293,10 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
                 const char *user);
 /* End s as if its client had gone. */
 void stream_end(stream *s);
+/* The adapter's end callback: the library took conn out of its room (a
+ * closed session, an evicted user): its stream ends once what is queued
+ * (rc:closed) is written. */
+void stream_on_end(rc_conn *conn, const char *room, int reason, void *user);
 /* Queue rc:hello for s (once its room is ready). */
 void stream_hello(stream *s);
 /* Queue rc:gap for s: its room's subscription was lost and is back, so it

@@ -18,8 +18,8 @@
 #include "chat.h"
 #include "text.h"
 
-const int chat_status_codes[CHAT_N_CODES] = {200, 202, 204, 400, 404,
-                                             405, 413, 429, 500, 503};
+const int chat_status_codes[CHAT_N_CODES] = {200, 201, 202, 204, 400, 403, 404,
+                                             405, 409, 410, 413, 429, 500, 503};
 
 void http_add_json_str(struct evbuffer *b, const char *s)
 {
@@ -87,6 +87,32 @@ void http_close(struct evhttp_request *req)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
                       "close");
+}
+
+void http_retry_after(struct evhttp_request *req, unsigned long long ms,
+                      char *secs)
+{
+    unsigned long long s = (ms + 999) / 1000;
+
+    snprintf(secs, 24, "%llu", s > 0 ? s : 1);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                      secs);
+}
+
+int http_client_key(struct evhttp_request *req, const char *prefix, char *key,
+                    size_t size)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    size_t n = strlen(prefix);
+    char *addr = NULL;
+    ev_uint16_t port;
+
+    if (evcon == NULL || n >= size)
+        return -1;
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    memcpy(key, prefix, n);
+    return addr != NULL && rc_rate_addr_key(addr, key + n, size - n) == 0 ? 0
+                                                                          : -1;
 }
 
 /* Is name (a header name as evhttp split it) the header want? Any blank

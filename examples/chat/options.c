@@ -45,6 +45,14 @@ static void usage(FILE *f)
         "                    every node (default 20; 0: no limit); past it\n"
         "                    429 with Retry-After\n"
         "  --post-burst N    POSTs at once (default 2 x --post-rate)\n"
+        "  --session-cap N   users in a session at once (default 2)\n"
+        "  --tombstone-s N   a closed session's code stays refused this\n"
+        "                    long (default 86400)\n"
+        "  --session-rate N  POST /session per hour per client address,\n"
+        "                    across every node (default 10; 0: no limit)\n"
+        "  --verify-ms N     how often a node asks Redis whether a session\n"
+        "                    it has streams in was closed while it was cut\n"
+        "                    off (default 30000)\n"
         "  --help            this text\n",
         CHAT_FD_RESERVE);
 }
@@ -82,7 +90,11 @@ enum {
     OPT_GRACE_MS,
     OPT_ANNOUNCE_MAX,
     OPT_POST_RATE,
-    OPT_POST_BURST
+    OPT_POST_BURST,
+    OPT_SESSION_CAP,
+    OPT_TOMBSTONE_S,
+    OPT_SESSION_RATE,
+    OPT_VERIFY_MS
 };
 
 static const struct option long_options[] = {
@@ -100,6 +112,10 @@ static const struct option long_options[] = {
     {"announce-max", required_argument, NULL, OPT_ANNOUNCE_MAX},
     {"post-rate", required_argument, NULL, OPT_POST_RATE},
     {"post-burst", required_argument, NULL, OPT_POST_BURST},
+    {"session-cap", required_argument, NULL, OPT_SESSION_CAP},
+    {"tombstone-s", required_argument, NULL, OPT_TOMBSTONE_S},
+    {"session-rate", required_argument, NULL, OPT_SESSION_RATE},
+    {"verify-ms", required_argument, NULL, OPT_VERIFY_MS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -120,10 +136,29 @@ static int from_env(options *o, unsigned long *port)
     o->grace_ms = 10000;
     o->announce_max = 100;
     o->post_rate = 20;
+    o->session_cap = 2;
+    o->tombstone_s = 86400;
+    o->session_rate = 10;
+    o->verify_ms = 30000;
     *port = 8080;
     if ((env = getenv("PORT")) != NULL && *env &&
         number("PORT", env, 0, 65535, port) < 0)
         return 2;
+    return 0;
+}
+
+/* The session options. Returns 0 or -1. */
+static int set_session_option(options *o, int opt, const char *flag,
+                              const char *v)
+{
+    if (opt == OPT_SESSION_CAP)
+        return number(flag, v, 1, 1000000, &o->session_cap);
+    if (opt == OPT_TOMBSTONE_S)
+        return number(flag, v, 1, 31536000, &o->tombstone_s);
+    if (opt == OPT_SESSION_RATE)
+        return number(flag, v, 0, 1000000, &o->session_rate);
+    if (opt == OPT_VERIFY_MS)
+        return number(flag, v, 100, 86400000, &o->verify_ms);
     return 0;
 }
 
@@ -163,6 +198,8 @@ static int set_option(options *o, unsigned long *port, int opt, int index,
         rc = number(flag, v, 0, 1000000, &o->post_rate);
     else if (opt == OPT_POST_BURST)
         rc = number(flag, v, 1, 1000000, &o->post_burst);
+    else
+        rc = set_session_option(o, opt, flag, v);
     return rc < 0 ? 2 : 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * rc-chat's routes: which handler answers a request, and the handlers
  * (the page, /health, /ready, event streams, posted messages). Member
- * lists are presence.c, /metrics is metrics.c; the helpers are http.c.
+ * lists are presence.c, sessions session.c, /metrics is metrics.c; the
+ * helpers are http.c.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -67,6 +68,33 @@ static void get_ready(chat *c, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+void routes_stream(chat *c, struct evhttp_request *req, const char *room,
+                   const char *user)
+{
+    int rc;
+
+    if (c->stopping) {
+        http_close(req);
+        return http_error(c, req, 503, "shutting down");
+    }
+    if (evhttp_request_get_connection(req) == NULL) /* the client left while */
+        return http_error(c, req, 410, "gone");     /* Redis was asked: freed */
+    if (c->nstreams >= c->o.max_streams) {
+        c->refused++;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                          "5");
+        http_close(req);
+        return http_error(c, req, 503, "too many streams (%lu)",
+                          c->o.max_streams);
+    }
+    rc = stream_open(c, req, room, user);
+    if (rc < 0)
+        return http_error(c, req, 500, "cannot open the stream: %s",
+                          rc_strerror(rc));
+    conns_detach(c, req);
+    http_count(c, 200);
+}
+
 static void open_stream(chat *c, struct evhttp_request *req, const char *room,
                         const char *query)
 {
@@ -75,7 +103,6 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
     char user[CHAT_USER_MAX * 3 + 1] = "";
     long ulen =
         query != NULL ? http_query_param(query, "user", user, sizeof user) : -1;
-    int rc;
 
     if (ulen == -1)
         user[0] = '\0';
@@ -91,20 +118,10 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
                           "bad Last-Event-ID: at most %d bytes without "
                           "control characters",
                           CHAT_LAST_ID_MAX);
-    if (c->nstreams >= c->o.max_streams) {
-        c->refused++;
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
-                          "5");
-        http_close(req);
-        return http_error(c, req, 503, "too many streams (%lu)",
-                          c->o.max_streams);
-    }
-    rc = stream_open(c, req, room, user);
-    if (rc < 0)
-        return http_error(c, req, 500, "cannot open the stream: %s",
-                          rc_strerror(rc));
-    conns_detach(c, req);
-    http_count(c, 200);
+    if (session_room(room))
+        session_stream(c, req, room, user); /* members only: Redis is asked */
+    else
+        routes_stream(c, req, room, user);
 }
 
 /* The whole body must be one JSON value within the size limit. Returns 0,
@@ -210,9 +227,7 @@ static void too_many(chat *c, struct evhttp_request *req,
 {
     char secs[24];
 
-    snprintf(secs, sizeof secs, "%llu", (retry_ms + 999) / 1000);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
-                      secs);
+    http_retry_after(req, retry_ms, secs);
     http_close(req);
     http_error(c, req, 429, "too many messages: retry after %s s", secs);
 }
@@ -230,21 +245,6 @@ static void on_post_rate(rc_adapter *a, int rv, unsigned long long retry_ms,
     post_free(p);
 }
 
-/* The client address's bucket, cluster-wide ("post:" and its key). */
-static int post_key(struct evhttp_request *req, char *key, size_t size)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    char *addr = NULL;
-    ev_uint16_t port;
-
-    if (evcon == NULL)
-        return -1;
-    evhttp_connection_get_peer(evcon, &addr, &port);
-    memcpy(key, "post:", 5);
-    return addr != NULL && rc_rate_addr_key(addr, key + 5, size - 5) == 0 ? 0
-                                                                          : -1;
-}
-
 /* Broadcast p's message once the client's rate allows it (--post-rate). */
 static void rate_then_broadcast(post *p)
 {
@@ -257,7 +257,8 @@ static void rate_then_broadcast(post *p)
     r.per_second = (double)c->o.post_rate;
     r.burst =
         (unsigned)(c->o.post_burst ? c->o.post_burst : 2 * c->o.post_rate);
-    rv = c->o.post_rate == 0 || post_key(p->req, key, sizeof key) < 0
+    rv = c->o.post_rate == 0 ||
+                 http_client_key(p->req, "post:", key, sizeof key) < 0
              ? 1
              : rc_rate_take(c->a, key, &r, on_post_rate, p, &retry);
     if (rv == 0)
@@ -374,6 +375,9 @@ static void room_route(chat *c, struct evhttp_request *req, const char *path,
         open_stream(c, req, room, query);
     else if (what[0] == 'l')
         post_leave(c, req, room);
+    else if (session_room(room)) /* only members post, through the route */
+        http_error(c, req, 403,
+                   "a session's messages are sent with POST /session/message");
     else
         post_message(c, req, room);
 }
@@ -430,6 +434,8 @@ void routes_request(struct evhttp_request *req, void *arg)
         strcmp(path, "/ready") == 0 || strcmp(path, "/metrics") == 0)
         top_route(c, req, path,
                   cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD);
+    else if (strncmp(path, "/session", 8) == 0 && session_route(c, req, path))
+        ; /* answered there */
     else if (strcmp(path, "/users") == 0 ||
              (strncmp(path, "/users/", 7) == 0 && path[7] != '\0' &&
               strchr(path + 7, '/') == NULL))

@@ -190,8 +190,10 @@ static int setup_adapter(chat *c)
     }
     rc_adapter_set_filter(c->a, stream_filter, c);
     rc_adapter_set_room_cb(c->a, on_room, c);
+    rc_adapter_set_end_cb(c->a, stream_on_end, c);
     memset(&so, 0, sizeof so);
     so.lease_ms = (unsigned)c->o.lease_ms;
+    so.verify_ms = (unsigned)c->o.verify_ms;
     memset(&po, 0, sizeof po);
     po.grace_ms = (unsigned)c->o.grace_ms;
     po.announce_max = (unsigned)c->o.announce_max;

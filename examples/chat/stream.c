@@ -57,7 +57,7 @@ static const char head[] = "HTTP/1.1 200 OK\r\n"
 static const char ping[] = ": ping\n\n";
 
 const char *const chat_close_names[CLOSE_N] = {"client", "slow", "shutdown",
-                                               "error"};
+                                               "error", "ended"};
 
 static void stream_kill(stream *s, int why);
 static void stream_write(stream *s);
@@ -245,6 +245,8 @@ static void stream_write(stream *s)
         drop_written(s, (size_t)w);
     }
     want_write(s, 0);
+    if (s->ending) /* all written: now it ends */
+        stream_kill(s, CLOSE_ENDED);
 }
 
 /* After the client's FIN: has a reset come back for the probe? */
@@ -485,6 +487,26 @@ void streams_ping(chat *c)
 void stream_end(stream *s)
 {
     stream_kill(s, CLOSE_CLIENT);
+}
+
+/* The library took the stream out of its room (it is in no other): what
+ * is queued (rc:closed) is written, then the stream ends; a socket that
+ * takes nothing ends it as slow, as always. */
+void stream_on_end(rc_conn *conn, const char *room, int reason, void *user)
+{
+    stream *s = rc_conn_user(conn);
+
+    (void)room;
+    (void)user;
+    if (s == NULL || s->dead != NULL || s->ending)
+        return;
+    chat_log("stream %s left room %s: %s", rc_conn_id(conn), s->room,
+             reason == RC_ECLOSED ? "the room was closed"
+                                  : "its user holds no seat");
+    s->ending = 1;
+    dirty_remove(s);
+    if (!s->writing)
+        stream_write(s); /* ends it once all is written */
 }
 
 void streams_end_all(chat *c)

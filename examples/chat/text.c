@@ -189,10 +189,12 @@ static size_t skip_value(const char *p, size_t i, size_t n)
  */
 static chat_span *member_slot(chat_body *out, const char *key, size_t n)
 {
-    static const char *const names[] = {"event", "data", "id", "except",
-                                        "connection"};
-    chat_span *const slots[] = {&out->event, &out->data, &out->id, &out->except,
-                                &out->connection};
+    static const char *const names[] = {"event",      "data",   "id",
+                                        "except",     "userId", "code",
+                                        "connection", "message"};
+    chat_span *const slots[] = {&out->event,      &out->data,    &out->id,
+                                &out->except,     &out->user_id, &out->code,
+                                &out->connection, &out->message};
     char tmp[16];
     long len;
     size_t i;
@@ -339,4 +341,27 @@ char *chat_url_redact(const char *url, char *dst, size_t size)
     else
         snprintf(dst, size, "%.*s***%s", (int)off, url, url + off + n);
     return dst;
+}
+
+long chat_code_norm(const char *src, size_t n, char *dst)
+{
+    size_t i;
+
+    if (n == 0 || n > CHAT_CODE_MAX)
+        return -1;
+    for (i = 0; i < n; i++) {
+        char c = src[i];
+
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        if (c == 'O')
+            c = '0';
+        else if (c == 'I' || c == 'L')
+            c = '1';
+        if (c == '\0' || strchr(CHAT_CODE_ALPHABET, c) == NULL)
+            return -1;
+        dst[i] = c;
+    }
+    dst[n] = '\0';
+    return (long)n;
 }

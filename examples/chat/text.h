@@ -42,6 +42,7 @@ typedef struct chat_span {
  * key repeats, as in JSON.parse): the raw JSON text of each value. */
 typedef struct chat_body {
     chat_span event, data, id, except, connection;
+    chat_span user_id, code, message; /* "userId", "code", "message" */
 } chat_body;
 
 /*
@@ -59,6 +60,19 @@ int chat_body_parse(const char *body, size_t n, chat_body *out);
  * then refuses).
  */
 long chat_json_unquote(const char *p, size_t n, char *dst);
+
+/* Session codes: the symbols they are made of (Crockford's base 32: no I,
+ * L, O, U), and the longest one accepted. */
+#define CHAT_CODE_ALPHABET "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#define CHAT_CODE_MAX 32
+
+/*
+ * A session code as a person may type it, made canonical into dst (room
+ * for n + 1 bytes), NUL-terminated: lower case becomes upper case, O
+ * becomes 0, I and L become 1. Returns the length, or -1 if n is 0 or over
+ * CHAT_CODE_MAX, or a symbol is not in CHAT_CODE_ALPHABET.
+ */
+long chat_code_norm(const char *src, size_t n, char *dst);
 
 /*
  * url with its credentials hidden, for logs and errors: whatever lies

@@ -57,5 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_span(body, size, f.data);
     check_span(body, size, f.id);
     check_span(body, size, f.except);
+    check_span(body, size, f.connection);
+    check_span(body, size, f.user_id);
+    check_span(body, size, f.code);
+    check_span(body, size, f.message);
     return 0;
 }

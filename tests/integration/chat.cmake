@@ -2,8 +2,10 @@
 # --test): the HTTP contract with two nodes on a real redis-server
 # (chat_http), the SSE/HTTP reliability catalogue S2-S8 (chat_reliability)
 # a real headless Chromium on two nodes (chat_browser), and rc-chat with
-# injected faults (chat_faults: rc-chat-faults, faults.c), and one test per
-# attack of the hardening issue (chat_hardening). Each test starts
+# injected faults (chat_faults: rc-chat-faults, faults.c), one test per
+# attack of the hardening issue (chat_hardening), presence (chat_presence)
+# and sessions by code (chat_sessions; its frozen-link case needs socat and
+# skips itself without it). Each test starts
 # its own redis-server and rc-chat processes on free loopback ports.
 # Reported as skipped (exit 77) without chat/node_modules (npm ci there) or
 # without redis-server; chat_browser skips itself without chromium.
@@ -24,7 +26,7 @@ foreach(fn event_base_new event_base_priority_init evhttp_new
     target_link_options(rc-chat-faults PRIVATE "LINKER:--wrap=${fn}")
 endforeach()
 
-foreach(name http reliability browser faults hardening presence)
+foreach(name http reliability browser faults hardening presence sessions)
     add_test(NAME chat_${name}
              COMMAND sh -c [=[
 test -d node_modules || { echo "chat: no chat/node_modules (npm ci there)"; exit 77; }

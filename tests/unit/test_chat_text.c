@@ -156,13 +156,38 @@ static void url_redact(void **state)
                         "redis://:**");
 }
 
+/* Session codes as people type them; the session keys of a body. */
+static void session_code(void **state)
+{
+    char out[CHAT_CODE_MAX + 1];
+    const char *b = "{\"userId\":\"ada\",\"code\":\"x\",\"message\":[1]}";
+    chat_body f;
+
+    (void)state;
+    assert_int_equal(chat_code_norm("7k3m9q", 6, out), 6);
+    assert_string_equal(out, "7K3M9Q");
+    assert_int_equal(chat_code_norm("oOiIlL", 6, out), 6);
+    assert_string_equal(out, "001111");
+    assert_int_equal(chat_code_norm(CHAT_CODE_ALPHABET, 32, out), 32);
+    assert_int_equal(chat_code_norm("", 0, out), -1);
+    assert_int_equal(chat_code_norm("ABU", 3, out), -1); /* no U */
+    assert_int_equal(chat_code_norm("AB-C", 4, out), -1);
+    assert_int_equal(chat_code_norm("A\0B", 3, out), -1);
+    assert_int_equal(
+        chat_code_norm("000000000000000000000000000000000", 33, out), -1);
+    assert_int_equal(chat_body_parse(b, strlen(b), &f), 0);
+    assert_memory_equal(f.user_id.p, "\"ada\"", f.user_id.n);
+    assert_memory_equal(f.code.p, "\"x\"", f.code.n);
+    assert_memory_equal(f.message.p, "[1]", f.message.n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pct_decode),      cmocka_unit_test(name_ok),
         cmocka_unit_test(json_quote),      cmocka_unit_test(body_fields),
         cmocka_unit_test(body_keys_whole), cmocka_unit_test(unquote),
-        cmocka_unit_test(url_redact),
+        cmocka_unit_test(url_redact),      cmocka_unit_test(session_code),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

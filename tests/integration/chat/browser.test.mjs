@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { RC_CHAT, REDIS_SERVER, startNode, startRedis } from './harness.mjs';
+import { RC_CHAT, REDIS_SERVER, startNode, startRedis, until as poll } from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
@@ -217,4 +217,96 @@ test('presence in the page: join seen, a reload unseen, a closed tab leaves afte
   assert.ok(took >= GRACE - 200, `the leave came before the grace was over (${took} ms)`);
   await hasMembers(a.page, 'A', ['ada']);
   assert.deepEqual((await notices(a.page)).filter((x) => x === 'bob left'), ['bob left']);
+});
+
+// Sessions in the page (seed 000): A creates a session (its code shown), B
+// joins by code on the other node, C is refused (full); A's message reaches
+// B; A closes: both pages show it closed and their streams are over.
+test('sessions in the page: create, join by code, full, close ends both', { skip, timeout: 90000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.skip(`chromium not installed (${CHROMIUM}; set CHROMIUM)`);
+    return;
+  }
+  const redis = await startRedis();
+  procs.push(redis);
+  const n1 = await startNode({ redisPort: redis.port, nodeId: 'node-s1' });
+  procs.push(n1);
+  const n2 = await startNode({ redisPort: redis.port, nodeId: 'node-s2' });
+  procs.push(n2);
+  await n1.waitForLog(/lease held/, WAIT_MS);
+  await n2.waitForLog(/lease held/, WAIT_MS);
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  const pageErrors = [];
+  const open = async (name, node, user) => {
+    const context = await browser.newContext({ viewport: { width: 900, height: 560 } });
+    await context.addInitScript((u) => localStorage.setItem('roomcast-chat.user', u), user);
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
+    await page.goto(`${node.url}/`);
+    await connected(page, name); // the lobby, at first
+    return page;
+  };
+  const session = (page, name, state, what) =>
+    until(page, name, (s) => document.querySelector('#session')?.dataset.s === s, state, `#session data-s="${state}" (${what})`).catch(async (err) => {
+      throw new Error(`${err.message}; #session: ${await page.textContent('#session').catch(() => '?')}`);
+    });
+  const a = await open('A', n1, 'ada');
+  const b = await open('B', n2, 'bob');
+  const c = await open('C', n1, 'cat');
+
+  await a.click('#create');
+  await session(a, 'A', 'in', 'A created a session');
+  await connected(a, 'A');
+  const code = (await a.textContent('#scode')).trim();
+  assert.match(code, /^[0-9A-HJKMNP-TV-Z]{6}$/, 'the code shown on A');
+  assert.equal(await a.textContent('#hroom'), `session:${code}`);
+
+  await b.fill('#code', code.toLowerCase());
+  await b.click('#joincode');
+  await session(b, 'B', 'in', 'B joined by code');
+  await connected(b, 'B');
+  assert.equal(await b.textContent('#scode'), code);
+  await hasMembers(a, 'A', ['ada', 'bob']);
+
+  await c.fill('#code', code);
+  await c.click('#joincode');
+  await session(c, 'C', 'full', 'C refused: the session is full');
+  assert.equal(await c.textContent('#hroom'), 'lobby', 'C stays in its room');
+
+  const hi = `hi bob, ${Date.now()}`;
+  await a.fill('#text', hi);
+  await a.press('#text', 'Enter');
+  await hasMessage(b, 'B', 'ada', hi);
+  await hasMessage(a, 'A', 'ada', hi);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const inSession = path.join(ARTIFACTS, 'browser-session-b.png');
+  await b.screenshot({ path: inSession });
+
+  await a.click('#sclose');
+  for (const [page, name] of [
+    [a, 'A'],
+    [b, 'B'],
+  ]) {
+    await session(page, name, 'closed', 'the session closed');
+    await until(page, name, () => document.querySelector('#state')?.textContent === 'closed', null, '#state "closed"');
+  }
+  // The streams are over on the servers too: nobody is in the session.
+  for (const n of [n1, n2]) {
+    const url = `${n.url}/rooms/${encodeURIComponent(`session:${code}`)}`;
+    let last;
+    await poll(
+      async () => (last = await fetch(url).then((x) => x.json())).members.length === 0,
+      WAIT_MS,
+      () => `node ${n.nodeId} to have no stream in session:${code} (last ${JSON.stringify(last)})`,
+    );
+  }
+  // And the code is no longer valid.
+  await b.fill('#code', code);
+  await b.click('#joincode');
+  await session(b, 'B', 'closed', 'a join after the close');
+  assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
+
+  const shot = path.join(ARTIFACTS, 'browser-session-full.png');
+  await c.screenshot({ path: shot });
+  t.diagnostic(`screenshots: ${inSession} (in the session), ${shot} (refused: full)`);
 });

@@ -248,7 +248,8 @@ export function openStream(url, { headers = {} } = {}) {
     return s.closed;
   };
   s.reset = () => {
-    if (req.socket) req.socket.resetAndDestroy();
+    // A socket already closed is not reset: Node 20 then never exits.
+    if (req.socket && !req.socket.destroyed) req.socket.resetAndDestroy();
     else req.destroy();
     return s.closed;
   };
