@@ -642,6 +642,9 @@ typedef struct rc_counters {
     /* Cluster-wide rate checks decided on this node's local share (no
      * Redis link at the time). */
     unsigned long long rate_local;
+    /* History: messages read back to fill a gap on the sub link; resets
+     * sent (resumes and gaps that could not be filled); epochs fenced. */
+    unsigned long long history_repaired, history_resets, history_fenced;
 } rc_counters;
 
 /**
@@ -1076,6 +1079,118 @@ ROOMCAST_EXTERN int rc_room_send(rc_adapter *a, const char *room,
                                  const rc_message *msg,
                                  const rc_send_guard *guard, rc_admit_cb cb,
                                  void *cb_user);
+
+/* ---- History and resume ---------------------------------------------- */
+
+/*
+ * Opt-in per room (the filter): a bounded history, and ids "E-S" given
+ * by Redis with the publish itself. One script appends the message to the
+ * room's history, takes its id and publishes it, so the order of ids is
+ * the order of delivery on every node. S grows by one per message within
+ * E; E (Redis' clock in ms when the room's history began) changes, and
+ * only grows, when the history was lost (Redis restarted empty, the
+ * history expired) or fenced (below).
+ *
+ * In a history room a node delivers its own messages as it gets them back
+ * from Redis, in id order with the others' (ordering beats local-first:
+ * a local member gets its own message a round trip later), and a missed
+ * id on the sub link (a blip, a resubscribe) is first read back from the
+ * history; only what cannot be read back gets the room's members
+ * "rc:reset".
+ *
+ * Resume: rc_conn_resume joins a room after the client's last id. The
+ * member gets every message after it, in order, then the live ones, with
+ * no gap and no duplicate; or, where that cannot be promised, one frame
+ * "id: <the room's latest E-S>", "event: rc:reset", data {"reason":R}
+ * (R: "epoch": an unknown or lost epoch; "trimmed": older than the
+ * history holds; "toomany": more than replay_max; "unparsable"; "ahead":
+ * after the room's latest; "unavailable": no Redis now), then the live
+ * ones. Its id: line moves the client's cursor, so the next reconnect
+ * resumes from there.
+ *
+ * Rollback fencing: a node that sees a room's sequence go back (a resume
+ * ahead of the room, a publish answer or a live message at or below what
+ * it has seen in that epoch: Redis restored from an older snapshot, a
+ * lagging replica promoted) starts a new epoch, and after each new pub
+ * context it fences every history room it has members in, so that no id
+ * is handed out twice for different messages.
+ *
+ * Redis down: a broadcast into a history room is delivered to the local
+ * members without an id (nothing is kept), and the room is marked: a
+ * resume on this node answers rc:reset ("unavailable") until a publish
+ * succeeds again. With RC_HISTORY_STRICT it fails with RC_EUNAVAIL
+ * instead.
+ *
+ * Messages that did not come through the script (a Node reference node
+ * publishing into the room) are delivered as they are, with their own id
+ * or none: they are not in the history and do not move the sequence.
+ *
+ * Keys: "<kp>{T}:hm" hash (e, s), expiring 30 days after the last
+ * publish; "<kp>{T}:hs" stream of the envelopes (ids S-0, fields t (ms)
+ * and d), capped near max_len, expiring ttl_s after the last publish.
+ */
+
+/** History options (zeroed: defaults). */
+typedef struct rc_history_options {
+    unsigned max_len;    /* 0: 1000 messages kept per room (at least) */
+    unsigned ttl_s;      /* 0: 3600. A room's history after its last
+                            publish */
+    unsigned replay_max; /* 0: 1000. A resume further behind: rc:reset */
+    /* Which rooms keep history: nonzero for yes. NULL: every room. */
+    int (*room_filter)(const char *room, void *user);
+    void *filter_user;
+    unsigned flags; /* RC_HISTORY_* */
+} rc_history_options;
+
+/** rc_history_options.flags: while Redis is down, a broadcast into a
+ *  history room fails with RC_EUNAVAIL instead of going out without id. */
+#define RC_HISTORY_STRICT 1u
+
+/**
+ * Turn history on (size: sizeof *opts; opts copied). Only before the
+ * first pub context is handed over. Returns 0, RC_EINVAL, RC_EMISUSE.
+ * In a history room, rc_broadcast_to_room refuses a message with an id
+ * (RC_EINVAL: ids are Redis') and returns 0 when it published (the local
+ * members get it back from Redis).
+ */
+ROOMCAST_EXTERN int rc_adapter_set_history(rc_adapter *a,
+                                           const rc_history_options *opts,
+                                           size_t size);
+
+/**
+ * Join room (as rc_room_join) resuming after last_event_id, the client's
+ * Last-Event-ID (NULL or "": a fresh join, no replay). Returns as
+ * rc_room_join; a room without history ignores last_event_id.
+ */
+ROOMCAST_EXTERN int rc_conn_resume(rc_conn *conn, const char *room,
+                                   const char *last_event_id);
+
+/** One message of a history read: its id and the message (strings valid
+ *  for the callback). */
+typedef struct rc_history_entry {
+    const char *id;
+    rc_message msg;
+} rc_history_entry;
+
+/**
+ * A history read's answer: err 0 with the n messages after since, in
+ * order, and latest, the room's latest id ("" if it has none); or
+ * reset non-NULL (a reason as for rc:reset) and n 0; or err RC_EUNAVAIL,
+ * RC_EREDIS. Called once, from the loop, unless the adapter is freed.
+ */
+typedef void (*rc_history_cb)(rc_adapter *a, int err, const char *reset,
+                              const char *latest, const rc_history_entry *e,
+                              size_t n, void *user);
+
+/**
+ * Read room's history after since ("E-S"; NULL or "": from the oldest
+ * kept) up to limit messages (0: replay_max), for clients that poll.
+ * Returns 0 (cb will be called), RC_EINVAL (history off, a bad room),
+ * RC_EUNAVAIL (no pub context now), RC_ENOMEM.
+ */
+ROOMCAST_EXTERN int rc_history_read(rc_adapter *a, const char *room,
+                                    const char *since, unsigned limit,
+                                    rc_history_cb cb, void *user);
 
 #ifdef __cplusplus
 }

@@ -109,6 +109,13 @@ int rc_broadcast(rc_adapter *a, const char *const *rooms, size_t nrooms,
         return RC_EMISUSE;
     opts = opts ? opts : &none;
     publishing = !(opts->flags & RC_LOCAL_ONLY) && !a->local_only;
+    if (publishing && a->hist.on) { /* history rooms: Redis delivers */
+        rv = rc__hist_broadcast(a, rooms, nrooms, msg, opts);
+        if (rv == RC__HISTORY_LOCAL)
+            publishing = 0;
+        else if (rv != RC__NOT_HISTORY)
+            return rv;
+    }
     if ((rv = check(a, msg, opts, publishing, &wire, &len)) != 0)
         return rv;
     memset(&d, 0, sizeof d);

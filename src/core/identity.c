@@ -10,6 +10,7 @@ static int free_room_pres(void *item, void *arg)
 {
     rc__aroom *room = item;
 
+    rc__hist_room_gone(arg, room);
     if (room->pres != NULL) {
         rc__kept_free(room->pres);
         rc__plocal_free(arg, &room->pres->users);

@@ -83,6 +83,10 @@ struct rc__member {
     rc__member *conn_prev, *conn_next; /* conn_next: the dead list, once
                                           removed */
     void *ext; /* the adapter's (presence.c), told by the gone hook */
+    /* history.c: the last sequence delivered to it in its room's epoch,
+     * and whether it waits for a replay (live messages skip it) */
+    unsigned long long hseq;
+    int hhold, hcur; /* hcur: hseq is a cursor (0: takes the next live) */
 };
 
 struct rc__room {
@@ -180,11 +184,15 @@ enum rc__sub_state {
 
 typedef struct rc__proom rc__proom;
 
+typedef struct rc__hroom rc__hroom;
+
 typedef struct rc__aroom {
     rc__room base; /* first: the registry allocates rooms this size */
     enum rc__sub_state state;
     struct rc__aroom *next_lost; /* rooms to tell RC_ROOM_LOST, no alloc */
     rc__proom *pres;             /* presence state, or NULL (presence.c) */
+    rc__hroom *hist;             /* history state, or NULL (history.c) */
+    int hist_checked;            /* hist NULL: not a history room */
 } rc__aroom;
 
 /* An envelope a connection got through a room, remembered for de-dup. */
@@ -242,6 +250,9 @@ enum rc__script {
     RC__SCRIPT_CLOSE,
     RC__SCRIPT_VERIFY,
     RC__SCRIPT_SEND,
+    RC__SCRIPT_HPUB,
+    RC__SCRIPT_HREAD,
+    RC__SCRIPT_HFENCE,
     RC__SCRIPTS
 };
 /* lua.c: their text. */
@@ -299,6 +310,12 @@ typedef struct rc__pend {
     void (*free_fn)(rc_adapter *a, struct rc__pend *p); /* NULL: rc__free */
 } rc__pend;
 
+/* history.c: the options. */
+typedef struct rc__history {
+    rc_history_options o;
+    int on;
+} rc__history;
+
 /* end.c: admission's state on a node. */
 typedef struct rc__admit {
     rc__pend *pending; /* calls in flight (admission, verify, rate) */
@@ -342,6 +359,7 @@ struct rc_adapter {
     rc__presence pres;
     rc__map rates; /* rate.c: the local share of cluster-wide buckets */
     rc__admit adm;
+    rc__history hist;
 };
 
 /* Make room for n bytes in *buf (of *cap bytes); 0 or RC_ENOMEM. */
@@ -521,6 +539,23 @@ void rc__member_end(rc_adapter *a, rc__member *m, int reason,
 int rc__admit_control(rc_adapter *a, rc__aroom *room, const rc_envelope *env);
 /* The timed work: ms until it wants to run again. */
 unsigned rc__admit_tick(rc_adapter *a, unsigned long long now);
+/* history.c */
+#define RC__NOT_HISTORY (-1000)   /* rc__hist_broadcast: go on as usual */
+#define RC__HISTORY_LOCAL (-1001) /* the same, local only (no Redis) */
+int rc__hist_broadcast(rc_adapter *a, const char *const *rooms, size_t n,
+                       const rc_message *msg, const rc_broadcast_options *opts);
+/* A message from Redis in room: 1 if history handled it (a message with
+ * an id "E-S" in a history room), else 0 (d: the delivery prepared). */
+int rc__hist_live(rc_adapter *a, rc__aroom *room, const rc_envelope *env,
+                  rc__delivery *d);
+/* Is room (may be NULL) a history room with members here? */
+int rc__hist_room(rc_adapter *a, rc__aroom *room);
+/* Is env, one of our own, a history message of room (not an echo)? */
+int rc__hist_own(rc_adapter *a, rc__aroom *room, const rc_envelope *env);
+void rc__hist_ready(rc_adapter *a, rc__aroom *room);
+void rc__hist_pub_changed(rc_adapter *a);
+void rc__hist_room_gone(rc_adapter *a, rc__aroom *room);
+
 /* Link p (a block of a->mem, free_fn set) on the adapter until unlinked;
  * at release, whatever is still linked is freed. */
 void rc__pend_link(rc_adapter *a, rc__pend *p);

@@ -27,6 +27,8 @@
 /* The admission scripts (alua.c). */
 extern const char rc__lua_code[], rc__lua_create[], rc__lua_admit[],
     rc__lua_evict[], rc__lua_close[], rc__lua_verify[], rc__lua_send[];
+/* The history scripts (hlua.c). */
+extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
 
 /* A seat's score while its user is connected: never due. */
 #define SEATED "9000000000000000"

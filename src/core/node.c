@@ -192,6 +192,7 @@ void rc__node_pub_changed(rc_adapter *a)
     /* Presence goes after the lease on the connection, which renews the
      * token's liveness first. */
     rc__presence_resync(a);
+    rc__hist_pub_changed(a);
     /* A refused id stays refused until Redis says otherwise. */
     if (n->state != RC_NODE_REFUSED)
         set_state(a, RC_NODE_CLAIMING, 0);

@@ -482,6 +482,7 @@ static void room_gone(rc__room *r, void *arg)
     rc__aroom *room = (rc__aroom *)r;
     rc__pask *k;
 
+    rc__hist_room_gone(a, room);
     if (room->pres == NULL)
         return;
     a->pres.pending -= rc__plocal_pending(a, &room->pres->users);

@@ -37,7 +37,7 @@ static void reject(rc_adapter *a, int err)
 /* Decode payload into env (scratch holds its strings). 0, or 1 when it is
  * to be dropped (counted). */
 static int decode(rc_adapter *a, const char *payload, size_t len,
-                  rc_envelope *env)
+                  rc_envelope *env, int history)
 {
     int rv;
 
@@ -49,8 +49,9 @@ static int decode(rc_adapter *a, const char *payload, size_t len,
     }
     /* Our own envelopes come back to us: one ending in ,"n":<our id>} has
      * our id as its last "n" (were it not valid, it would be dropped all
-     * the same), so it is dropped without being decoded. */
-    if (len >= a->echo_tail_len &&
+     * the same), so it is dropped without being decoded; but not in a
+     * history room, where Redis gives our members our own messages. */
+    if (!history && len >= a->echo_tail_len &&
         memcmp(payload + len - a->echo_tail_len, a->echo_tail,
                a->echo_tail_len) == 0) {
         a->c.echoes++;
@@ -66,10 +67,6 @@ static int decode(rc_adapter *a, const char *payload, size_t len,
         reject(a, rv);
         return 1;
     }
-    if (strcmp(env->node, a->node_id) == 0) {
-        a->c.echoes++;
-        return 1;
-    }
     return 0;
 }
 
@@ -83,9 +80,17 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
 
     a->c.received++;
     rc__sub_retry(a);
-    if (a->closing || decode(a, payload, len, &env) != 0)
+    if (a->closing)
         return;
     room = rc__room_of_channel(a, chan, chan_len);
+    if (decode(a, payload, len, &env, rc__hist_room(a, room)) != 0)
+        return;
+    /* Our own envelopes are echoes, but in a history room: there Redis
+     * gives our messages to our members too, in id order. */
+    if (strcmp(env.node, a->node_id) == 0 && !rc__hist_own(a, room, &env)) {
+        a->c.echoes++;
+        return;
+    }
     if (room == NULL || room->base.members == 0 ||
         rc__admit_control(a, room, &env))
         return;
@@ -109,7 +114,8 @@ void rc__on_message(rc_adapter *a, const char *chan, size_t chan_len,
     }
     name = room->base.name;
     rc__enter(a);
-    rc__deliver(&d, &name, 1);
+    if (!rc__hist_live(a, room, &env, &d))
+        rc__deliver(&d, &name, 1);
     rc_frame_unref(d.frame);
     rc__exit(a);
 }

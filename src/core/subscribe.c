@@ -146,6 +146,8 @@ void rc__on_subscribed(rc_adapter *a, const char *chan, size_t len)
     room_event(a, room, RC_ROOM_READY);
     if (!room->base.removed && !a->closing)
         rc__presence_ready(a, room);
+    if (!room->base.removed && !a->closing)
+        rc__hist_ready(a, room);
     if (!room->base.removed)
         rc__sub_reconcile(a, room);
     rc__sub_retry(a);

@@ -203,8 +203,9 @@ struct ts_world {
     size_t nrecs;
     redisContext *raw[TS_MAX_RAW];
     size_t nraw;
-    int marker_seq;       /* ts_sync_marker numbers its markers */
-    struct event *ticker; /* ts_world_tick */
+    int marker_seq;                /* ts_sync_marker numbers its markers */
+    struct event *ticker;          /* ts_world_tick */
+    void (*node_prep)(ts_node *n); /* ts_node_link: before its link */
     int tick_ms;
     void *user;                    /* the test file's own state, */
     void (*user_free)(void *user); /* freed last by the teardown */

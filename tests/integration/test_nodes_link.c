@@ -67,6 +67,8 @@ ts_node *ts_node_link(ts_world *w, int i, const char *id,
     o.state_cb = on_state;
     o.user = n;
     n->close_link = rc_link_close;
+    if (w->node_prep != NULL)
+        w->node_prep(n);
     rc = rc_link_open(n->a, w->loop.base, &o, &n->link);
     if (rc != 0)
         fail_msg("rc_link_open(%s, %s): %s", id, o.url, rc_strerror(rc));

@@ -1,0 +1,61 @@
+/*
+ * The history scripts (see roomcast.h, "History and resume"). Room
+ * scripts on the room's keys, extra arguments from ARGV[7]: hm (hash:
+ * e, the epoch, Redis' ms when it began; s, the last sequence) and hs
+ * (stream of envelopes, ids "S-0", fields t (ms) and d).
+ */
+#include "lua.h"
+
+#define HIST_PRELUDE                                                           \
+    TIME_NOW                                                                   \
+    "local b, chan = KEYS[1], ARGV[3]\n"                                       \
+    "local function epoch(after)\n"                                            \
+    "  local e = math.max(now, after + 1)\n"                                   \
+    "  redis.call('DEL', b .. 'hs')\n"                                         \
+    "  redis.call('HSET', b .. 'hm', 'e', string.format('%.0f', e), 's', 0)\n" \
+    "  return string.format('%.0f', e)\n"                                      \
+    "end\n"
+
+/* Append, number, publish. ARGV[7..10]: max length, ttl ms, the envelope
+ * before its id's value, and after it. Returns {e, s}. */
+const char rc__lua_hpub[] = HIST_PRELUDE
+    "local e = redis.call('HGET', b .. 'hm', 'e') or epoch(0)\n"
+    "local s = redis.call('HINCRBY', b .. 'hm', 's', 1)\n"
+    "local env = ARGV[9] .. e .. '-' .. s .. ARGV[10]\n"
+    "redis.call('XADD', b .. 'hs', 'MAXLEN', '~', ARGV[7], s .. '-0', 't',\n"
+    "           now, 'd', env)\n"
+    "redis.call('PEXPIRE', b .. 'hs', ARGV[8])\n"
+    "redis.call('PEXPIRE', b .. 'hm', 2592000000)\n"
+    "redis.call('PUBLISH', chan, env)\n"
+    "return {e, s}\n";
+
+/* Read. ARGV[7..9]: after this sequence ("": from the oldest kept), at
+ * most this many, up to this sequence ("": the latest). Returns {e, s,
+ * first kept (s + 1: none), then per message its sequence and envelope};
+ * {"", 0, 1} for a room without history. */
+const char rc__lua_hread[] = HIST_PRELUDE
+    "local e = redis.call('HGET', b .. 'hm', 'e')\n"
+    "if not e then return {'', 0, 1} end\n"
+    "local top = tonumber(redis.call('HGET', b .. 'hm', 's') or '0')\n"
+    "local f = redis.call('XRANGE', b .. 'hs', '-', '+', 'COUNT', 1)\n"
+    "local out = {e, top, top + 1}\n"
+    "if #f > 0 then out[3] = tonumber(string.match(f[1][1], '^%d+')) end\n"
+    "local from = ARGV[7] == '' and '-' or ('(' .. ARGV[7] .. '-0')\n"
+    "local to = ARGV[9] == '' and '+' or (ARGV[9] .. '-0')\n"
+    "for _, r in ipairs(redis.call('XRANGE', b .. 'hs', from, to, 'COUNT',\n"
+    "                              ARGV[8])) do\n"
+    "  out[#out + 1] = tonumber(string.match(r[1], '^%d+'))\n"
+    "  out[#out + 1] = r[2][4]\n"
+    "end\n"
+    "return out\n";
+
+/* Fence: the room's sequence went back (ARGV[7..8]: the epoch and the
+ * sequence a node saw in it, above the room's), or its history is gone: a
+ * new epoch. Returns {the new epoch} or {""}. */
+const char rc__lua_hfence[] = HIST_PRELUDE
+    "local e = redis.call('HGET', b .. 'hm', 'e')\n"
+    "local s = tonumber(redis.call('HGET', b .. 'hm', 's') or '0')\n"
+    "if e and (e ~= ARGV[7] or s >= tonumber(ARGV[8])) then return {''} end\n"
+    "local n = epoch(tonumber(ARGV[7]))\n"
+    "redis.call('PEXPIRE', b .. 'hm', 2592000000)\n"
+    "return {n}\n";
