@@ -256,15 +256,19 @@ static void on_read(rc_adapter *a, const rc__reply *r, int err, void *arg);
 static int send_read(rc_adapter *a, hread *k, unsigned long long since,
                      int from_oldest, unsigned limit)
 {
-    char sv[24], lv[24];
-    const char *v[3] = {sv, lv, ""};
-    size_t l[3] = {0, 0, 0};
+    char sv[24], lv[24], ev[24], cv[24];
+    const char *v[5] = {sv, lv, "", ev, cv};
+    size_t l[5] = {0, 0, 0, 0, 0};
     int rv;
 
     if (!from_oldest)
         l[0] = (size_t)(rc__dec_put(sv, since) - sv);
     l[1] = (size_t)(rc__dec_put(lv, limit) - lv);
-    rv = rc__room_script(a, RC__SCRIPT_HREAD, k->room, strlen(k->room), v, l, 3,
+    if (k->resume && k->bad == NULL) { /* fenced there if ahead */
+        l[3] = (size_t)(rc__dec_put(ev, k->ce) - ev);
+        l[4] = (size_t)(rc__dec_put(cv, k->cs) - cv);
+    }
+    rv = rc__room_script(a, RC__SCRIPT_HREAD, k->room, strlen(k->room), v, l, 5,
                          on_read, k);
     if (rv == 0)
         rc__pend_link(a, &k->pend);
@@ -315,6 +319,7 @@ static int member_read(rc_adapter *a, rc__aroom *room, rc__member *m,
     if (send_read(a, k, k->cs, k->bad != NULL,
                   k->bad != NULL ? 1 : a->hist.o.replay_max) != 0) {
         hread_free(a, &k->pend);
+        m->hhold = 0; /* its cursor stays: the next gap reads again */
         return RC_EUNAVAIL;
     }
     return 0;
@@ -323,7 +328,8 @@ static int member_read(rc_adapter *a, rc__aroom *room, rc__member *m,
 /* What a read found. */
 typedef struct found {
     unsigned long long e, top, first;
-    size_t n; /* messages: elements 3, 4 (sequence, envelope), ... */
+    long long fenced; /* the cursor was ahead: a new epoch, e */
+    size_t n;         /* messages: elements 4, 5 (sequence, envelope), ... */
 } found;
 
 static int found_parse(const rc__reply *r, found *f)
@@ -335,26 +341,27 @@ static int found_parse(const rc__reply *r, found *f)
     memset(f, 0, sizeof *f);
     if ((e = rc__reply_str(r, 0, &len)) == NULL ||
         rc__reply_int(r, 1, &top) != 0 || rc__reply_int(r, 2, &first) != 0 ||
-        top < 0 || first < 0 || (rc__reply_len(r) - 3) % 2 != 0)
+        rc__reply_int(r, 3, &f->fenced) != 0 || top < 0 || first < 0 ||
+        (rc__reply_len(r) - 4) % 2 != 0)
         return RC_EREDIS;
     for (; len > 0 && *e >= '0' && *e <= '9'; e++, len--)
         f->e = f->e * 10 + (unsigned long long)(*e - '0');
     f->top = (unsigned long long)top;
     f->first = (unsigned long long)first;
-    f->n = (rc__reply_len(r) - 3) / 2;
+    f->n = (rc__reply_len(r) - 4) / 2;
     return len == 0 ? 0 : RC_EREDIS;
 }
 
 /* Why a cursor (ce, cs) cannot be resumed from what was found, or NULL. */
-static const char *why_not(rc_adapter *a, const char *room, const found *f,
-                           unsigned long long ce, unsigned long long cs)
+static const char *why_not(rc_adapter *a, const found *f, unsigned long long ce,
+                           unsigned long long cs)
 {
-    if (f->e == 0)
-        return "epoch"; /* no history (any more) */
-    if (ce > f->e || (ce == f->e && cs > f->top)) {
-        fence(a, room, f->e, ce > f->e ? f->top + 1 : cs);
+    if (f->fenced) { /* Redis rolled back: the read fenced the room */
+        a->c.history_fenced++;
         return "ahead";
     }
+    if (f->e == 0)
+        return "epoch"; /* no history (any more) */
     if (ce != f->e)
         return "epoch";
     if (cs + 1 < f->first)
@@ -374,8 +381,8 @@ static int entry(rc_adapter *a, const rc__reply *r, size_t i, rc_envelope *env,
     size_t len;
 
     *scratch = NULL;
-    if (rc__reply_int(r, 3 + 2 * i, &seq) != 0 || seq < 0 ||
-        (p = rc__reply_str(r, 4 + 2 * i, &len)) == NULL)
+    if (rc__reply_int(r, 4 + 2 * i, &seq) != 0 || seq < 0 ||
+        (p = rc__reply_str(r, 5 + 2 * i, &len)) == NULL)
         return RC_EREDIS;
     *s = (unsigned long long)seq;
     if ((*scratch = rc__malloc(&a->mem, len + 1)) == NULL)
@@ -430,11 +437,12 @@ static void member_answer(rc_adapter *a, hread *k, const rc__reply *r)
     }
     if (room->hist->e == 0)
         room->hist->e = f.e;
-    why = k->bad ? k->bad : why_not(a, k->room, &f, k->ce, k->cs);
+    why = k->bad ? k->bad : why_not(a, &f, k->ce, k->cs);
     if (why != NULL) {
         send_reset(a, m, why, f.e, f.top);
         m->hseq = f.top;
     } else {
+        m->hseq = k->cs; /* a resume's cursor is the client's */
         replay(a, m, r, &f);
     }
     if (m->conn == NULL || a->closing)
@@ -444,6 +452,19 @@ static void member_answer(rc_adapter *a, hread *k, const rc__reply *r)
         member_read(a, room, m, NULL) == 0)
         return;
     m->hhold = 0;
+}
+
+/* A member's read lost with the link: it goes on from its cursor, which
+ * the next gap, or its room's next READY, reads on from. */
+static void member_lost(rc_adapter *a, hread *k)
+{
+    rc_conn *c = rc_conn_find(a, k->conn);
+    rc__room *base = rc__find_room(a, k->room);
+    rc__member *m;
+
+    if (c != NULL && base != NULL &&
+        (m = rc__member_of(&a->reg, &c->base, base)) != NULL)
+        m->hhold = 0;
 }
 
 static void api_answer(rc_adapter *a, hread *k, const rc__reply *r)
@@ -464,7 +485,7 @@ static void api_answer(rc_adapter *a, hread *k, const rc__reply *r)
     *p = '\0';
     why = rv != 0     ? NULL
           : k->bad    ? k->bad
-          : k->resume ? why_not(a, k->room, &f, k->ce, k->cs)
+          : k->resume ? why_not(a, &f, k->ce, k->cs)
                       : NULL;
     if (rv == 0 && why == NULL && f.n > 0 &&
         ((v = rc__malloc(&a->mem, f.n * sizeof *v)) == NULL ||
@@ -501,7 +522,8 @@ static void on_read(rc_adapter *a, const rc__reply *r, int err, void *arg)
         api_answer(a, k, r);
     else if (!a->closing && err == 0)
         member_answer(a, k, r);
-    /* a member's read lost with the link: held until the next READY */
+    else if (!a->closing)
+        member_lost(a, k);
     rc__exit(a);
     rc__free(&mem, k->room);
     rc__free(&mem, k->conn);

@@ -29,16 +29,24 @@ const char rc__lua_hpub[] = HIST_PRELUDE
     "redis.call('PUBLISH', chan, env)\n"
     "return {e, s}\n";
 
-/* Read. ARGV[7..9]: after this sequence ("": from the oldest kept), at
- * most this many, up to this sequence ("": the latest). Returns {e, s,
- * first kept (s + 1: none), then per message its sequence and envelope};
- * {"", 0, 1} for a room without history. */
+/* Read. ARGV[7..11]: after this sequence ("": from the oldest kept), at
+ * most this many, up to this sequence ("": the latest), and a client's
+ * cursor (epoch, sequence; "" none): one ahead of the room (Redis rolled
+ * back) fences it first, here, so that the answer names the new epoch.
+ * Returns {e, s, first kept (s + 1: none), fenced (0/1), then per message
+ * its sequence and envelope}; {"", 0, 1, 0} for a room without history. */
 const char rc__lua_hread[] = HIST_PRELUDE
     "local e = redis.call('HGET', b .. 'hm', 'e')\n"
-    "if not e then return {'', 0, 1} end\n"
     "local top = tonumber(redis.call('HGET', b .. 'hm', 's') or '0')\n"
+    "local fenced = 0\n"
+    "if e and ARGV[10] ~= '' and (tonumber(ARGV[10]) > tonumber(e) or\n"
+    "   (ARGV[10] == e and tonumber(ARGV[11]) > top)) then\n"
+    "  e = epoch(math.max(tonumber(e), tonumber(ARGV[10])))\n"
+    "  top, fenced = 0, 1\n"
+    "end\n"
+    "if not e then return {'', 0, 1, 0} end\n"
     "local f = redis.call('XRANGE', b .. 'hs', '-', '+', 'COUNT', 1)\n"
-    "local out = {e, top, top + 1}\n"
+    "local out = {e, top, top + 1, fenced}\n"
     "if #f > 0 then out[3] = tonumber(string.match(f[1][1], '^%d+')) end\n"
     "local from = ARGV[7] == '' and '-' or ('(' .. ARGV[7] .. '-0')\n"
     "local to = ARGV[9] == '' and '+' or (ARGV[9] .. '-0')\n"
