@@ -13,6 +13,7 @@
  *   presence.c  member lists across nodes (a Redis hash per room)
  *   session.c   sessions by code (seed 000): create, join, message, leave,
  *               close; members-only session streams
+ *   history.c   history and resume: the options, GET /rooms/{room}/messages
  *   metrics.c   GET /metrics, from one table
  *   stream.c    event streams on their own sockets
  *   text.c      pure text helpers (text.h)
@@ -47,9 +48,13 @@ typedef struct options {
     unsigned long announce_max;
     unsigned long post_rate, post_burst; /* burst 0: 2 x rate */
     unsigned long session_cap;           /* users per session */
-    unsigned long tombstone_s;  /* a closed session's code stays taken */
-    unsigned long session_rate; /* POST /session per client per hour */
-    unsigned long verify_ms;    /* how often closes missed are looked for */
+    unsigned long tombstone_s;   /* a closed session's code stays taken */
+    unsigned long session_rate;  /* POST /session per client per hour */
+    unsigned long verify_ms;     /* how often closes missed are looked for */
+    unsigned long history;       /* messages kept per room; 0: off */
+    unsigned long history_ttl_s; /* a room's history after its last post */
+    unsigned long replay_max;    /* a resume further behind: rc:reset */
+    int history_strict;          /* Redis down: refuse posts instead of no id */
 } options;
 
 /* Largest POST body, and the descriptors kept free beside the streams. */
@@ -113,6 +118,7 @@ struct stream {
     char *room;
     char *user;
     int hello;        /* rc:hello queued */
+    int resume;       /* joined with a last event id (history on) */
     int lost;         /* its room's subscription was lost since its hello */
     int writing;      /* waiting for the socket to take more */
     int ending;       /* ends once what is queued is written */
@@ -145,6 +151,7 @@ struct chat {
     unsigned long nconns;
     size_t req_bytes; /* read of the requests being read, in all */
     int stopping;
+    int history; /* every room keeps history (--history, with Redis) */
     struct timeval timeout;
     /* counters for /metrics */
     unsigned long long opened, refused, accept_errors;
@@ -251,9 +258,16 @@ int http_room_path(const char *path, char *room, const char **what);
 /* evhttp's callback for every request. */
 void routes_request(struct evhttp_request *req, void *arg);
 /* Open the event stream of room for user (checked) on req, or answer
- * why not (503 at --max-streams or while stopping). */
+ * why not (503 at --max-streams or while stopping). The stream resumes
+ * after the request's Last-Event-ID, else its ?last_event_id= (checked
+ * by the route). */
 void routes_stream(chat *c, struct evhttp_request *req, const char *room,
                    const char *user);
+/* The last event id a stream request resumes after, into out (size
+ * bytes): the Last-Event-ID header, else ?last_event_id=. Returns its
+ * length (0: none), or -1 when it is too long or holds control
+ * characters. */
+long routes_last_id(struct evhttp_request *req, char *out, size_t size);
 
 /* session.c */
 
@@ -267,6 +281,15 @@ int session_route(chat *c, struct evhttp_request *req, const char *path);
  * (asked of Redis first); else 403, 404, 410 or 503. */
 void session_stream(chat *c, struct evhttp_request *req, const char *room,
                     const char *user);
+
+/* history.c */
+
+/* Turn history on for every room (--history N with Redis); else log that
+ * it is off. Returns 0, or -1 after logging why. */
+int history_setup(chat *c);
+/* GET /rooms/{room}/messages?since=E-S&limit=N. */
+void history_reply(chat *c, struct evhttp_request *req, const char *room,
+                   const char *query);
 
 /* metrics.c */
 
@@ -287,10 +310,11 @@ void presence_leave(chat *c, struct evhttp_request *req, const char *room,
 
 /* Take the request's connection over as an event stream of room for user:
  * write the response head ourselves, register the rc_conn, join the room
- * (rc:hello at once if it is ready). Returns 0, or an rc error (nothing
- * was taken over: answer the request). */
+ * (rc:hello at once if it is ready), resuming after last (the client's
+ * last event id; NULL or "": none) in a history room. Returns 0, or an rc
+ * error (nothing was taken over: answer the request). */
 int stream_open(chat *c, struct evhttp_request *req, const char *room,
-                const char *user);
+                const char *user, const char *last);
 /* End s as if its client had gone. */
 void stream_end(stream *s);
 /* The adapter's end callback: the library took conn out of its room (a

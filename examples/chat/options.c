@@ -53,6 +53,15 @@ static void usage(FILE *f)
         "  --verify-ms N     how often a node asks Redis whether a session\n"
         "                    it has streams in was closed while it was cut\n"
         "                    off (default 30000)\n"
+        "  --history N       messages kept per room, with ids E-S, for\n"
+        "                    Last-Event-ID resumes (default 1000; 0: off;\n"
+        "                    always off without --redis)\n"
+        "  --history-ttl-s N a room's history is dropped this long after\n"
+        "                    its last message (default 3600)\n"
+        "  --replay-max N    a resume missing more messages gets rc:reset\n"
+        "                    (default 1000)\n"
+        "  --history-strict  while Redis is down, refuse posts (503)\n"
+        "                    instead of delivering them here without id\n"
         "  --help            this text\n",
         CHAT_FD_RESERVE);
 }
@@ -94,7 +103,11 @@ enum {
     OPT_SESSION_CAP,
     OPT_TOMBSTONE_S,
     OPT_SESSION_RATE,
-    OPT_VERIFY_MS
+    OPT_VERIFY_MS,
+    OPT_HISTORY,
+    OPT_HISTORY_TTL_S,
+    OPT_REPLAY_MAX,
+    OPT_HISTORY_STRICT
 };
 
 static const struct option long_options[] = {
@@ -116,6 +129,10 @@ static const struct option long_options[] = {
     {"tombstone-s", required_argument, NULL, OPT_TOMBSTONE_S},
     {"session-rate", required_argument, NULL, OPT_SESSION_RATE},
     {"verify-ms", required_argument, NULL, OPT_VERIFY_MS},
+    {"history", required_argument, NULL, OPT_HISTORY},
+    {"history-ttl-s", required_argument, NULL, OPT_HISTORY_TTL_S},
+    {"replay-max", required_argument, NULL, OPT_REPLAY_MAX},
+    {"history-strict", no_argument, NULL, OPT_HISTORY_STRICT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -140,6 +157,9 @@ static int from_env(options *o, unsigned long *port)
     o->tombstone_s = 86400;
     o->session_rate = 10;
     o->verify_ms = 30000;
+    o->history = 1000;
+    o->history_ttl_s = 3600;
+    o->replay_max = 1000;
     *port = 8080;
     if ((env = getenv("PORT")) != NULL && *env &&
         number("PORT", env, 0, 65535, port) < 0)
@@ -147,7 +167,7 @@ static int from_env(options *o, unsigned long *port)
     return 0;
 }
 
-/* The session options. Returns 0 or -1. */
+/* The session and history options. Returns 0 or -1. */
 static int set_session_option(options *o, int opt, const char *flag,
                               const char *v)
 {
@@ -159,6 +179,14 @@ static int set_session_option(options *o, int opt, const char *flag,
         return number(flag, v, 0, 1000000, &o->session_rate);
     if (opt == OPT_VERIFY_MS)
         return number(flag, v, 100, 86400000, &o->verify_ms);
+    if (opt == OPT_HISTORY)
+        return number(flag, v, 0, 10000000, &o->history);
+    if (opt == OPT_HISTORY_TTL_S)
+        return number(flag, v, 1, 31536000, &o->history_ttl_s);
+    if (opt == OPT_REPLAY_MAX)
+        return number(flag, v, 1, 10000000, &o->replay_max);
+    if (opt == OPT_HISTORY_STRICT)
+        o->history_strict = 1;
     return 0;
 }
 

@@ -68,9 +68,36 @@ static void get_ready(chat *c, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+long routes_last_id(struct evhttp_request *req, char *out, size_t size)
+{
+    const char *uri = evhttp_request_get_uri(req), *q;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                       "Last-Event-ID");
+    long n;
+
+    if (h != NULL) { /* the header wins, even empty */
+        n = (long)strlen(h);
+        if ((size_t)n >= size || n > CHAT_LAST_ID_MAX ||
+            !chat_name_ok(h, (size_t)n))
+            return -1;
+        memcpy(out, h, (size_t)n + 1);
+        return n;
+    }
+    q = uri != NULL ? strchr(uri, '?') : NULL;
+    n = q != NULL ? http_query_param(q + 1, "last_event_id", out, size) : -1;
+    if (n == -1) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (n < 0 || n > CHAT_LAST_ID_MAX || !chat_name_ok(out, (size_t)n))
+        return -1;
+    return n;
+}
+
 void routes_stream(chat *c, struct evhttp_request *req, const char *room,
                    const char *user)
 {
+    char last[CHAT_LAST_ID_MAX * 3 + 1];
     int rc;
 
     if (c->stopping) {
@@ -87,7 +114,9 @@ void routes_stream(chat *c, struct evhttp_request *req, const char *room,
         return http_error(c, req, 503, "too many streams (%lu)",
                           c->o.max_streams);
     }
-    rc = stream_open(c, req, room, user);
+    if (routes_last_id(req, last, sizeof last) < 0)
+        last[0] = '\0'; /* checked before (open_stream) */
+    rc = stream_open(c, req, room, user, last);
     if (rc < 0)
         return http_error(c, req, 500, "cannot open the stream: %s",
                           rc_strerror(rc));
@@ -98,8 +127,7 @@ void routes_stream(chat *c, struct evhttp_request *req, const char *room,
 static void open_stream(chat *c, struct evhttp_request *req, const char *room,
                         const char *query)
 {
-    const char *last = evhttp_find_header(evhttp_request_get_input_headers(req),
-                                          "Last-Event-ID");
+    char last[CHAT_LAST_ID_MAX * 3 + 1];
     char user[CHAT_USER_MAX * 3 + 1] = "";
     long ulen =
         query != NULL ? http_query_param(query, "user", user, sizeof user) : -1;
@@ -112,11 +140,10 @@ static void open_stream(chat *c, struct evhttp_request *req, const char *room,
                           "bad user name: at most %d bytes of UTF-8 "
                           "without control characters",
                           CHAT_USER_MAX);
-    if (last != NULL &&
-        (strlen(last) > CHAT_LAST_ID_MAX || !chat_name_ok(last, strlen(last))))
+    if (routes_last_id(req, last, sizeof last) < 0)
         return http_error(c, req, 400,
-                          "bad Last-Event-ID: at most %d bytes without "
-                          "control characters",
+                          "bad Last-Event-ID (or last_event_id): at most %d "
+                          "bytes without control characters",
                           CHAT_LAST_ID_MAX);
     if (session_room(room))
         session_stream(c, req, room, user); /* members only: Redis is asked */
@@ -182,6 +209,18 @@ static int server_event_ok(chat *c, struct evhttp_request *req,
     return 0;
 }
 
+/* In a history room ids are Redis': a client must not send one. Returns
+ * 1, or 0 after answering 400. */
+static int history_id_ok(chat *c, struct evhttp_request *req, const char *id)
+{
+    if (!c->history || id == NULL)
+        return 1;
+    http_error(c, req, 400,
+               "\"id\" is not allowed: this room keeps history, and its "
+               "ids (E-S) are given by the server");
+    return 0;
+}
+
 static void broadcast(chat *c, struct evhttp_request *req, const char *room,
                       const rc_message *m, const char *except)
 {
@@ -194,6 +233,9 @@ static void broadcast(chat *c, struct evhttp_request *req, const char *room,
                    (unsigned long)RC_DEFAULT_MAX_DATA);
     } else if (rc == RC_ENOMEM) {
         http_error(c, req, 500, "%s", rc_strerror(rc));
+    } else if (rc == RC_EUNAVAIL) { /* --history-strict, Redis down */
+        http_retry_after(req, 1000, (char[24]){0});
+        http_error(c, req, 503, "Redis is unavailable: not sent");
     } else if (rc < 0) {
         http_error(c, req, 400, "bad message: %s", rc_strerror(rc));
     } else {
@@ -288,7 +330,7 @@ static void post_message(chat *c, struct evhttp_request *req, const char *room)
     if (body_string(c, req, f.event, "event", &event) == 0 &&
         body_string(c, req, f.id, "id", &id) == 0 &&
         body_string(c, req, f.except, "except", &except) == 0 &&
-        server_event_ok(c, req, event)) {
+        server_event_ok(c, req, event) && history_id_ok(c, req, id)) {
         post *p = chat_malloc(sizeof *p);
 
         m.event = event;
@@ -358,8 +400,10 @@ static void room_route(chat *c, struct evhttp_request *req, const char *path,
 
     if (rc == -1)
         http_error(c, req, 404, "not found");
-    else if ((what[0] == 'm' || what[0] == 'l') && cmd != EVHTTP_REQ_POST)
+    else if (what[0] == 'l' && cmd != EVHTTP_REQ_POST)
         http_method(c, req, "POST");
+    else if (what[0] == 'm' && cmd != EVHTTP_REQ_POST && !get)
+        http_method(c, req, "GET, HEAD, POST");
     else if (strcmp(what, "events") == 0 && cmd != EVHTTP_REQ_GET)
         http_method(c, req, "GET");
     else if (*what == '\0' && !get)
@@ -375,6 +419,8 @@ static void room_route(chat *c, struct evhttp_request *req, const char *path,
         open_stream(c, req, room, query);
     else if (what[0] == 'l')
         post_leave(c, req, room);
+    else if (get) /* GET /rooms/{room}/messages */
+        history_reply(c, req, room, query != NULL ? query : "");
     else if (session_room(room)) /* only members post, through the route */
         http_error(c, req, 403,
                    "a session's messages are sent with POST /session/message");

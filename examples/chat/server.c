@@ -42,7 +42,8 @@ static void room_streams(stream *s, int event)
         stream_hello(s);
     } else if (s->lost) {
         s->lost = 0;
-        stream_gap(s);
+        if (!s->c->history) /* else the library repairs it, or resets */
+            stream_gap(s);
     }
 }
 
@@ -203,6 +204,8 @@ static int setup_adapter(chat *c)
         chat_log("room state options: %s", rc_strerror(rc));
         return -1;
     }
+    if (history_setup(c) < 0)
+        return -1;
     if (c->o.redis == NULL)
         return 0;
     memset(&lo, 0, sizeof lo);

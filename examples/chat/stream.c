@@ -395,7 +395,10 @@ int stream_sink(rc_conn *conn, rc_frame *frame, const rc_message *msg,
     return push(user, rc_frame_data(frame), rc_frame_size(frame), frame, NULL);
 }
 
-/* A stream receives nothing before its hello. */
+/* A stream receives nothing before its hello; but a resuming stream's
+ * replay (or rc:reset) is read on the pub link and may come before its
+ * room's SUBSCRIBE is confirmed: then it is greeted at once, so that
+ * nothing of the replay is lost (the library has it live after that). */
 int stream_filter(rc_conn *conn, const rc_message *msg, const char *meta,
                   size_t meta_len, void *user)
 {
@@ -405,7 +408,12 @@ int stream_filter(rc_conn *conn, const rc_message *msg, const char *meta,
     (void)meta;
     (void)meta_len;
     (void)user;
-    return !s->hello;
+    if (s->hello)
+        return 0;
+    if (!s->resume)
+        return 1;
+    stream_hello(s);
+    return 0;
 }
 
 /* data JSON of the hello: {"connection":ID,"node":NODE,"room":ROOM} */
@@ -521,8 +529,33 @@ void streams_end_all(chat *c)
     }
 }
 
+/* Join s's room, resuming after last in a history room (the library
+ * queues the replay, or rc:reset, after the hello). A stream whose room
+ * is ready at once (without Redis, or subscribed already for another
+ * stream) is greeted first: the library may give it rc:presence, or a
+ * reset it can tell without Redis, during the join. */
+static void stream_join(stream *s, const char *room, const char *last)
+{
+    chat *c = s->c;
+    int rc;
+
+    if (c->link == NULL || rc_room_is_ready(c->a, room))
+        stream_hello(s);
+    s->resume = c->history && last != NULL && last[0] != '\0';
+    if (s->resume)
+        rc = rc_conn_resume(s->conn, room, last);
+    else
+        rc = rc_room_join(s->conn, room);
+    if (rc < 0) {
+        chat_log("cannot join room %s: %s", room, rc_strerror(rc));
+        stream_kill(s, CLOSE_ERROR);
+    } else if (!s->hello && rc_room_is_ready(c->a, room)) {
+        stream_hello(s);
+    }
+}
+
 int stream_open(chat *c, struct evhttp_request *req, const char *room,
-                const char *user)
+                const char *user, const char *last)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
@@ -554,16 +587,6 @@ int stream_open(chat *c, struct evhttp_request *req, const char *room,
     c->nstreams++;
     c->opened++;
     push(s, head, sizeof head - 1, NULL, NULL);
-    /* Without Redis the room is ready at once, and the library gives the
-     * stream its rc:presence during the join: greet it first. */
-    if (c->link == NULL)
-        stream_hello(s);
-    rc = rc_room_join(s->conn, room);
-    if (rc < 0) {
-        chat_log("cannot join room %s: %s", room, rc_strerror(rc));
-        stream_kill(s, CLOSE_ERROR);
-    } else if (c->link != NULL && rc_room_is_ready(c->a, room)) {
-        stream_hello(s);
-    }
+    stream_join(s, room, last);
     return 0;
 }

@@ -1126,8 +1126,8 @@ ROOMCAST_EXTERN int rc_room_send(rc_adapter *a, const char *room,
  * or none: they are not in the history and do not move the sequence.
  *
  * Keys: "<kp>{T}:hm" hash (e, s), expiring 30 days after the last
- * publish; "<kp>{T}:hs" stream of the envelopes (ids S-0, fields t (ms)
- * and d), capped near max_len, expiring ttl_s after the last publish.
+ * publish; "<kp>{T}:hs" stream of the envelopes (ids S-0, field d),
+ * capped near max_len, expiring ttl_s after the last publish.
  */
 
 /** History options (zeroed: defaults). */

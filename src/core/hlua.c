@@ -2,7 +2,7 @@
  * The history scripts (see roomcast.h, "History and resume"). Room
  * scripts on the room's keys, extra arguments from ARGV[7]: hm (hash:
  * e, the epoch, Redis' ms when it began; s, the last sequence) and hs
- * (stream of envelopes, ids "S-0", fields t (ms) and d).
+ * (stream of envelopes, ids "S-0", field d).
  */
 #include "lua.h"
 
@@ -17,15 +17,25 @@
     "end\n"
 
 /* Append, number, publish. ARGV[7..10]: max length, ttl ms, the envelope
- * before its id's value, and after it. Returns {e, s}. */
-const char rc__lua_hpub[] = HIST_PRELUDE
-    "local e = redis.call('HGET', b .. 'hm', 'e') or epoch(0)\n"
+ * before its id's value, and after it. Returns {e, s}. Lean on purpose:
+ * each call made or function defined here costs every publish (no TIME
+ * but for a new epoch; the meta's TTL renewed every 64th). */
+const char rc__lua_hpub[] =
+    "local b, chan = KEYS[1], ARGV[3]\n"
+    "local e = redis.call('HGET', b .. 'hm', 'e')\n"
+    "if not e then\n"
+    "  local t = redis.call('TIME')\n"
+    "  e = string.format('%.0f', tonumber(t[1]) * 1000 +\n"
+    "                          math.floor(tonumber(t[2]) / 1000))\n"
+    "  redis.call('DEL', b .. 'hs')\n"
+    "  redis.call('HSET', b .. 'hm', 'e', e, 's', 0)\n"
+    "end\n"
     "local s = redis.call('HINCRBY', b .. 'hm', 's', 1)\n"
     "local env = ARGV[9] .. e .. '-' .. s .. ARGV[10]\n"
-    "redis.call('XADD', b .. 'hs', 'MAXLEN', '~', ARGV[7], s .. '-0', 't',\n"
-    "           now, 'd', env)\n"
+    "redis.call('XADD', b .. 'hs', 'MAXLEN', '~', ARGV[7], s .. '-0', 'd',\n"
+    "           env)\n"
+    "if s % 64 == 1 then redis.call('PEXPIRE', b .. 'hm', 2592000000) end\n"
     "redis.call('PEXPIRE', b .. 'hs', ARGV[8])\n"
-    "redis.call('PEXPIRE', b .. 'hm', 2592000000)\n"
     "redis.call('PUBLISH', chan, env)\n"
     "return {e, s}\n";
 
@@ -53,7 +63,7 @@ const char rc__lua_hread[] = HIST_PRELUDE
     "for _, r in ipairs(redis.call('XRANGE', b .. 'hs', from, to, 'COUNT',\n"
     "                              ARGV[8])) do\n"
     "  out[#out + 1] = tonumber(string.match(r[1], '^%d+'))\n"
-    "  out[#out + 1] = r[2][4]\n"
+    "  out[#out + 1] = r[2][2]\n"
     "end\n"
     "return out\n";
 

@@ -5,7 +5,9 @@
 # injected faults (chat_faults: rc-chat-faults, faults.c), one test per
 # attack of the hardening issue (chat_hardening), presence (chat_presence)
 # and sessions by code (chat_sessions; its frozen-link case needs socat and
-# skips itself without it). Each test starts
+# skips itself without it), history and resume (chat_history; its dropped-
+# link case needs socat, its reference-node case node_ref/node_modules, and
+# each skips itself without). Each test starts
 # its own redis-server and rc-chat processes on free loopback ports.
 # Reported as skipped (exit 77) without chat/node_modules (npm ci there) or
 # without redis-server; chat_browser skips itself without chromium.
@@ -26,7 +28,8 @@ foreach(fn event_base_new event_base_priority_init evhttp_new
     target_link_options(rc-chat-faults PRIVATE "LINKER:--wrap=${fn}")
 endforeach()
 
-foreach(name http reliability browser faults hardening presence sessions)
+foreach(name http reliability browser faults hardening presence sessions
+                history)
     add_test(NAME chat_${name}
              COMMAND sh -c [=[
 test -d node_modules || { echo "chat: no chat/node_modules (npm ci there)"; exit 77; }

@@ -310,3 +310,82 @@ test('sessions in the page: create, join by code, full, close ends both', { skip
   await c.screenshot({ path: shot });
   t.diagnostic(`screenshots: ${inSession} (in the session), ${shot} (refused: full)`);
 });
+
+// History in the page: the node the page uses is killed and started again
+// on its port while the other node takes posts; the page's EventSource
+// reconnects with Last-Event-ID and shows every message once (or the reset
+// notice). Then the page is closed, posts go on, and a new page in the
+// same browser profile resumes from the id it kept (?last_event_id=).
+test('history in the page: a node restart and a reopened page miss nothing', { skip, timeout: 120000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.skip(`chromium not installed (${CHROMIUM}; set CHROMIUM)`);
+    return;
+  }
+  const redis = await startRedis();
+  procs.push(redis);
+  const args = ['--history', '1000'];
+  const n1 = await startNode({ redisPort: redis.port, nodeId: 'node-h1', args });
+  procs.push(n1);
+  const n2 = await startNode({ redisPort: redis.port, nodeId: 'node-h2', args });
+  procs.push(n2);
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  const room = `history-${Math.random().toString(36).slice(2, 8)}`;
+  const context = await browser.newContext({ viewport: { width: 800, height: 520 } });
+  await context.addInitScript(() => localStorage.getItem('roomcast-chat.user') || localStorage.setItem('roomcast-chat.user', 'ada'));
+  const pageErrors = [];
+  const openPage = async (name) => {
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
+    await page.goto(`${n1.url}/#room=${encodeURIComponent(room)}`);
+    await connected(page, name);
+    return page;
+  };
+  const say = async (node, text) => {
+    const r = await fetch(`${node.url}/rooms/${encodeURIComponent(room)}/messages`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ event: 'chat', data: { user: 'bob', text, at: Date.now() } }),
+    });
+    assert.equal(r.status, 202, `POST ${text} on ${node.nodeId}: ${r.status} ${await r.text()}`);
+  };
+  const texts = (page) => page.$$eval('#messages .msg .text', (els) => els.map((e) => e.textContent));
+  const resetShown = (page) => page.evaluate(() => document.querySelector('#messages')?.dataset.reset ?? null);
+  // Every one of want once (or the reset notice instead).
+  const allOnce = async (page, name, want) => {
+    await until(
+      page,
+      name,
+      (w) => document.querySelector('#messages')?.dataset.reset || w.every((x) => [...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === x)),
+      want,
+      `every one of ${JSON.stringify(want)} (or the reset notice)`,
+    );
+    const got = (await texts(page)).filter((x) => want.includes(x));
+    const reset = await resetShown(page);
+    if (reset) t.diagnostic(`page ${name} showed the reset notice (${reset})`);
+    else assert.deepEqual(got, want, `page ${name}: each message once, in order`);
+  };
+
+  const a = await openPage('A');
+  const first = ['one', 'two', 'three'].map((x) => `${x} ${Date.now()}`);
+  for (const x of first) await say(n2, x);
+  await allOnce(a, 'A', first);
+
+  // The page's node dies; posts go on elsewhere; it comes back on its port.
+  await n1.kill();
+  const away = ['four', 'five', 'six', 'seven', 'eight'].map((x) => `${x} ${Date.now()}`);
+  for (const x of away) await say(n2, x);
+  const n1b = await startNode({ redisPort: redis.port, nodeId: 'node-h1b', args: [...args, '--port', String(n1.port)] });
+  procs.push(n1b);
+  await allOnce(a, 'A', [...first, ...away]);
+  await until(a, 'A', () => document.querySelector('#node')?.textContent === 'node-h1b', null, 'the page on the restarted node');
+
+  // Closed, then opened again in the same profile: it resumes from its id.
+  await a.close();
+  const later = ['nine', 'ten'].map((x) => `${x} ${Date.now()}`);
+  for (const x of later) await say(n2, x);
+  const b = await openPage('B');
+  await allOnce(b, 'B', later);
+  const shown = await texts(b);
+  if (!(await resetShown(b))) assert.ok(!shown.includes(first[0]), `page B replayed what page A had already seen: ${JSON.stringify(shown)}`);
+  assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
+});

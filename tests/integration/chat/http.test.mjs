@@ -447,7 +447,7 @@ describe('rc-chat HTTP contract', { skip }, () => {
     }
     const cases = [
       ['PUT', '/rooms/a/messages', 'POST'],
-      ['GET', '/rooms/a/messages', 'POST'],
+      ['DELETE', '/rooms/a/messages', 'POST'],
       ['POST', '/rooms/a/events', 'GET'],
       ['POST', '/rooms/a', 'GET'],
       ['DELETE', '/health', 'GET'],
