@@ -7,19 +7,12 @@
  * link missed messages) is held, and reads the history until it is level
  * with what the room has seen, or gets rc:reset.
  */
-#include <stdio.h>
 
-#include "presence.h"
+#include "history.h"
 
 #define DEFAULT_MAX_LEN 1000u
 #define DEFAULT_TTL_S 3600u
 #define DEFAULT_REPLAY_MAX 1000u
-
-struct rc__hroom {
-    unsigned long long e, l;       /* the epoch; the last sequence seen live */
-    unsigned long long rhw_e, rhw; /* our publishes' answers, highest */
-    int gap; /* published without an id while Redis was away */
-};
 
 int rc_adapter_set_history(rc_adapter *a, const rc_history_options *opts,
                            size_t size)
@@ -67,8 +60,8 @@ void rc__hist_room_gone(rc_adapter *a, rc__aroom *room)
 }
 
 /* "E-S" (digits, each at most 18 of them): 0 and *e, *s, or -1. */
-static int parse_id(const char *id, unsigned long long *e,
-                    unsigned long long *s)
+int rc__hist_parse_id(const char *id, unsigned long long *e,
+                      unsigned long long *s)
 {
     unsigned long long v[2] = {0, 0};
     int part = 0, digits = 0;
@@ -103,8 +96,8 @@ static void on_fenced(rc_adapter *a, const rc__reply *r, int err, void *arg)
 }
 
 /* The room's sequence went back below seen in epoch e: a new epoch. */
-static void fence(rc_adapter *a, const char *room, unsigned long long e,
-                  unsigned long long seen)
+void rc__hist_fence(rc_adapter *a, const char *room, unsigned long long e,
+                    unsigned long long seen)
 {
     char ev[24], sv[24];
     const char *v[2] = {ev, sv};
@@ -118,8 +111,8 @@ static void fence(rc_adapter *a, const char *room, unsigned long long e,
 
 /* ---- delivery ----------------------------------------------------------- */
 
-static void send_reset(rc_adapter *a, rc__member *m, const char *reason,
-                       unsigned long long e, unsigned long long top)
+void rc__hist_reset(rc_adapter *a, rc__member *m, const char *reason,
+                    unsigned long long e, unsigned long long top)
 {
     rc_message msg = RC_MESSAGE_INIT;
     char id[48], data[64];
@@ -140,9 +133,6 @@ static void send_reset(rc_adapter *a, rc__member *m, const char *reason,
     rc__presence_deliver_to(a, m, &msg);
 }
 
-static int member_read(rc_adapter *a, rc__aroom *room, rc__member *m,
-                       const char *resume);
-
 typedef struct live {
     rc__delivery d;
     rc__aroom *room;
@@ -158,7 +148,7 @@ static int live_one(rc__member *m, void *arg)
     if (m->conn == NULL || m->hhold || (m->hcur && v->s <= m->hseq))
         return v->d.a->closing;
     if (m->hcur && v->s > m->hseq + 1) {
-        member_read(v->d.a, v->room, m, NULL);
+        rc__hist_member_read(v->d.a, v->room, m, NULL);
         return v->d.a->closing;
     }
     m->hcur = 1;
@@ -175,7 +165,7 @@ static int epoch_one(rc__member *m, void *arg)
     if (m->conn == NULL)
         return 0;
     if (m->hcur)
-        send_reset(v->d.a, m, "epoch", v->room->hist->e, 0);
+        rc__hist_reset(v->d.a, m, "epoch", v->room->hist->e, 0);
     m->hcur = 1;
     m->hseq = 0;
     return v->d.a->closing;
@@ -188,11 +178,12 @@ int rc__hist_live(rc_adapter *a, rc__aroom *room, const rc_envelope *env,
     unsigned long long e, s;
     live v;
 
-    if (h == NULL || env->msg.id == NULL || parse_id(env->msg.id, &e, &s) != 0)
+    if (h == NULL || env->msg.id == NULL ||
+        rc__hist_parse_id(env->msg.id, &e, &s) != 0)
         return 0;
     if (h->e != 0 && (e < h->e || (e == h->e && s <= h->l))) {
         if (e == h->e) /* the sequence went back: Redis rolled back */
-            fence(a, room->base.name, e, h->l);
+            rc__hist_fence(a, room->base.name, e, h->l);
         return 1;
     }
     memset(&v, 0, sizeof v);
@@ -223,311 +214,7 @@ int rc__hist_own(rc_adapter *a, rc__aroom *room, const rc_envelope *env)
     unsigned long long e, s;
 
     return room != NULL && hroom(a, room) != NULL && env->msg.id != NULL &&
-           parse_id(env->msg.id, &e, &s) == 0;
-}
-
-/* ---- reads -------------------------------------------------------------- */
-
-enum { READ_MEMBER, READ_API };
-
-typedef struct hread {
-    rc__pend pend; /* first */
-    int kind;
-    char *room, *conn;         /* copies: looked up again with the answer */
-    unsigned long long ce, cs; /* the cursor read after */
-    int resume;                /* a resume: ce, cs are the client's */
-    const char *bad;           /* a reason known before the read */
-    rc_history_cb cb;          /* READ_API */
-    void *user;
-} hread;
-
-static void hread_free(rc_adapter *a, rc__pend *p)
-{
-    hread *k = (hread *)p;
-
-    rc__free(&a->mem, k->room);
-    rc__free(&a->mem, k->conn);
-    rc__free(&a->mem, k);
-}
-
-static void on_read(rc_adapter *a, const rc__reply *r, int err, void *arg);
-
-/* Read room's history after since (0 and resume: from the oldest). */
-static int send_read(rc_adapter *a, hread *k, unsigned long long since,
-                     int from_oldest, unsigned limit)
-{
-    char sv[24], lv[24], ev[24], cv[24];
-    const char *v[5] = {sv, lv, "", ev, cv};
-    size_t l[5] = {0, 0, 0, 0, 0};
-    int rv;
-
-    if (!from_oldest)
-        l[0] = (size_t)(rc__dec_put(sv, since) - sv);
-    l[1] = (size_t)(rc__dec_put(lv, limit) - lv);
-    if (k->resume && k->bad == NULL) { /* fenced there if ahead */
-        l[3] = (size_t)(rc__dec_put(ev, k->ce) - ev);
-        l[4] = (size_t)(rc__dec_put(cv, k->cs) - cv);
-    }
-    rv = rc__room_script(a, RC__SCRIPT_HREAD, k->room, strlen(k->room), v, l, 5,
-                         on_read, k);
-    if (rv == 0)
-        rc__pend_link(a, &k->pend);
-    return rv;
-}
-
-static hread *hread_new(rc_adapter *a, int kind, const char *room,
-                        const char *conn)
-{
-    hread *k = rc__malloc(&a->mem, sizeof *k);
-
-    if (k == NULL)
-        return NULL;
-    memset(k, 0, sizeof *k);
-    k->kind = kind;
-    k->pend.free_fn = hread_free;
-    k->room = rc__malloc(&a->mem, strlen(room) + 1);
-    k->conn = conn ? rc__malloc(&a->mem, strlen(conn) + 1) : NULL;
-    if (k->room == NULL || (conn != NULL && k->conn == NULL)) {
-        hread_free(a, &k->pend);
-        return NULL;
-    }
-    strcpy(k->room, room);
-    if (conn != NULL)
-        strcpy(k->conn, conn);
-    return k;
-}
-
-/* Hold member m and read what it misses; resume: the client's id ("E-S",
- * or anything else: unparsable). A read that cannot be sent leaves the
- * member held until the next catch-up (the room's next READY). */
-static int member_read(rc_adapter *a, rc__aroom *room, rc__member *m,
-                       const char *resume)
-{
-    rc_conn *c = (rc_conn *)m->conn;
-    hread *k = hread_new(a, READ_MEMBER, room->base.name, c->base.id);
-
-    m->hhold = 1;
-    if (k == NULL)
-        return RC_ENOMEM;
-    k->ce = room->hist->e;
-    k->cs = m->hseq;
-    if (resume != NULL) {
-        k->resume = 1;
-        if (parse_id(resume, &k->ce, &k->cs) != 0)
-            k->bad = "unparsable";
-    }
-    if (send_read(a, k, k->cs, k->bad != NULL,
-                  k->bad != NULL ? 1 : a->hist.o.replay_max) != 0) {
-        hread_free(a, &k->pend);
-        m->hhold = 0; /* its cursor stays: the next gap reads again */
-        return RC_EUNAVAIL;
-    }
-    return 0;
-}
-
-/* What a read found. */
-typedef struct found {
-    unsigned long long e, top, first;
-    long long fenced; /* the cursor was ahead: a new epoch, e */
-    size_t n;         /* messages: elements 4, 5 (sequence, envelope), ... */
-} found;
-
-static int found_parse(const rc__reply *r, found *f)
-{
-    const char *e;
-    size_t len;
-    long long top, first;
-
-    memset(f, 0, sizeof *f);
-    if ((e = rc__reply_str(r, 0, &len)) == NULL ||
-        rc__reply_int(r, 1, &top) != 0 || rc__reply_int(r, 2, &first) != 0 ||
-        rc__reply_int(r, 3, &f->fenced) != 0 || top < 0 || first < 0 ||
-        (rc__reply_len(r) - 4) % 2 != 0)
-        return RC_EREDIS;
-    for (; len > 0 && *e >= '0' && *e <= '9'; e++, len--)
-        f->e = f->e * 10 + (unsigned long long)(*e - '0');
-    f->top = (unsigned long long)top;
-    f->first = (unsigned long long)first;
-    f->n = (rc__reply_len(r) - 4) / 2;
-    return len == 0 ? 0 : RC_EREDIS;
-}
-
-/* Why a cursor (ce, cs) cannot be resumed from what was found, or NULL. */
-static const char *why_not(rc_adapter *a, const found *f, unsigned long long ce,
-                           unsigned long long cs)
-{
-    if (f->fenced) { /* Redis rolled back: the read fenced the room */
-        a->c.history_fenced++;
-        return "ahead";
-    }
-    if (f->e == 0)
-        return "epoch"; /* no history (any more) */
-    if (ce != f->e)
-        return "epoch";
-    if (cs + 1 < f->first)
-        return "trimmed";
-    if (f->top - cs > a->hist.o.replay_max)
-        return "toomany";
-    return NULL;
-}
-
-/* Envelope i of a read's answer, decoded into *env (scratch: allocated,
- * len bytes); its sequence in *s. 0 or an error. */
-static int entry(rc_adapter *a, const rc__reply *r, size_t i, rc_envelope *env,
-                 char **scratch, unsigned long long *s)
-{
-    long long seq;
-    const char *p;
-    size_t len;
-
-    *scratch = NULL;
-    if (rc__reply_int(r, 4 + 2 * i, &seq) != 0 || seq < 0 ||
-        (p = rc__reply_str(r, 5 + 2 * i, &len)) == NULL)
-        return RC_EREDIS;
-    *s = (unsigned long long)seq;
-    if ((*scratch = rc__malloc(&a->mem, len + 1)) == NULL)
-        return RC_ENOMEM;
-    return rc_envelope_decode(p, len, &a->limits, env, *scratch, len + 1);
-}
-
-/* Give member m the messages found after its cursor, in order. */
-static void replay(rc_adapter *a, rc__member *m, const rc__reply *r,
-                   const found *f)
-{
-    rc__delivery d;
-    rc_envelope env;
-    unsigned long long s;
-    char *scratch;
-    size_t i;
-
-    for (i = 0; i < f->n && m->conn != NULL && !a->closing; i++) {
-        memset(&d, 0, sizeof d);
-        d.a = a;
-        if (entry(a, r, i, &env, &scratch, &s) == 0 && s > m->hseq &&
-            (d.frame = rc__frame_new(&a->mem, &env.msg)) != NULL) {
-            d.msg = &env.msg;
-            d.except = env.except ? rc_conn_find(a, env.except) : NULL;
-            m->hseq = s;
-            a->c.history_repaired++;
-            rc__deliver_one(m, &d);
-            rc_frame_unref(d.frame);
-        }
-        rc__free(&a->mem, scratch);
-    }
-}
-
-/* A member's read is in: replay or reset, then level with the room (read
- * again while the room has seen more than was read), then live. */
-static void member_answer(rc_adapter *a, hread *k, const rc__reply *r)
-{
-    rc_conn *c = rc_conn_find(a, k->conn);
-    rc__room *base = rc__find_room(a, k->room);
-    rc__aroom *room = (rc__aroom *)base;
-    rc__member *m;
-    const char *why;
-    found f;
-
-    if (c == NULL || room == NULL || room->hist == NULL ||
-        (m = rc__member_of(&a->reg, &c->base, base)) == NULL)
-        return;
-    if (found_parse(r, &f) != 0) {
-        a->c.script_errors++;
-        m->hhold = 0;
-        return;
-    }
-    if (room->hist->e == 0)
-        room->hist->e = f.e;
-    why = k->bad ? k->bad : why_not(a, &f, k->ce, k->cs);
-    if (why != NULL) {
-        send_reset(a, m, why, f.e, f.top);
-        m->hseq = f.top;
-    } else {
-        m->hseq = k->cs; /* a resume's cursor is the client's */
-        replay(a, m, r, &f);
-    }
-    if (m->conn == NULL || a->closing)
-        return;
-    m->hcur = f.e == room->hist->e; /* else: takes the next live as is */
-    if (m->hcur && room->hist->l > m->hseq &&
-        member_read(a, room, m, NULL) == 0)
-        return;
-    m->hhold = 0;
-}
-
-/* A member's read lost with the link: it goes on from its cursor, which
- * the next gap, or its room's next READY, reads on from. */
-static void member_lost(rc_adapter *a, hread *k)
-{
-    rc_conn *c = rc_conn_find(a, k->conn);
-    rc__room *base = rc__find_room(a, k->room);
-    rc__member *m;
-
-    if (c != NULL && base != NULL &&
-        (m = rc__member_of(&a->reg, &c->base, base)) != NULL)
-        m->hhold = 0;
-}
-
-static void api_answer(rc_adapter *a, hread *k, const rc__reply *r)
-{
-    rc_history_entry *v = NULL;
-    char **scratch = NULL, latest[48], *p = latest;
-    const char *why;
-    unsigned long long s;
-    size_t i = 0, n = 0;
-    found f;
-    int rv = found_parse(r, &f);
-
-    if (rv == 0 && f.e > 0) {
-        p = rc__dec_put(p, f.e);
-        *p++ = '-';
-        p = rc__dec_put(p, f.top);
-    }
-    *p = '\0';
-    why = rv != 0     ? NULL
-          : k->bad    ? k->bad
-          : k->resume ? why_not(a, &f, k->ce, k->cs)
-                      : NULL;
-    if (rv == 0 && why == NULL && f.n > 0 &&
-        ((v = rc__malloc(&a->mem, f.n * sizeof *v)) == NULL ||
-         (scratch = rc__malloc(&a->mem, f.n * sizeof *scratch)) == NULL))
-        rv = RC_ENOMEM;
-    for (; rv == 0 && why == NULL && i < f.n; i++, n++) {
-        rc_envelope env;
-
-        if ((rv = entry(a, r, i, &env, &scratch[i], &s)) != 0) {
-            rc__free(&a->mem, scratch[i]);
-            break;
-        }
-        v[i].msg = env.msg;
-        v[i].id = env.msg.id;
-    }
-    k->cb(a, rv, why, latest, why ? NULL : v, why || rv ? 0 : n, k->user);
-    while (n > 0)
-        rc__free(&a->mem, scratch[--n]);
-    rc__free(&a->mem, scratch);
-    rc__free(&a->mem, v);
-}
-
-static void on_read(rc_adapter *a, const rc__reply *r, int err, void *arg)
-{
-    hread *k = arg;
-    rc__alloc mem = a->mem;
-
-    rc__pend_unlink(a, &k->pend);
-    rc__enter(a); /* a sink may free the adapter */
-    if (!a->closing && k->kind == READ_API && err != 0)
-        k->cb(a, err == RC_EMISUSE ? RC_EUNAVAIL : err, NULL, "", NULL, 0,
-              k->user);
-    else if (!a->closing && k->kind == READ_API)
-        api_answer(a, k, r);
-    else if (!a->closing && err == 0)
-        member_answer(a, k, r);
-    else if (!a->closing)
-        member_lost(a, k);
-    rc__exit(a);
-    rc__free(&mem, k->room);
-    rc__free(&mem, k->conn);
-    rc__free(&mem, k);
+           rc__hist_parse_id(env->msg.id, &e, &s) == 0;
 }
 
 /* ---- the public calls, and the adapter's hooks -------------------------- */
@@ -548,40 +235,13 @@ int rc_conn_resume(rc_conn *conn, const char *room, const char *last_event_id)
         (m = rc__member_of(&a->reg, &conn->base, r)) == NULL)
         return rv;
     if (h->gap || !rc__port_has_pub(a) ||
-        member_read(a, (rc__aroom *)r, m, last_event_id) != 0) {
+        rc__hist_member_read(a, (rc__aroom *)r, m, last_event_id) != 0) {
         m->hhold = 0;
         m->hcur = h->e != 0;
         m->hseq = h->l;
-        send_reset(a, m, "unavailable", h->e, h->l);
+        rc__hist_reset(a, m, "unavailable", h->e, h->l);
     }
     return rv;
-}
-
-int rc_history_read(rc_adapter *a, const char *room, const char *since,
-                    unsigned limit, rc_history_cb cb, void *user)
-{
-    hread *k;
-    int rv;
-
-    if (a == NULL || room == NULL || cb == NULL || !a->hist.on ||
-        rc__quoted_len(room, strlen(room)) == 0)
-        return RC_EINVAL;
-    if (!rc__port_has_pub(a))
-        return RC_EUNAVAIL;
-    if ((k = hread_new(a, READ_API, room, NULL)) == NULL)
-        return RC_ENOMEM;
-    k->cb = cb;
-    k->user = user;
-    if (since != NULL && since[0] != '\0') {
-        k->resume = 1;
-        if (parse_id(since, &k->ce, &k->cs) != 0)
-            k->bad = "unparsable";
-    }
-    limit = limit ? limit : a->hist.o.replay_max;
-    rv = send_read(a, k, k->cs, !k->resume || k->bad != NULL, limit);
-    if (rv != 0)
-        hread_free(a, &k->pend);
-    return rv == RC_EMISUSE ? RC_EUNAVAIL : rv;
 }
 
 /* The room's subscription is (again) confirmed: members that may have
@@ -591,7 +251,7 @@ static int ready_one(rc__member *m, void *arg)
     rc__aroom *room = arg;
 
     if (m->conn != NULL && m->hcur && !m->hhold)
-        member_read(((rc_conn *)m->conn)->a, room, m, NULL);
+        rc__hist_member_read(((rc_conn *)m->conn)->a, room, m, NULL);
     return 0;
 }
 
@@ -609,8 +269,8 @@ static int fence_room(void *item, void *arg)
     rc__hroom *h = room->hist;
 
     if (h != NULL && h->e != 0)
-        fence(arg, room->base.name, h->e,
-              h->rhw_e == h->e && h->rhw > h->l ? h->rhw : h->l);
+        rc__hist_fence(arg, room->base.name, h->e,
+                       h->rhw_e == h->e && h->rhw > h->l ? h->rhw : h->l);
     return 0;
 }
 
@@ -647,7 +307,7 @@ static void on_hpub(rc_adapter *a, const rc__reply *r, int err, void *arg)
         for (; len > 0 && *ev >= '0' && *ev <= '9'; ev++, len--)
             e = e * 10 + (unsigned long long)(*ev - '0');
         if (h != NULL && h->rhw_e == e && (unsigned long long)s <= h->rhw)
-            fence(a, k->room, e, h->rhw); /* answers went back */
+            rc__hist_fence(a, k->room, e, h->rhw); /* answers went back */
         else if (h != NULL) {
             h->rhw_e = e;
             h->rhw = (unsigned long long)s;

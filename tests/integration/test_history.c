@@ -360,7 +360,7 @@ static void t_reconnect_storm(void **state)
     ts_world *w = *state;
     ts_node *n[3];
     got *g = calloc(100, sizeof *g);
-    char id[48];
+    char id[48], what[160];
     int i, j, k, reconnects = 0;
 
     assert_non_null(g);
@@ -393,8 +393,13 @@ static void t_reconnect_storm(void **state)
         }
     }
     for (k = 0; k < 100; k++) {
-        WAIT_FOR(w, g[k].n > 0 && g[k].s[g[k].n - 1] == 3000,
-                 "every client at the last message");
+        WAIT_FOR_MS(w, g[k].n > 0 && g[k].s[g[k].n - 1] == 3000, 30000,
+                    (snprintf(what, sizeof what,
+                              "%s at the last message (has %d, the last "
+                              "%llu, %d resets)",
+                              g[k].id, g[k].n,
+                              g[k].n ? g[k].s[g[k].n - 1] : 0ull, g[k].resets),
+                     what));
         contiguous(&g[k], g[k].s[0]);
         assert_int_equal(g[k].resets, 0);
     }
