@@ -14,6 +14,7 @@ typedef struct hread {
     int kind;
     char *room, *conn;         /* copies: looked up again with the answer */
     unsigned long long ce, cs; /* the cursor read after */
+    unsigned req;              /* READ_MEMBER: the member's read number */
     int resume;                /* a resume: ce, cs are the client's */
     const char *bad;           /* a reason known before the read */
     rc_history_cb cb;          /* READ_API */
@@ -88,6 +89,7 @@ int rc__hist_member_read(rc_adapter *a, rc__aroom *room, rc__member *m,
     m->hhold = 1;
     if (k == NULL)
         return RC_ENOMEM;
+    k->req = m->hreq = ++a->hist.reads;
     k->ce = room->hist->e;
     k->cs = m->hseq;
     if (resume != NULL) {
@@ -207,7 +209,8 @@ static void member_answer(rc_adapter *a, hread *k, const rc__reply *r)
     found f;
 
     if (c == NULL || room == NULL || room->hist == NULL ||
-        (m = rc__member_of(&a->reg, &c->base, base)) == NULL)
+        (m = rc__member_of(&a->reg, &c->base, base)) == NULL ||
+        m->hreq != k->req) /* not its read: the id was reused */
         return;
     if (found_parse(r, &f) != 0) {
         a->c.script_errors++;
@@ -242,7 +245,8 @@ static void member_lost(rc_adapter *a, hread *k)
     rc__member *m;
 
     if (c != NULL && base != NULL &&
-        (m = rc__member_of(&a->reg, &c->base, base)) != NULL)
+        (m = rc__member_of(&a->reg, &c->base, base)) != NULL &&
+        m->hreq == k->req)
         m->hhold = 0;
 }
 

@@ -87,6 +87,7 @@ struct rc__member {
      * and whether it waits for a replay (live messages skip it) */
     unsigned long long hseq;
     int hhold, hcur; /* hcur: hseq is a cursor (0: takes the next live) */
+    unsigned hreq;   /* its read in flight (a connection id may be reused) */
 };
 
 struct rc__room {
@@ -314,6 +315,7 @@ typedef struct rc__pend {
 typedef struct rc__history {
     rc_history_options o;
     int on;
+    unsigned reads; /* member reads so far: each one's number */
 } rc__history;
 
 /* end.c: admission's state on a node. */
