@@ -31,25 +31,16 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
-#include <event2/event.h>
-#include <hiredis/hiredis.h>
-
-#include "roomcast/libevent.h"
-#include "roomcast/roomcast.h"
+#include "benchutil.h"
 
 #define NODES 3
 #define PER_ROOM 50
 #define RATE_KEYS 1024
 #define MAX_ROWS 16
-#define TOP_SCRIPT 1 /* the row's own Redis calls: scripts, */
-#define TOP_PUB 2    /* top-level PUBLISH */
 
 static struct {
     int port, rooms, sessions, checks, msgs, window, max_s;
@@ -80,97 +71,19 @@ typedef struct row {
     double ms, calls, cmd_us, redis_cpu_us, node_cpu_us;
 } row;
 
+const char bu_prog[] = "bench_admit";
+
 static row rows[MAX_ROWS];
 static int nrows;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fputs("bench_admit: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static double cpu_ms(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
-/* ---- Redis' side: INFO commandstats and INFO cpu ------------------------- */
-
-static redisReply *info(const char *section)
-{
-    redisReply *r = redisCommand(ctl, "INFO %s", section);
-
-    if (r == NULL || r->type != REDIS_REPLY_STRING)
-        die("INFO failed");
-    return r;
-}
-
-/* The calls and usec of the commands in top (TOP_*), summed. */
-static void commandstats(int top, long long *calls, long long *usec)
-{
-    redisReply *r = info("commandstats");
-    const char *p;
-
-    *calls = *usec = 0;
-    for (p = r->str; (p = strstr(p, "cmdstat_")) != NULL; p++) {
-        const char *c = strstr(p, "calls="), *u = strstr(p, "usec=");
-
-        if (c == NULL || u == NULL)
-            break;
-        if (((top & TOP_SCRIPT) && (strncmp(p + 8, "evalsha:", 8) == 0 ||
-                                    strncmp(p + 8, "eval:", 5) == 0)) ||
-            ((top & TOP_PUB) && strncmp(p + 8, "publish:", 8) == 0)) {
-            *calls += atoll(c + 6);
-            *usec += atoll(u + 5);
-        }
-    }
-    freeReplyObject(r);
-}
-
-/* used_cpu_sys + used_cpu_user of redis-server, in ms. */
-static double redis_cpu_ms(void)
-{
-    redisReply *r = info("cpu");
-    const char *s = strstr(r->str, "used_cpu_sys:");
-    const char *u = strstr(r->str, "used_cpu_user:");
-    double v;
-
-    if (s == NULL || u == NULL)
-        die("no used_cpu in INFO cpu");
-    v = (atof(s + 13) + atof(u + 14)) * 1e3;
-    freeReplyObject(r);
-    return v;
-}
-
 /* ---- rows ---------------------------------------------------------------- */
 
-static double mark_t, mark_cpu, mark_rcpu; /* when the row began */
+static bu_mark mark; /* when the row began */
 
 static void begin(void)
 {
-    freeReplyObject(redisCommand(ctl, "CONFIG RESETSTAT"));
     memset(&t, 0, sizeof t);
-    mark_rcpu = redis_cpu_ms();
-    mark_cpu = cpu_ms();
-    mark_t = now_ms();
+    bu_begin(ctl, &mark);
 }
 
 static row *new_row(const char *name, long n, long window, double ms)
@@ -178,7 +91,7 @@ static row *new_row(const char *name, long n, long window, double ms)
     row *r;
 
     if (nrows == MAX_ROWS)
-        die("too many rows");
+        bu_die("too many rows");
     r = &rows[nrows++];
     memset(r, 0, sizeof *r);
     r->name = name, r->n = n, r->window = window, r->ms = ms;
@@ -190,47 +103,23 @@ static row *new_row(const char *name, long n, long window, double ms)
 /* The row of n calls with window in flight since begin; top: TOP_*. */
 static row *finish(const char *name, long n, long window, int top)
 {
-    double ms = now_ms() - mark_t, cpu = cpu_ms() - mark_cpu;
-    double rcpu = redis_cpu_ms() - mark_rcpu;
-    row *r = new_row(name, n, window, ms);
+    bu_span d = bu_end(ctl, &mark, name, n, window);
+    row *r = new_row(name, n, window, d.ms);
     long long calls, usec;
 
-    commandstats(top, &calls, &usec);
+    bu_commandstats(ctl, top, &calls, &usec);
     r->calls = (double)calls / n;
     r->cmd_us = (double)usec / n;
-    r->redis_cpu_us = rcpu * 1e3 / n;
-    r->node_cpu_us = cpu * 1e3 / n;
-    fprintf(stderr, "bench_admit: %s, %ld in flight: %.0f/s\n", name, window,
-            n / (ms / 1e3));
+    r->redis_cpu_us = d.redis_cpu_ms * 1e3 / n;
+    r->node_cpu_us = d.cpu_ms * 1e3 / n;
     return r;
 }
 
-typedef int (*issue_fn)(long k);
-
-/* Issue calls 0..n-1 with at most window in flight, until *done has grown
- * by n; the run fails after --max-s. */
-static void drive(long n, long window, issue_fn f, const long *done,
-                  const char *what)
-{
-    long sent = 0, from = *done;
-    double end = now_ms() + o.max_s * 1e3;
-    int rv;
-
-    while (*done - from < n) {
-        while (sent < n && sent - (*done - from) < window)
-            if ((rv = f(sent++)) != 0)
-                die("%s: %s", what, rc_strerror(rv));
-        if (now_ms() > end)
-            die("%s: timed out (%ld of %ld)", what, *done - from, n);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-}
-
-static row *measure(const char *name, long n, long window, issue_fn f,
+static row *measure(const char *name, long n, long window, bu_issue_fn f,
                     const long *done, int top)
 {
     begin();
-    drive(n, window, f, done, name);
+    bu_drive(base, o.max_s, n, window, f, done, name);
     return finish(name, n, window, top);
 }
 
@@ -373,9 +262,9 @@ static int issue_rate_then_pub(long k)
 static void expect(const row *r, long ok, long full)
 {
     if (r->ok != ok || r->full != full || r->other != 0 || r->refused != 0)
-        die("%s: %ld ok, %ld full, %ld refused, %ld other (wanted %ld ok, "
-            "%ld full)",
-            r->name, r->ok, r->full, r->refused, r->other, ok, full);
+        bu_die("%s: %ld ok, %ld full, %ld refused, %ld other (wanted %ld ok, "
+               "%ld full)",
+               r->name, r->ok, r->full, r->refused, r->other, ok, full);
 }
 
 static void admission(void)
@@ -405,15 +294,15 @@ static void local_gcra(void)
     const rc_rate r = {1000.0, 50};
     unsigned long long now = 1, retry = 0;
     long k, allowed = 0;
-    double t0 = now_ms(), end = t0 + o.max_s * 1e3;
+    double t0 = bu_now_ms(), end = t0 + o.max_s * 1e3;
     row *w;
 
     for (k = 0; k < o.gcra; k++, now += 8) { /* 0.5 ms apart per bucket */
         allowed += rc_gcra_take(&g[k & 63], &r, now, &retry);
-        if ((k & 0xfffff) == 0 && now_ms() > end)
-            die("rc_gcra_take: timed out");
+        if ((k & 0xfffff) == 0 && bu_now_ms() > end)
+            bu_die("rc_gcra_take: timed out");
     }
-    w = new_row("rc_gcra_take (local, no Redis)", o.gcra, 1, now_ms() - t0);
+    w = new_row("rc_gcra_take (local, no Redis)", o.gcra, 1, bu_now_ms() - t0);
     w->ok = allowed, w->refused = o.gcra - allowed;
     w->calls = -1;
     w->node_cpu_us = w->ms * 1e3 / o.gcra;
@@ -422,7 +311,7 @@ static void local_gcra(void)
 }
 
 /* n calls with W in flight, then n / 20 one at a time: each allowed. */
-static void twice(const char *name, long n, issue_fn f, const long *done,
+static void twice(const char *name, long n, bu_issue_fn f, const long *done,
                   int top)
 {
     expect(measure(name, n, o.window, f, done, top), n, 0);
@@ -435,30 +324,30 @@ static void limiter(void)
     twice("rc_rate_take", o.checks, issue_rate, &t.done, TOP_SCRIPT);
 }
 
+static int pub_ready(rc_adapter *a, void *arg)
+{
+    (void)arg;
+    return rc_room_is_ready(a, "pub") == 1;
+}
+
 /* A connection in room "pub" on every node, subscribed everywhere. */
 static void pub_room(void)
 {
-    double end = now_ms() + 10000;
     rc_conn *c;
     int i;
 
     for (i = 0; i < NODES; i++)
         if (rc_conn_add(nodes[i], NULL, sink, NULL, &c) != 0 ||
             rc_room_join(c, "pub") != 1)
-            die("cannot join room pub");
-    for (i = 0; i < NODES; i++)
-        while (rc_room_is_ready(nodes[i], "pub") != 1) {
-            if (now_ms() > end)
-                die("room pub not ready");
-            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        }
+            bu_die("cannot join room pub");
+    bu_wait_nodes(base, nodes, NODES, pub_ready, NULL, "room pub not ready");
 }
 
 static void publish(void)
 {
     static const struct {
         const char *name;
-        issue_fn f;
+        bu_issue_fn f;
         int top;
     } v[] = {
         {"publish: rc_broadcast_to_room (no limit)", issue_bcast, TOP_PUB},
@@ -472,52 +361,21 @@ static void publish(void)
     msg.data = data;
     msg.data_len = sizeof data - 1;
     pub_room();
-    drive(o.msgs / 10, o.window, issue_bcast, &msgs_done, "warm-up");
+    bu_drive(base, o.max_s, o.msgs / 10, o.window, issue_bcast, &msgs_done,
+             "warm-up");
     for (i = 0; i < sizeof v / sizeof v[0]; i++)
         twice(v[i].name, o.msgs, v[i].f, &msgs_done, v[i].top);
 }
 
 /* ---- setup, output ------------------------------------------------------- */
 
-static void open_nodes(void)
-{
-    rc_state_options so;
-    rc_link_options lo;
-    char url[64], id[32];
-    double end;
-    int i;
-
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", o.port);
-    memset(&so, 0, sizeof so);
-    so.lease_ms = 3600000; /* renewed every 20 min: not during the run */
-    so.verify_ms = 3600000;
-    for (i = 0; i < NODES; i++) {
-        snprintf(id, sizeof id, "bench-admit-%d", i);
-        nodes[i] = rc_adapter_new(NULL, NULL, NULL, id);
-        if (nodes[i] == NULL ||
-            rc_adapter_set_state_options(nodes[i], &so, sizeof so) != 0)
-            die("cannot open an adapter");
-        memset(&lo, 0, sizeof lo);
-        lo.url = url;
-        if (rc_link_open(nodes[i], base, &lo, &links[i]) != 0)
-            die("cannot open a link");
-    }
-    end = now_ms() + 10000;
-    for (i = 0; i < NODES; i++)
-        while (rc_adapter_node_state(nodes[i]) != RC_NODE_LIVE) {
-            if (now_ms() > end)
-                die("a node did not get its lease");
-            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        }
-}
-
 /* Scripts loaded and called once by EVALSHA on every node. */
 static void warm_up(void)
 {
-    drive(300, o.window, issue_rate, &t.done, "warm-up");
-    drive(NODES, NODES, issue_session, &t.done, "warm-up");
+    bu_drive(base, o.max_s, 300, o.window, issue_rate, &t.done, "warm-up");
+    bu_drive(base, o.max_s, NODES, NODES, issue_session, &t.done, "warm-up");
     if (t.other != 0)
-        die("the warm-up failed");
+        bu_die("the warm-up failed");
 }
 
 static void print_json(void)
@@ -556,9 +414,9 @@ static void parse(int argc, char **argv)
         for (j = 0; j < 8 && strcmp(argv[i], names[j]) != 0; j++)
             ;
         if (j == 8)
-            die("usage: bench_admit --port P [--rooms N] [--sessions N] "
-                "[--checks N] [--msgs N] [--window W] [--max-s S] "
-                "[--gcra N]");
+            bu_die("usage: bench_admit --port P [--rooms N] [--sessions N] "
+                   "[--checks N] [--msgs N] [--window W] [--max-s S] "
+                   "[--gcra N]");
         if (j == 7)
             o.gcra = atol(argv[i + 1]);
         else
@@ -567,31 +425,20 @@ static void parse(int argc, char **argv)
     if (i != argc || o.port <= 0 || o.rooms < 1 || o.sessions < 1 ||
         o.checks < 20 || o.msgs < 20 || o.window < 1 || o.max_s < 1 ||
         o.gcra < 1)
-        die("bad arguments (--port is required)");
+        bu_die("bad arguments (--port is required)");
 }
 
 int main(int argc, char **argv)
 {
-    int i;
-
     parse(argc, argv);
     cap2.cap = 2;
-    if ((base = event_base_new()) == NULL)
-        die("no event base");
-    if ((ctl = redisConnect("127.0.0.1", o.port)) == NULL || ctl->err)
-        die("cannot connect to redis-server");
-    open_nodes();
+    bu_connect(o.port, &base, &ctl);
+    bu_open_nodes(base, o.port, "bench-admit", NODES, nodes, links, NULL);
     warm_up();
     admission();
     limiter();
     publish();
     print_json();
-    for (i = 0; i < NODES; i++) {
-        rc_link_close(links[i]);
-        rc_adapter_free(nodes[i]);
-    }
-    event_base_loop(base, EVLOOP_NONBLOCK);
-    redisFree(ctl);
-    event_base_free(base);
+    bu_close(base, ctl, NODES, nodes, links);
     return 0;
 }

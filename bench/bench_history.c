@@ -30,25 +30,16 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
-#include <event2/event.h>
-#include <hiredis/hiredis.h>
-
-#include "roomcast/libevent.h"
-#include "roomcast/roomcast.h"
+#include "benchutil.h"
 
 #define NODES 3
 #define MAX_ROWS 8
 #define HIST_ROOM "hist"
 #define PLAIN_ROOM "plain"
-#define TOP_SCRIPT 1 /* the row's own Redis calls: scripts, */
-#define TOP_PUB 2    /* PUBLISH (top level and inside scripts) */
 
 static struct {
     int port, msgs, window, resumes, behind, max_s;
@@ -87,144 +78,42 @@ typedef struct row {
     double ms, calls, cmd_us, pub_us, redis_cpu_ms, node_cpu_ms;
 } row;
 
+const char bu_prog[] = "bench_history";
+
 static row rows[MAX_ROWS];
 static int nrows;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fputs("bench_history: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static double cpu_ms(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
-/* ---- Redis' side: INFO commandstats and INFO cpu ------------------------- */
-
-static redisReply *info(const char *section)
-{
-    redisReply *r = redisCommand(ctl, "INFO %s", section);
-
-    if (r == NULL || r->type != REDIS_REPLY_STRING)
-        die("INFO failed");
-    return r;
-}
-
-/* The calls and usec of the commands in top (TOP_*), summed. */
-static void commandstats(int top, long long *calls, long long *usec)
-{
-    redisReply *r = info("commandstats");
-    const char *p;
-
-    *calls = *usec = 0;
-    for (p = r->str; (p = strstr(p, "cmdstat_")) != NULL; p++) {
-        const char *c = strstr(p, "calls="), *u = strstr(p, "usec=");
-
-        if (c == NULL || u == NULL)
-            break;
-        if (((top & TOP_SCRIPT) && (strncmp(p + 8, "evalsha:", 8) == 0 ||
-                                    strncmp(p + 8, "eval:", 5) == 0)) ||
-            ((top & TOP_PUB) && strncmp(p + 8, "publish:", 8) == 0)) {
-            *calls += atoll(c + 6);
-            *usec += atoll(u + 5);
-        }
-    }
-    freeReplyObject(r);
-}
-
-/* used_cpu_sys + used_cpu_user of redis-server, in ms. */
-static double redis_cpu_ms(void)
-{
-    redisReply *r = info("cpu");
-    const char *s = strstr(r->str, "used_cpu_sys:");
-    const char *u = strstr(r->str, "used_cpu_user:");
-    double v;
-
-    if (s == NULL || u == NULL)
-        die("no used_cpu in INFO cpu");
-    v = (atof(s + 13) + atof(u + 14)) * 1e3;
-    freeReplyObject(r);
-    return v;
-}
-
 /* ---- rows ---------------------------------------------------------------- */
 
-static double mark_t, mark_cpu, mark_rcpu; /* when the row began */
+static bu_mark mark; /* when the row began */
 
 static void begin(void)
 {
-    freeReplyObject(redisCommand(ctl, "CONFIG RESETSTAT"));
-    mark_rcpu = redis_cpu_ms();
-    mark_cpu = cpu_ms();
-    mark_t = now_ms();
+    bu_begin(ctl, &mark);
 }
 
 /* The row of n operations with window in flight since begin; its own
  * Redis calls are the commands in top (TOP_*). */
 static row *finish(const char *name, int hist, long n, long window, int top)
 {
-    double ms = now_ms() - mark_t, cpu = cpu_ms() - mark_cpu;
-    double rcpu = redis_cpu_ms() - mark_rcpu;
+    bu_span d = bu_end(ctl, &mark, name, n, window);
     long long calls, usec;
     row *r;
 
     if (nrows == MAX_ROWS)
-        die("too many rows");
+        bu_die("too many rows");
     r = &rows[nrows++];
     memset(r, 0, sizeof *r);
     r->name = name, r->hist = hist, r->n = n, r->window = window;
-    r->ms = ms, r->redis_cpu_ms = rcpu, r->node_cpu_ms = cpu;
-    commandstats(top, &calls, &usec);
+    r->ms = d.ms, r->redis_cpu_ms = d.redis_cpu_ms, r->node_cpu_ms = d.cpu_ms;
+    bu_commandstats(ctl, top, &calls, &usec);
     r->calls = (double)calls / n;
     r->cmd_us = (double)usec / n;
     if (top & TOP_SCRIPT) {
-        commandstats(TOP_PUB, &calls, &usec); /* inside the scripts */
+        bu_commandstats(ctl, TOP_PUB, &calls, &usec); /* inside the scripts */
         r->pub_us = (double)usec / n;
     }
-    fprintf(stderr, "bench_history: %s, %ld in flight: %.0f/s\n", name, window,
-            n / (ms / 1e3));
     return r;
-}
-
-typedef int (*issue_fn)(long k);
-
-/* Issue calls 0..n-1 with at most window in flight, until *done has grown
- * by n; the run fails after --max-s. */
-static void drive(long n, long window, issue_fn f, const long *done,
-                  const char *what)
-{
-    long sent = 0, from = *done;
-    double end = now_ms() + o.max_s * 1e3;
-    int rv;
-
-    while (*done - from < n) {
-        while (sent < n && sent - (*done - from) < window)
-            if ((rv = f(sent++)) != 0)
-                die("%s: %s", what, rc_strerror(rv));
-        if (now_ms() > end)
-            die("%s: timed out (%ld of %ld)", what, *done - from, n);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
 }
 
 /* ---- sinks and what each row issues -------------------------------------- */
@@ -289,15 +178,21 @@ static void check_members(const member *m, int n, long want, const char *what)
 
     for (i = 0; i < n; i++)
         if (m[i].bad != 0 || (want >= 0 && m[i].n != want))
-            die("%s: member %d got %ld messages (wanted %ld), %ld out of "
-                "order or resets",
-                what, i, m[i].n, want, m[i].bad);
+            bu_die("%s: member %d got %ld messages (wanted %ld), %ld out of "
+                   "order or resets",
+                   what, i, m[i].n, want, m[i].bad);
+}
+
+static int rooms_ready(rc_adapter *a, void *arg)
+{
+    (void)arg;
+    return rc_room_is_ready(a, PLAIN_ROOM) == 1 &&
+           rc_room_is_ready(a, HIST_ROOM) == 1;
 }
 
 /* A connection in each room on every node, subscribed everywhere. */
 static void join_rooms(void)
 {
-    double end = now_ms() + 10000;
     rc_conn *c;
     int i;
 
@@ -308,15 +203,10 @@ static void join_rooms(void)
             rc_room_join(c, PLAIN_ROOM) != 1 ||
             rc_conn_add(nodes[i], NULL, sink, &in_hist[i], &c) != 0 ||
             rc_room_join(c, HIST_ROOM) != 1)
-            die("cannot join the rooms");
+            bu_die("cannot join the rooms");
     }
-    for (i = 0; i < NODES; i++)
-        while (rc_room_is_ready(nodes[i], PLAIN_ROOM) != 1 ||
-               rc_room_is_ready(nodes[i], HIST_ROOM) != 1) {
-            if (now_ms() > end)
-                die("the rooms are not ready");
-            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        }
+    bu_wait_nodes(base, nodes, NODES, rooms_ready, NULL,
+                  "the rooms are not ready");
 }
 
 static void pub_row(int h, long n, long window)
@@ -325,8 +215,8 @@ static void pub_row(int h, long n, long window)
                                         "history on"};
 
     begin();
-    drive(n, window, h ? issue_hist : issue_plain,
-          h ? &t_hist.done : &t_plain.done, names[h]);
+    bu_drive(base, o.max_s, n, window, h ? issue_hist : issue_plain,
+             h ? &t_hist.done : &t_plain.done, names[h]);
     finish(names[h], h, n, window, h ? TOP_SCRIPT : TOP_PUB);
 }
 
@@ -339,8 +229,10 @@ static void publish(void)
     msg.data = data;
     msg.data_len = sizeof data - 1;
     join_rooms();
-    drive(warm, o.window, issue_plain, &t_plain.done, "warm-up");
-    drive(warm, o.window, issue_hist, &t_hist.done, "warm-up");
+    bu_drive(base, o.max_s, warm, o.window, issue_plain, &t_plain.done,
+             "warm-up");
+    bu_drive(base, o.max_s, warm, o.window, issue_hist, &t_hist.done,
+             "warm-up");
     for (h = 0; h < 2; h++)
         pub_row(h, o.msgs, o.window);
     for (h = 0; h < 2; h++)
@@ -348,7 +240,7 @@ static void publish(void)
     check_members(in_plain, NODES, warm + o.msgs + n1, "plain room");
     check_members(in_hist, NODES, warm + o.msgs + n1, "history room");
     if (in_hist[0].s != in_hist[1].s || in_hist[0].s != in_hist[2].s)
-        die("the history room's members end on different ids");
+        bu_die("the history room's members end on different ids");
 }
 
 /* n resumes at once from resume_id; the conns are removed after. */
@@ -359,19 +251,19 @@ static void resume_round(long n, row **r)
 
     resumed = calloc((size_t)n, sizeof *resumed);
     if (resumed == NULL)
-        die("out of memory");
+        bu_die("out of memory");
     memset(&t_res, 0, sizeof t_res);
     t_res.per = o.behind;
     if (r != NULL)
         begin();
-    drive(n, n, issue_resume, &t_res.done, name);
+    bu_drive(base, o.max_s, n, n, issue_resume, &t_res.done, name);
     if (r != NULL)
         *r = finish(name, 1, n, n, TOP_SCRIPT);
     check_members(resumed, (int)n, o.behind, name);
     for (i = 0; i < n; i++)
         if (resumed[i].s != in_hist[0].s)
-            die("resume: member %ld ends on %llu, not %llu", i, resumed[i].s,
-                in_hist[0].s);
+            bu_die("resume: member %ld ends on %llu, not %llu", i, resumed[i].s,
+                   in_hist[0].s);
     for (i = 0; i < n; i++)
         rc_conn_remove(resumed[i].c);
     free(resumed);
@@ -383,7 +275,7 @@ static void resume(void)
     row *r;
 
     if (in_hist[0].s <= (unsigned long long)o.behind)
-        die("the history room has too few messages");
+        bu_die("the history room has too few messages");
     snprintf(resume_id, sizeof resume_id, "%llu-%llu", in_hist[0].e,
              in_hist[0].s - (unsigned long long)o.behind);
     resume_round(NODES * 2, NULL); /* warm-up */
@@ -398,40 +290,14 @@ static int only_hist(const char *room, void *user)
     return strcmp(room, HIST_ROOM) == 0;
 }
 
-static void open_nodes(void)
+/* History on, for HIST_ROOM only. */
+static int set_history(rc_adapter *a)
 {
-    rc_state_options so;
     rc_history_options ho;
-    rc_link_options lo;
-    char url[64], id[32];
-    double end;
-    int i;
 
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", o.port);
-    memset(&so, 0, sizeof so);
-    so.lease_ms = 3600000; /* renewed every 20 min: not during the run */
-    so.verify_ms = 3600000;
     memset(&ho, 0, sizeof ho);
     ho.room_filter = only_hist; /* defaults: 1000 kept, replay_max 1000 */
-    for (i = 0; i < NODES; i++) {
-        snprintf(id, sizeof id, "bench-history-%d", i);
-        nodes[i] = rc_adapter_new(NULL, NULL, NULL, id);
-        if (nodes[i] == NULL ||
-            rc_adapter_set_state_options(nodes[i], &so, sizeof so) != 0 ||
-            rc_adapter_set_history(nodes[i], &ho, sizeof ho) != 0)
-            die("cannot open an adapter");
-        memset(&lo, 0, sizeof lo);
-        lo.url = url;
-        if (rc_link_open(nodes[i], base, &lo, &links[i]) != 0)
-            die("cannot open a link");
-    }
-    end = now_ms() + 10000;
-    for (i = 0; i < NODES; i++)
-        while (rc_adapter_node_state(nodes[i]) != RC_NODE_LIVE) {
-            if (now_ms() > end)
-                die("a node did not get its lease");
-            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        }
+    return rc_adapter_set_history(a, &ho, sizeof ho);
 }
 
 static void print_row(const row *r, int first)
@@ -474,34 +340,24 @@ static void parse(int argc, char **argv)
         for (j = 0; j < 6 && strcmp(argv[i], names[j]) != 0; j++)
             ;
         if (j == 6)
-            die("usage: bench_history --port P [--msgs N] [--window W] "
-                "[--resumes N] [--behind N] [--max-s S]");
+            bu_die("usage: bench_history --port P [--msgs N] [--window W] "
+                   "[--resumes N] [--behind N] [--max-s S]");
         *dst[j] = atoi(argv[i + 1]);
     }
     if (i != argc || o.port <= 0 || o.msgs < 20 || o.window < 1 ||
         o.resumes < 1 || o.behind < 1 || o.behind > 1000 || o.max_s < 1)
-        die("bad arguments (--port is required; --behind at most 1000)");
+        bu_die("bad arguments (--port is required; --behind at most 1000)");
 }
 
 int main(int argc, char **argv)
 {
-    int i;
-
     parse(argc, argv);
-    if ((base = event_base_new()) == NULL)
-        die("no event base");
-    if ((ctl = redisConnect("127.0.0.1", o.port)) == NULL || ctl->err)
-        die("cannot connect to redis-server");
-    open_nodes();
+    bu_connect(o.port, &base, &ctl);
+    bu_open_nodes(base, o.port, "bench-history", NODES, nodes, links,
+                  set_history);
     publish();
     resume();
     print_json();
-    for (i = 0; i < NODES; i++) {
-        rc_link_close(links[i]);
-        rc_adapter_free(nodes[i]);
-    }
-    event_base_loop(base, EVLOOP_NONBLOCK);
-    redisFree(ctl);
-    event_base_free(base);
+    bu_close(base, ctl, NODES, nodes, links);
     return 0;
 }

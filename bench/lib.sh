@@ -6,6 +6,13 @@
 #   ... run "$bin" "${bench_args[@]}" into files in "$work" ...
 #   bench_report NAME FILE... <<'EOF'   # Node script: write and print
 #
+# or, for a benchmark against its own redis-server (run-admit.sh, ...):
+#
+#   bench_smoke "$@"; shift "$smoke"    # --smoke: smoke=1
+#   bench_redis_setup TARGET "$@"       # bin, work, redis-server on rport
+#   ... run "$bin" --port "$rport" ... >"$work/NAME.json" ...
+#   bench_table NAME <<'JS'             # keep (not --smoke); Node prints
+#
 # Everything named here is a global of the sourcing script, here (this
 # folder) and root (the source tree) included.
 # shellcheck disable=SC2034 # the variables are for the sourcing script
@@ -117,4 +124,60 @@ bench_redis() {
     cat "$work/redis.log" >&2
     echo "$bench_prog: could not start redis-server" >&2
     exit 1
+}
+
+# bench_smoke "$@": sets smoke to 1 if the first argument is --smoke, else
+# to 0; the caller then drops it with `shift "$smoke"`.
+bench_smoke() {
+    smoke=0
+    if [[ ${1:-} == --smoke ]]; then
+        smoke=1
+    fi
+}
+
+# bench_redis_setup TARGET [BUILD_DIR]: for a benchmark against its own
+# redis-server. Checks for redis-server and redis-cli; with BUILD_DIR, takes
+# bin from BUILD_DIR/bench as it is, else bench_build TARGET; sets work
+# (removed on exit, with the server: bench_cleanup), then bench_redis.
+bench_redis_setup() {
+    local target=$1 tool
+    shift
+    for tool in redis-server redis-cli; do
+        if ! command -v "$tool" >/dev/null; then
+            echo "$bench_prog: $tool not found (apt-get install redis-server" \
+                "redis-tools)" >&2
+            exit 1
+        fi
+    done
+
+    if [[ $# -eq 1 ]]; then
+        bin=$1/bench/$target
+        work=$(mktemp -d)
+        [[ -x $bin ]] || { echo "$bench_prog: no $bin" >&2; exit 1; }
+    else
+        bench_build "$target" "$@"
+    fi
+
+    rpid=
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+
+    bench_redis
+}
+
+# bench_cleanup: the EXIT trap of bench_redis_setup.
+bench_cleanup() {
+    [[ -n $rpid ]] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
+    rm -rf "$work"
+}
+
+# bench_table NAME: keeps $work/NAME.json (what the benchmark printed) as
+# bench/results/NAME.json (not for --smoke), then runs the Node script on
+# stdin with that file's path, to print the table(s).
+bench_table() {
+    if [[ $smoke == 0 ]]; then
+        mkdir -p "$here/results"
+        cp "$work/$1.json" "$here/results/$1.json"
+    fi
+    node - "$work/$1.json"
 }

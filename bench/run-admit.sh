@@ -18,11 +18,8 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-smoke=0
-if [[ ${1:-} == --smoke ]]; then
-    smoke=1
-    shift
-fi
+bench_smoke "$@"
+shift "$smoke"
 rooms=${BENCH_ADMIT_ROOMS:-1000}
 sessions=${BENCH_ADMIT_SESSIONS:-20000}
 checks=${BENCH_ADMIT_CHECKS:-100000}
@@ -33,40 +30,12 @@ if [[ $smoke == 1 ]]; then
     rooms=40 sessions=500 checks=2000 msgs=2000 gcra=1000000
 fi
 
-for tool in redis-server redis-cli; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "$bench_prog: $tool not found (apt-get install redis-server" \
-            "redis-tools)" >&2
-        exit 1
-    fi
-done
-
-if [[ $# -eq 1 ]]; then
-    bin=$1/bench/bench_admit
-    work=$(mktemp -d)
-    [[ -x $bin ]] || { echo "$bench_prog: no $bin" >&2; exit 1; }
-else
-    bench_build bench_admit "$@"
-fi
-
-rpid=
-cleanup() {
-    [[ -n $rpid ]] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-bench_redis
+bench_redis_setup bench_admit "$@"
 
 timeout 600 "$bin" --port "$rport" --rooms "$rooms" --sessions "$sessions" \
     --checks "$checks" --msgs "$msgs" --window "$window" --gcra "$gcra" \
     >"$work/admit.json"
-if [[ $smoke == 0 ]]; then
-    mkdir -p "$here/results"
-    cp "$work/admit.json" "$here/results/admit.json"
-fi
-node - "$work/admit.json" <<'JS'
+bench_table admit <<'JS'
 const r = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
 const n = (x, d = 0) => x.toLocaleString('en-US', {minimumFractionDigits: d, maximumFractionDigits: d});
 console.log(`${r.nodes} nodes (one process, one loop), one redis-server; ${r.rooms} cap-2 rooms per admit row, ${r.per_room} admits each.\n`);

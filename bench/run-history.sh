@@ -18,11 +18,8 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-smoke=0
-if [[ ${1:-} == --smoke ]]; then
-    smoke=1
-    shift
-fi
+bench_smoke "$@"
+shift "$smoke"
 msgs=${BENCH_HISTORY_MSGS:-100000}
 window=${BENCH_HISTORY_WINDOW:-512}
 resumes=${BENCH_HISTORY_RESUMES:-1000}
@@ -31,39 +28,11 @@ if [[ $smoke == 1 ]]; then
     msgs=2000 resumes=100
 fi
 
-for tool in redis-server redis-cli; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "$bench_prog: $tool not found (apt-get install redis-server" \
-            "redis-tools)" >&2
-        exit 1
-    fi
-done
-
-if [[ $# -eq 1 ]]; then
-    bin=$1/bench/bench_history
-    work=$(mktemp -d)
-    [[ -x $bin ]] || { echo "$bench_prog: no $bin" >&2; exit 1; }
-else
-    bench_build bench_history "$@"
-fi
-
-rpid=
-cleanup() {
-    [[ -n $rpid ]] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-bench_redis
+bench_redis_setup bench_history "$@"
 
 timeout 600 "$bin" --port "$rport" --msgs "$msgs" --window "$window" \
     --resumes "$resumes" --behind "$behind" >"$work/history.json"
-if [[ $smoke == 0 ]]; then
-    mkdir -p "$here/results"
-    cp "$work/history.json" "$here/results/history.json"
-fi
-node - "$work/history.json" <<'JS'
+bench_table history <<'JS'
 const r = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
 const n = (x, d = 0) => x.toLocaleString('en-US', {minimumFractionDigits: d, maximumFractionDigits: d});
 console.log(`${r.nodes} nodes (one process, one loop), one redis-server; one room with a member on each node, ${r.bytes}-byte messages, message k from node k mod ${r.nodes}; done when every member has it.\n`);

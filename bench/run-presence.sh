@@ -16,11 +16,8 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-smoke=0
-if [[ ${1:-} == --smoke ]]; then
-    smoke=1
-    shift
-fi
+bench_smoke "$@"
+shift "$smoke"
 users=${BENCH_PRESENCE_USERS:-10000}
 rooms=${BENCH_PRESENCE_ROOMS:-1000}
 window=${BENCH_PRESENCE_WINDOW_S:-10}
@@ -30,40 +27,12 @@ if [[ $smoke == 1 ]]; then
     users=300 rooms=30 window=2 ops=20 snapshot=500
 fi
 
-for tool in redis-server redis-cli; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "$bench_prog: $tool not found (apt-get install redis-server" \
-            "redis-tools)" >&2
-        exit 1
-    fi
-done
-
-if [[ $# -eq 1 ]]; then
-    bin=$1/bench/bench_presence
-    work=$(mktemp -d)
-    [[ -x $bin ]] || { echo "$bench_prog: no $bin" >&2; exit 1; }
-else
-    bench_build bench_presence "$@"
-fi
-
-rpid=
-cleanup() {
-    [[ -n $rpid ]] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-bench_redis
+bench_redis_setup bench_presence "$@"
 
 timeout 600 "$bin" --port "$rport" --users "$users" --rooms "$rooms" \
     --window-s "$window" --ops "$ops" --snapshot-users "$snapshot" \
     >"$work/presence.json"
-if [[ $smoke == 0 ]]; then
-    mkdir -p "$here/results"
-    cp "$work/presence.json" "$here/results/presence.json"
-fi
-node - "$work/presence.json" <<'JS'
+bench_table presence <<'JS'
 const r = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
 const rows = [
   ['users joined (all nodes)', `${r.nodes} x ${r.users_per_node} in ${r.rooms} rooms: ${r.join_all_ms} ms (${r.joins_per_s}/s)`],
