@@ -259,9 +259,11 @@ static const char rate_lua[] =
          "return {1, 0}\n";
 
 const char *const rc__lua[RC__SCRIPTS] = {
-    lease_lua,      release_lua,    join_lua,      leave_lua,     sync_lua,
-    snapshot_lua,   members_lua,    sweep_lua,     reap_lua,      user_lua,
-    online_lua,     sweep_due_lua,  reap_due_lua,  reap_done_lua, rate_lua,
-    rc__lua_code,   rc__lua_create, rc__lua_admit, rc__lua_evict, rc__lua_close,
-    rc__lua_verify, rc__lua_send, rc__lua_hpub,  rc__lua_hread, rc__lua_hfence,
+    lease_lua,      release_lua,   join_lua,      leave_lua,
+    sync_lua,       snapshot_lua,  members_lua,   sweep_lua,
+    reap_lua,       user_lua,      online_lua,    sweep_due_lua,
+    reap_due_lua,   reap_done_lua, rate_lua,      rc__lua_code,
+    rc__lua_create, rc__lua_admit, rc__lua_evict, rc__lua_close,
+    rc__lua_verify, rc__lua_send,  rc__lua_hpub,  rc__lua_hread,
+    rc__lua_hfence,
 };
