@@ -642,8 +642,9 @@ typedef struct rc_counters {
     /* Cluster-wide rate checks decided on this node's local share (no
      * Redis link at the time). */
     unsigned long long rate_local;
-    /* History: messages read back to fill a gap on the sub link; resets
-     * sent (resumes and gaps that could not be filled); epochs fenced. */
+    /* History: messages replayed from it to members behind (resumes,
+     * gaps on the sub link); rc:reset frames sent (what could not be
+     * replayed); epochs this node fenced. */
     unsigned long long history_repaired, history_resets, history_fenced;
 } rc_counters;
 
