@@ -265,6 +265,7 @@ typedef struct rc__port {
     char *cmd;            /* commands are formatted here */
     size_t cmd_cap;
     char sha[RC__SCRIPTS][41]; /* each script's SHA1 once Redis told it */
+    int sharded;               /* see rc__port_sharded */
 } rc__port;
 
 /* presence.c: what the adapter keeps for presence. */
@@ -446,6 +447,9 @@ int rc__port_publish(rc_adapter *a, const char *room, const char *env,
 void rc__port_load_scripts(rc_adapter *a);
 /* 1 if there is a pub context that takes commands. */
 int rc__port_has_pub(const rc_adapter *a);
+/* 1 when the adapter's Redis is a cluster in sharded mode: a room's
+ * channel is published with SPUBLISH (scripts too), not PUBLISH. */
+int rc__port_sharded(const rc_adapter *a);
 
 /* A reply, seen through the accessors below; valid for the callback. */
 typedef struct rc__reply rc__reply;
@@ -517,6 +521,11 @@ int rc__deliver_one(rc__member *m, void *arg);
 void rc__rate_free(rc_adapter *a);
 /* The emission interval of a rate in microseconds; 0 if the rate is bad. */
 unsigned long long rc__rate_interval_us(const rc_rate *r);
+
+/* slot.c: the Redis Cluster hash slot of a key (or channel): CRC16
+ * (XMODEM) of its hash tag, the part between the first '{' and the next
+ * '}' when that is not empty, else of the whole key; mod 16384. */
+unsigned rc__keyslot(const char *key, size_t len);
 
 /* identity.c: a user id, 1..256 bytes of UTF-8 without control
  * characters: 0 (*len, *q: its length and as a JSON string) or an error. */

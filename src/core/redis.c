@@ -252,6 +252,11 @@ int rc__port_has_pub(const rc_adapter *a)
            !(w->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
 }
 
+int rc__port_sharded(const rc_adapter *a)
+{
+    return a->port.sharded;
+}
+
 void rc__port_close(rc_adapter *a)
 {
     rc__port *port = &a->port;
