@@ -646,6 +646,9 @@ typedef struct rc_counters {
      * gaps on the sub link); rc:reset frames sent (what could not be
      * replayed); epochs this node fenced. */
     unsigned long long history_repaired, history_resets, history_fenced;
+    /* Subscriptions a transport reported lost one by one (a cluster
+     * shard went away, a slot moved); each room subscribed again. */
+    unsigned long long rooms_lost;
 } rc_counters;
 
 /**

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "roomcast/roomcast.h"
+#include "roomcast/transport.h"
 
 #include "scan.h"
 
@@ -266,6 +267,7 @@ typedef struct rc__port {
     size_t cmd_cap;
     char sha[RC__SCRIPTS][41]; /* each script's SHA1 once Redis told it */
     int sharded;               /* see rc__port_sharded */
+    struct rc_transport t;     /* attached, while t.send is set */
 } rc__port;
 
 /* presence.c: what the adapter keeps for presence. */
@@ -422,6 +424,13 @@ int rc__echo_tail_init(rc_adapter *a);
  * holds the adapter's channels). */
 int rc__port_set_pub(rc_adapter *a, struct redisAsyncContext *ac);
 int rc__port_set_sub(rc_adapter *a, struct redisAsyncContext *ac);
+/* Attach transport t (copied), or detach it (NULL; its sides must be down
+ * first). 0, or RC_EMISUSE: contexts are in use. */
+int rc__port_set_transport(rc_adapter *a, const struct rc_transport *t);
+/* A side of the transport came up or went down: 1 if that changed the
+ * side, 0 if not (or no transport), RC_ENOMEM. A new pub side loads the
+ * scripts. */
+int rc__port_tside(rc_adapter *a, int is_sub, int up);
 /* 1 if there is a sub context in use. */
 int rc__port_has_sub(const rc_adapter *a);
 /* The adapter is being released: let go of every context. */

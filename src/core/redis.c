@@ -16,6 +16,8 @@
  * context. Pub/Sub reply formats:
  * https://redis.io/docs/latest/develop/interact/pubsub/
  */
+#include <stdint.h>
+
 #include "port.h"
 
 /* At most this many channels per (UN)SUBSCRIBE command. */
@@ -170,6 +172,7 @@ static void fwd_cleanup(void *p)
     rc__watch_settle(w);
 }
 
+/* A watch for context ac, or (ac NULL) for a side of the transport. */
 static rc__watch *watch_new(rc_adapter *a, redisAsyncContext *ac)
 {
     rc__watch *w = rc__malloc(&a->mem, sizeof *w);
@@ -180,8 +183,16 @@ static rc__watch *watch_new(rc_adapter *a, redisAsyncContext *ac)
     w->ac = ac;
     w->a = a;
     w->mem = a->mem;
-    hook(w);
+    if (ac != NULL)
+        hook(w);
+    else
+        w->t = a->port.t;
     return w;
+}
+
+int rc__watch_live(const rc__watch *w)
+{
+    return w != NULL && (w->ac != NULL || w->t.send != NULL);
 }
 
 /* ---- handing contexts over ------------------------------------------- */
@@ -210,6 +221,8 @@ static int set_side(rc_adapter *a, rc__watch **side, redisAsyncContext *ac,
     rc__port *port = &a->port;
     rc__watch *w = NULL;
 
+    if (port->t.send != NULL)
+        return RC_EMISUSE; /* a transport is attached */
     if (*side != NULL ? (*side)->ac == ac : ac == NULL)
         return 0;
     if (ac != NULL && (w = take_retired(port, ac)) != NULL && is_sub) {
@@ -239,6 +252,40 @@ int rc__port_set_sub(rc_adapter *a, struct redisAsyncContext *ac)
     return set_side(a, &a->port.sub, ac, 1);
 }
 
+int rc__port_set_transport(rc_adapter *a, const rc_transport *t)
+{
+    rc__port *port = &a->port;
+
+    if (t != NULL && port->t.send == NULL &&
+        (port->pub != NULL || port->sub != NULL))
+        return RC_EMISUSE; /* hiredis contexts are in use */
+    if (t != NULL)
+        port->t = *t;
+    else
+        memset(&port->t, 0, sizeof port->t);
+    port->sharded = t != NULL && t->sharded;
+    return 0;
+}
+
+int rc__port_tside(rc_adapter *a, int is_sub, int up)
+{
+    rc__port *port = &a->port;
+    rc__watch **side = is_sub ? &port->sub : &port->pub, *w = NULL;
+
+    if (port->t.send == NULL || (!up && *side == NULL))
+        return 0;
+    if (up && (w = watch_new(a, NULL)) == NULL)
+        return RC_ENOMEM;
+    if (*side != NULL) {
+        memset(&(*side)->t, 0, sizeof(*side)->t); /* sends nothing more */
+        let_go(port, *side);
+    }
+    *side = w;
+    if (up && !is_sub)
+        rc__port_load_scripts(a);
+    return 1;
+}
+
 int rc__port_has_sub(const rc_adapter *a)
 {
     return a->port.sub != NULL;
@@ -248,6 +295,8 @@ int rc__port_has_pub(const rc_adapter *a)
 {
     const rc__watch *w = a->port.pub;
 
+    if (w != NULL && w->ac == NULL)
+        return w->t.send != NULL;
     return w != NULL && w->ac != NULL &&
            !(w->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
 }
@@ -343,7 +392,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
 static void on_pub_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     rc__watch *w = privdata;
-    redisReply *reply = r;
+    const redisReply *reply = r;
 
     (void)ac;
     if (w->a != NULL)
@@ -353,7 +402,78 @@ static void on_pub_reply(redisAsyncContext *ac, void *r, void *privdata)
     rc__watch_release(w);
 }
 
+static void t_on_pub_reply(void *priv, const redisReply *reply)
+{
+    on_pub_reply(NULL, (void *)(uintptr_t)reply, priv);
+}
+
 /* ---- commands --------------------------------------------------------- */
+
+/* Write "<c><n>\r\n" at d; returns the end. */
+static char *count_head(char *d, char c, size_t n)
+{
+    char digits[24];
+    size_t k = 0;
+
+    do
+        digits[k++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    *d++ = c;
+    while (k > 0)
+        *d++ = digits[--k];
+    *d++ = '\r';
+    *d++ = '\n';
+    return d;
+}
+
+int rc__watch_send(rc__watch *w, redisCallbackFn *hfn, rc_transport_done tfn,
+                   void *priv, int slot, const char *cmd, size_t len)
+{
+    int rv;
+
+    if (w != NULL && w->ac != NULL)
+        rv = redisAsyncFormattedCommand(w->ac, hfn, priv, cmd, len);
+    else if (w != NULL && w->t.send != NULL)
+        rv = w->t.send(w->t.self, slot, cmd, len, tfn, priv);
+    else
+        return RC_EMISUSE;
+    if (rv != 0)
+        return RC_EMISUSE;
+    w->held++;
+    return 0;
+}
+
+int rc__watch_sendv(rc__watch *w, redisCallbackFn *hfn, rc_transport_done tfn,
+                    void *priv, int slot, int argc, const char **argv,
+                    const size_t *argvlen)
+{
+    size_t need = 32, i;
+    char *cmd, *d;
+    int rv;
+
+    if (w != NULL && w->ac != NULL) {
+        if (redisAsyncCommandArgv(w->ac, hfn, priv, argc, argv, argvlen) !=
+            REDIS_OK)
+            return RC_EMISUSE;
+        w->held++;
+        return 0;
+    }
+    for (i = 0; i < (size_t)argc; i++)
+        need += argvlen[i] + 32;
+    if (w == NULL || (cmd = rc__malloc(&w->mem, need)) == NULL)
+        return w == NULL ? RC_EMISUSE : RC_ENOMEM;
+    d = count_head(cmd, '*', (size_t)argc);
+    for (i = 0; i < (size_t)argc; i++) {
+        d = count_head(d, '$', argvlen[i]);
+        memcpy(d, argv[i], argvlen[i]);
+        d += argvlen[i];
+        *d++ = '\r';
+        *d++ = '\n';
+    }
+    rv = rc__watch_send(w, hfn, tfn, priv, slot, cmd, (size_t)(d - cmd));
+    rc__free(&w->mem, cmd);
+    return rv;
+}
 
 /* The channels of rooms[0..k) one after another in port->cmd, with their
  * lengths in argvlen[1..k]. */
@@ -381,6 +501,23 @@ static int channels(rc_adapter *a, rc__aroom *const *rooms, size_t k,
     return 0;
 }
 
+/* A transport subscribes one channel at a time. */
+static int t_channels(rc_adapter *a, rc__watch *w, int on,
+                      rc__aroom *const *rooms, size_t n, size_t *sent)
+{
+    const char *argv[2];
+    size_t argvlen[2], i;
+
+    for (i = 0; i < n; i++) {
+        if (channels(a, rooms + i, 1, argv, argvlen) != 0)
+            return RC_ENOMEM;
+        if (w->t.subscribe(w->t.self, on, argv[1], argvlen[1]) != 0)
+            return RC_EMISUSE;
+        (*sent)++;
+    }
+    return 0;
+}
+
 /* One command naming the channels of n rooms, in batches. The channel
  * entries SUBSCRIBE creates in hiredis each hold the watch once; an
  * UNSUBSCRIBE takes no callback (its replies go to those entries). */
@@ -393,6 +530,8 @@ static int channel_command(rc_adapter *a, const char *verb,
     int subscribe = verb[0] == 'S';
 
     *sent = 0;
+    if (w != NULL && w->ac == NULL && w->t.subscribe != NULL)
+        return t_channels(a, w, subscribe, rooms, n, sent);
     if (w == NULL || w->ac == NULL)
         return RC_EMISUSE;
     argv[0] = verb;
@@ -424,55 +563,42 @@ int rc__port_unsubscribe(rc_adapter *a, rc__aroom *const *rooms, size_t n,
     return channel_command(a, "UNSUBSCRIBE", rooms, n, sent);
 }
 
-/* Write "$<n>\r\n" at d; returns the end. */
-static char *bulk_head(char *d, size_t n)
-{
-    char digits[24];
-    size_t k = 0;
-
-    do
-        digits[k++] = (char)('0' + n % 10);
-    while ((n /= 10) > 0);
-    *d++ = '$';
-    while (k > 0)
-        *d++ = digits[--k];
-    *d++ = '\r';
-    *d++ = '\n';
-    return d;
-}
-
-/* PUBLISH <prefix><room> <env>, formatted here in one pass into a reused
- * buffer (hiredis' own formatting costs more than the rest of a publish). */
+/* PUBLISH <prefix><room> <env> (SPUBLISH when sharded), formatted here in
+ * one pass into a reused buffer (hiredis' own formatting costs more than
+ * the rest of a publish). */
 int rc__port_publish(rc_adapter *a, const char *room, const char *env,
                      size_t len)
 {
     static const char head[] = "*3\r\n$7\r\nPUBLISH\r\n";
+    static const char shead[] = "*3\r\n$8\r\nSPUBLISH\r\n";
     rc__port *port = &a->port;
     rc__watch *w = port->pub;
     size_t room_len = strlen(room), chan_len = a->prefix_len + room_len;
-    char *d;
+    char *d, *chan;
 
-    if (w == NULL || w->ac == NULL)
+    if (!rc__watch_live(w))
         return RC_EMISUSE;
     if (rc__reserve(&a->mem, &port->cmd, &port->cmd_cap,
-                    sizeof head + chan_len + len + 2 * (24 + 4)) != 0)
+                    sizeof shead + chan_len + len + 2 * (24 + 4)) != 0)
         return RC_ENOMEM;
     d = port->cmd;
-    memcpy(d, head, sizeof head - 1);
-    d = bulk_head(d + sizeof head - 1, chan_len);
+    if (port->sharded)
+        d = (char *)memcpy(d, shead, sizeof shead - 1) + sizeof shead - 1;
+    else
+        d = (char *)memcpy(d, head, sizeof head - 1) + sizeof head - 1;
+    d = count_head(d, '$', chan_len);
+    chan = d;
     memcpy(d, a->prefix, a->prefix_len);
     memcpy(d + a->prefix_len, room, room_len);
     d += chan_len;
     *d++ = '\r';
     *d++ = '\n';
-    d = bulk_head(d, len);
+    d = count_head(d, '$', len);
     memcpy(d, env, len);
     d += len;
     *d++ = '\r';
     *d++ = '\n';
-    if (redisAsyncFormattedCommand(w->ac, on_pub_reply, w, port->cmd,
-                                   (size_t)(d - port->cmd)) != REDIS_OK)
-        return RC_EMISUSE;
-    w->held++;
-    return 0;
+    return rc__watch_send(w, on_pub_reply, t_on_pub_reply, w,
+                          w->ac != NULL ? -1 : (int)rc__keyslot(chan, chan_len),
+                          port->cmd, (size_t)(d - port->cmd));
 }

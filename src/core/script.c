@@ -7,6 +7,8 @@
  * can have run its script in between (it would have failed the same way).
  * The scripts' text is in lua.c.
  */
+#include <stdint.h>
+
 #include "port.h"
 
 /* A call in flight: argv[0..2] are EVAL(SHA), the script or its SHA1 and
@@ -86,37 +88,51 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
     rc__watch_release(w);
 }
 
+static void t_on_loaded(void *priv, const redisReply *reply)
+{
+    on_loaded(NULL, (void *)(uintptr_t)reply, priv);
+}
+
 void rc__port_load_scripts(rc_adapter *a)
 {
     rc__watch *w = a->port.pub;
-    size_t i;
+    const char *argv[3] = {"SCRIPT", "LOAD", NULL};
+    size_t argvlen[3] = {6, 4, 0}, i;
 
     /* A SHA1 once known stays right (it is the text's); loading again on
-     * each context refills Redis' cache after a restart. */
-    for (i = 0; i < RC__SCRIPTS && w != NULL && w->ac != NULL; i++)
-        if (redisAsyncCommand(w->ac, on_loaded, w, "SCRIPT LOAD %s",
-                              rc__lua[i]) == REDIS_OK)
-            w->held++;
+     * each context refills Redis' cache after a restart. On a cluster
+     * this loads the node that takes it; the others learn a script from
+     * its first EVAL after NOSCRIPT. */
+    for (i = 0; i < RC__SCRIPTS && rc__watch_live(w); i++) {
+        argv[2] = rc__lua[i];
+        argvlen[2] = strlen(rc__lua[i]);
+        if (rc__watch_sendv(w, on_loaded, t_on_loaded, w, -1, 3, argv,
+                            argvlen) != 0)
+            break;
+    }
 }
 
 /* ---- calls ------------------------------------------------------------ */
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
+static void t_on_reply(void *priv, const redisReply *reply)
+{
+    on_reply(NULL, (void *)(uintptr_t)reply, priv);
+}
+
 static int send_call(call *c, int eval)
 {
     rc__port *port = &c->w->a->port;
+    int keys = c->argc > 3 && !(c->argvlen[2] == 1 && c->argv[2][0] == '0');
+    int slot = keys ? (int)rc__keyslot(c->argv[3], c->argvlen[3]) : -1;
 
     c->argv[0] = eval ? "EVAL" : "EVALSHA";
     c->argvlen[0] = strlen(c->argv[0]);
     c->argv[1] = eval ? rc__lua[c->script] : port->sha[c->script];
     c->argvlen[1] = strlen(c->argv[1]);
-    if (c->w->ac == NULL ||
-        redisAsyncCommandArgv(c->w->ac, on_reply, c, c->argc, c->argv,
-                              c->argvlen) != REDIS_OK)
-        return RC_EMISUSE;
-    c->w->held++;
-    return 0;
+    return rc__watch_sendv(c->w, on_reply, t_on_reply, c, slot, c->argc,
+                           c->argv, c->argvlen);
 }
 
 static void finish(call *c, const redisReply *reply, int err)

@@ -155,6 +155,25 @@ void rc__on_subscribed(rc_adapter *a, const char *chan, size_t len)
     rc__exit(a);
 }
 
+/* A subscription asked for or confirmed went away without being asked
+ * to (a transport lost a cluster shard, or a slot moved): the host hears
+ * RC_ROOM_LOST if the room was ready, and it is subscribed again. */
+static void lost_one(rc_adapter *a, rc__aroom *room)
+{
+    int was = room->state;
+
+    room->state = RC__UNSUBSCRIBED;
+    a->c.rooms_lost++;
+    rc__enter(a);
+    rc__registry_hold(&a->reg);
+    if (was == RC__SUBSCRIBED)
+        room_event(a, room, RC_ROOM_LOST);
+    if (!room->base.removed)
+        rc__sub_reconcile(a, room);
+    rc__registry_release(&a->reg);
+    rc__exit(a);
+}
+
 void rc__on_unsubscribed(rc_adapter *a, const char *chan, size_t len)
 {
     rc__aroom *room = rc__room_of_channel(a, chan, len);
@@ -163,6 +182,8 @@ void rc__on_unsubscribed(rc_adapter *a, const char *chan, size_t len)
         room->state = RC__UNSUBSCRIBED;
         a->c.unsubscribes_confirmed++;
         rc__sub_reconcile(a, room);
+    } else if (room != NULL && room->state != RC__UNSUBSCRIBED) {
+        lost_one(a, room);
     }
     rc__sub_retry(a);
 }
@@ -265,4 +286,66 @@ int rc_adapter_set_sub(rc_adapter *a, struct redisAsyncContext *sub)
     rv = resync(a);
     rc__exit(a);
     return rv;
+}
+
+/* ---- a transport (roomcast/transport.h) ------------------------------ */
+
+int rc_adapter_set_transport(rc_adapter *a, const rc_transport *t)
+{
+    int rv;
+
+    if (a == NULL || (t != NULL && (t->send == NULL || t->subscribe == NULL)))
+        return RC_EINVAL;
+    if (t != NULL && a->closing)
+        return RC_EMISUSE;
+    if (t == NULL) {
+        rc_transport_pub(a, 0);
+        rc_transport_sub(a, 0);
+    }
+    if ((rv = rc__port_set_transport(a, t)) == 0 && t != NULL)
+        a->local_only = 0;
+    return rv;
+}
+
+void rc_transport_pub(rc_adapter *a, int up)
+{
+    if (a == NULL || (up && a->closing))
+        return;
+    if (rc__port_tside(a, 0, up) == 1) {
+        rc__enter(a);
+        rc__node_pub_changed(a);
+        rc__exit(a);
+    }
+}
+
+void rc_transport_sub(rc_adapter *a, int up)
+{
+    if (a == NULL || (up && a->closing))
+        return;
+    if (rc__port_tside(a, 1, up) != 1)
+        return;
+    rc__enter(a);
+    forget(a);
+    if (up)
+        resync(a);
+    rc__exit(a);
+}
+
+void rc_transport_message(rc_adapter *a, const char *chan, size_t chan_len,
+                          const char *payload, size_t len)
+{
+    if (a != NULL && rc__port_has_sub(a))
+        rc__on_message(a, chan, chan_len, payload, len);
+}
+
+void rc_transport_subscribed(rc_adapter *a, const char *chan, size_t len)
+{
+    if (a != NULL && rc__port_has_sub(a))
+        rc__on_subscribed(a, chan, len);
+}
+
+void rc_transport_unsubscribed(rc_adapter *a, const char *chan, size_t len)
+{
+    if (a != NULL && rc__port_has_sub(a))
+        rc__on_unsubscribed(a, chan, len);
 }
