@@ -311,6 +311,8 @@ void rc_transport_pub(rc_adapter *a, int up)
 {
     if (a == NULL || (up && a->closing))
         return;
+    if (!up)
+        rc__node_let_go(a); /* while it may still take commands */
     if (rc__port_tside(a, 0, up) == 1) {
         rc__enter(a);
         rc__node_pub_changed(a);

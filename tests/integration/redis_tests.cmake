@@ -56,6 +56,13 @@ if(TARGET roomcast_libevent_static)
     rc_redis_link_test(test_presence)
     rc_redis_link_test(test_admit)
     rc_redis_link_test(test_history)
+    # Links on the glue's own connections: rediss:// against a TLS
+    # redis-server, Sentinel (topo_harness makes the certificates and the
+    # sentinels).
+    if(TARGET rc_topo_harness)
+        rc_redis_link_test(test_tls)
+        target_link_libraries(test_tls PRIVATE rc_topo_harness)
+    endif()
     find_program(RC_SOCAT socat)
     if(NOT RC_SOCAT)
         message(STATUS "socat not found: the half-open link test will skip")

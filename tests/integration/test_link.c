@@ -461,6 +461,16 @@ static void t_auth(void **state)
     ts_assert_clean(&(w)->problems);
 }
 
+/* Of two nodes, one with a room: how many sub connections Redis counts
+ * as pubsub. hiredis links subscribe a control channel at once; links on
+ * the glue's own connections (RC_LINK_ENGINE=wire) only the rooms. */
+static long long subscribers_of_two(void)
+{
+    const char *e = getenv("RC_LINK_ENGINE");
+
+    return e != NULL && strcmp(e, "wire") == 0 ? 1 : 2;
+}
+
 /* e) CLIENT KILL TYPE pubsub: the sub side comes back and resubscribes. */
 static void t_client_kill_pubsub(void **state)
 {
@@ -485,7 +495,7 @@ static void t_client_kill_pubsub(void **state)
 
     lost0 = b->lost_events;
     killed = ts_reply_int(rh_cmd(&w->rs, "CLIENT KILL TYPE pubsub"));
-    if (killed < 2)
+    if (killed < subscribers_of_two())
         fail_msg("CLIENT KILL TYPE pubsub killed %lld clients (-1: no "
                  "integer reply)",
                  killed);
@@ -584,13 +594,16 @@ static void t_fifty_cycles(void **state)
             how = cycle % 2 ? "CLIENT KILL TYPE pubsub"
                             : "CLIENT KILL TYPE normal";
             killed = ts_reply_int(rh_cmd(&w->rs, how));
-            if (killed < 2)
+            if (killed < (cycle % 2 ? subscribers_of_two() : 2))
                 fail_msg("cycle %d: %s: %lld killed (-1: no integer reply)",
                          cycle, how, killed);
             if (cycle % 2)
                 WAIT_FOR(w, b->lost_events > b_lost,
                          "B's room LOST after CLIENT KILL TYPE pubsub");
-            WAIT_FOR(w, a->downs > a_downs && b->downs > b_downs,
+            WAIT_FOR(w,
+                     (a->downs > a_downs ||
+                      (cycle % 2 && subscribers_of_two() == 1)) &&
+                         b->downs > b_downs,
                      "both links DOWN after CLIENT KILL");
         }
         snprintf(what, sizeof what,
@@ -603,7 +616,9 @@ static void t_fifty_cycles(void **state)
             "connects %lu failures\n",
             rc_link_connects(a->link), rc_link_failures(a->link),
             rc_link_connects(b->link), rc_link_failures(b->link));
-    assert_true(a->ups >= 51);
+    /* A has no room: on the glue's own connections it is not a pubsub
+     * client, and CLIENT KILL TYPE pubsub (20 cycles) leaves it alone. */
+    assert_true(a->ups >= (subscribers_of_two() == 1 ? 31u : 51u));
     assert_true(b->ups >= 51);
     deliver(w, a, "f1", rb, "{\"cycles\":50}");
 
