@@ -43,6 +43,19 @@ exec "$0" --test --test-concurrency=1 "$1"]=]
         TIMEOUT 600
         LABELS integration)
 endforeach()
+# topo.mjs (Redis Cluster, Sentinel, TLS for the chat tests) proved by its
+# own test: redis-server only (openssl for its TLS case, which skips itself
+# without); it needs no node_modules and no rc-chat.
+add_test(NAME chat_topo
+         COMMAND sh -c [=[
+command -v "${REDIS_SERVER:-redis-server}" >/dev/null 2>&1 || { echo "chat_topo: no redis-server"; exit 77; }
+exec "$0" --test --test-concurrency=1 topo.test.mjs]=]
+                 ${RC_NODE}
+         WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/chat)
+set_tests_properties(chat_topo PROPERTIES
+    SKIP_RETURN_CODE 77
+    TIMEOUT 180
+    LABELS integration)
 set_tests_properties(chat_faults PROPERTIES
     ENVIRONMENT "RC_CHAT=$<TARGET_FILE:rc-chat-faults>")
 # Timing and memory are measured there (heartbeat spacing, RSS, CPU): alone.

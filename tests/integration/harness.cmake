@@ -8,6 +8,9 @@
 #   rc_redis_harness     static library; link it and #include
 #                        "redis_harness.h" (its directory is PUBLIC)
 #   test_redis_harness   cmocka executable + ctest test (LABELS integration)
+#   rc_topo_harness      static library (topo_harness.h: Redis Cluster,
+#                        Sentinel, TLS; topo_*.c), links rc_redis_harness
+#   test_topo_harness    its cmocka self-test (LABELS integration)
 #   RC_REDIS_SERVER      the redis-server path (cache), compiled in as the
 #                        default binary; RH_REDIS_SERVER overrides at run time
 #   RC_HAVE_REDIS_HARNESS  ON, so later tests can check for it
@@ -44,6 +47,29 @@ else()
         C_STANDARD_REQUIRED ON
         C_EXTENSIONS OFF)
 
+    # Redis Cluster, Sentinel and TLS built on it (topo_harness.h):
+    # rc_topo_harness, linked like rc_redis_harness (which it brings).
+    find_program(RC_OPENSSL openssl DOC "openssl for the TLS test certificates")
+    find_program(RC_REDIS_CLI redis-cli DOC "redis-cli for the TLS self-test")
+    add_library(rc_topo_harness STATIC
+        ${CMAKE_CURRENT_LIST_DIR}/topo_harness.c
+        ${CMAKE_CURRENT_LIST_DIR}/topo_cluster.c
+        ${CMAKE_CURRENT_LIST_DIR}/topo_sentinel.c
+        ${CMAKE_CURRENT_LIST_DIR}/topo_tls.c
+        ${CMAKE_CURRENT_LIST_DIR}/topo_internal.h
+        ${CMAKE_CURRENT_LIST_DIR}/topo_harness.h)
+    target_link_libraries(rc_topo_harness PUBLIC rc_redis_harness)
+    target_compile_definitions(rc_topo_harness PRIVATE
+        TH_REDIS_SERVER_PATH="${RC_REDIS_SERVER}")
+    if(RC_OPENSSL)
+        target_compile_definitions(rc_topo_harness PRIVATE
+            TH_OPENSSL_PATH="${RC_OPENSSL}")
+    endif()
+    set_target_properties(rc_topo_harness PROPERTIES
+        C_STANDARD 99
+        C_STANDARD_REQUIRED ON
+        C_EXTENSIONS OFF)
+
     # PkgConfig::CMOCKA made in tests/unit is not visible here (imported
     # targets are directory-scoped): look it up again if need be.
     if(NOT TARGET PkgConfig::CMOCKA)
@@ -66,6 +92,27 @@ else()
         set_tests_properties(test_redis_harness PROPERTIES
             LABELS integration
             TIMEOUT 60)
+
+        # The topologies' self-test: a 3x1 cluster, sentinels, TLS.
+        # Exit 77 (skipped, with a message) without redis-server at run
+        # time; its TLS tests skip themselves without openssl or redis-cli.
+        add_executable(test_topo_harness
+            ${CMAKE_CURRENT_LIST_DIR}/test_topo_harness.c)
+        target_link_libraries(test_topo_harness PRIVATE
+            rc_topo_harness PkgConfig::CMOCKA)
+        if(RC_REDIS_CLI)
+            target_compile_definitions(test_topo_harness PRIVATE
+                TH_REDIS_CLI_PATH="${RC_REDIS_CLI}")
+        endif()
+        set_target_properties(test_topo_harness PROPERTIES
+            C_STANDARD 99
+            C_STANDARD_REQUIRED ON
+            C_EXTENSIONS OFF)
+        add_test(NAME test_topo_harness COMMAND test_topo_harness)
+        set_tests_properties(test_topo_harness PROPERTIES
+            LABELS integration
+            SKIP_RETURN_CODE 77
+            TIMEOUT 240)
     else()
         message(STATUS "cmocka not found: test_redis_harness not built")
     endif()
