@@ -203,6 +203,9 @@ static void sentinel_failover(void **state)
     TIMED("old master back as replica",
           th_sentinel_restart_node(&sn, 1 - sn.master));
     assert_int_equal(th_sentinel_replica_port(&sn), old_port);
+    /* Ready for a second failover, back to the first node. */
+    TIMED("second sentinel failover", th_sentinel_kill_master(&sn));
+    assert_int_equal(th_sentinel_master_port(&sn), old_port);
     TIMED("sentinel stop", th_sentinel_stop(&sn));
 }
 

@@ -428,8 +428,13 @@ class Cluster {
       await S.cmd('MIGRATE', '127.0.0.1', D.port, '', 0, 4000, 'KEYS', ...keys);
       if (Date.now() > deadline) throw new Error(`timed out after 30000 ms moving the keys of slot ${slot}`);
     }
-    const others = this.nodes.map((n, k) => k).filter((k) => k !== src && k !== dst && this.nodes[k].alive && this.nodes[k].role === 'master');
-    for (const k of [dst, src, ...others]) await this.procs[k].cmd('CLUSTER', 'SETSLOT', slot, 'NODE', this.nodes[dst].id);
+    // SETSLOT NODE: the target, the source, then every other live master.
+    const others = this.nodes
+      .map((n, k) => k)
+      .filter((k) => k !== src && k !== dst && this.nodes[k].alive && this.nodes[k].role === 'master');
+    for (const k of [dst, src, ...others]) {
+      await this.procs[k].cmd('CLUSTER', 'SETSLOT', slot, 'NODE', this.nodes[dst].id);
+    }
     await this.waitHealthy(FAILOVER_MS, `every node to agree on slot ${slot}`);
     if ((await this.nodeOfSlot(slot)) !== dst) throw new Error(`slot ${slot} is not on node ${dst} after the migration`);
   }
@@ -691,13 +696,20 @@ export async function makeCerts(dir) {
   const key = (name) => openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', f(name, 'key'));
   const ca = async (name, subj) => {
     await key(name);
-    await openssl('req', '-new', '-x509', '-config', cnf, '-extensions', 'ca_ext', '-key', f(name, 'key'), '-subj', subj, '-days', '2', '-sha256', '-out', f(name, 'crt'));
+    await openssl(
+      ...['req', '-new', '-x509', '-config', cnf, '-extensions', 'ca_ext', '-key', f(name, 'key')],
+      ...['-subj', subj, '-days', '2', '-sha256', '-out', f(name, 'crt')],
+    );
   };
   let serial = (Date.now() % 0xffffff) * 256;
   const leaf = async (name, subj, ext) => {
     await key(name);
     await openssl('req', '-new', '-config', cnf, '-key', f(name, 'key'), '-subj', subj, '-out', f(name, 'csr'));
-    await openssl('x509', '-req', '-in', f(name, 'csr'), '-CA', f('ca', 'crt'), '-CAkey', f('ca', 'key'), '-set_serial', String(serial++), '-days', '2', '-sha256', '-extfile', cnf, '-extensions', ext, '-out', f(name, 'crt'));
+    await openssl(
+      ...['x509', '-req', '-in', f(name, 'csr'), '-CA', f('ca', 'crt'), '-CAkey', f('ca', 'key')],
+      ...['-set_serial', String(serial++), '-days', '2', '-sha256'],
+      ...['-extfile', cnf, '-extensions', ext, '-out', f(name, 'crt')],
+    );
     rmSync(f(name, 'csr'), { force: true });
   };
   try {
