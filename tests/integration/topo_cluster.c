@@ -300,11 +300,14 @@ static int shards_ok(const th_cluster *c, const struct view *v, int *master,
 
         master[m] = -1;
         for (k = 0; k < c->nnodes; k++) {
-            int shard = v[k].role[k] == 0 && v[k].of[k] >= 0
-                            ? c->node[v[k].of[k]].shard
-                            : c->node[k].shard;
+            int shard;
 
-            if (!c->node[k].alive || shard != m)
+            if (!c->node[k].alive) /* no view read */
+                continue;
+            shard = v[k].role[k] == 0 && v[k].of[k] >= 0
+                        ? c->node[v[k].of[k]].shard
+                        : c->node[k].shard;
+            if (shard != m)
                 continue;
             live++;
             if (v[k].role[k] != 1)
@@ -352,6 +355,8 @@ static int healthy(void *arg, char *why, size_t cap)
     th_cluster *c = h->c;
     int master[TH_MAX_NODES], k, j, first = -1;
 
+    for (k = 0; k < TH_MAX_NODES; k++)
+        master[k] = -1;
     for (k = 0; k < c->nnodes; k++) {
         if (!c->node[k].alive)
             continue;
