@@ -60,7 +60,8 @@ else()
         ${CMAKE_CURRENT_LIST_DIR}/topo_harness.h)
     target_link_libraries(rc_topo_harness PUBLIC rc_redis_harness)
     target_compile_definitions(rc_topo_harness PRIVATE
-        TH_REDIS_SERVER_PATH="${RC_REDIS_SERVER}")
+        TH_REDIS_SERVER_PATH="${RC_REDIS_SERVER}"
+        TH_SENTINEL_LAUNCHER="${CMAKE_CURRENT_LIST_DIR}/sentinel_launch.sh")
     if(RC_OPENSSL)
         target_compile_definitions(rc_topo_harness PRIVATE
             TH_OPENSSL_PATH="${RC_OPENSSL}")

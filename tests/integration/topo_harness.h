@@ -17,7 +17,9 @@
  *
  * External programs: openssl (th_tls_certs) is $TH_OPENSSL if set, else the
  * path the build found, else "openssl" on $PATH. The sentinels run the
- * redis-server redis_harness runs ($RH_REDIS_SERVER, else the build's).
+ * redis-server redis_harness runs ($RH_REDIS_SERVER, else the build's),
+ * through tests/integration/sentinel_launch.sh ($TH_SENTINEL_LAUNCHER
+ * overrides the path the build compiles in).
  */
 #ifndef RC_TOPO_HARNESS_H
 #define RC_TOPO_HARNESS_H
@@ -183,7 +185,7 @@ typedef struct th_sentinel {
     int nsentinels;
     rh_server sentinel[TH_MAX_SENTINELS];
     char name[64];         /* the master name */
-    char dir[RH_DIR_SIZE]; /* the sentinels' config files and launchers */
+    char dir[RH_DIR_SIZE]; /* the sentinels' config files */
     char error[TH_ERROR_SIZE];
 
     /* Private. */
@@ -211,10 +213,10 @@ typedef struct th_sentinel_opts {
  * TH_MAX_SENTINELS) sentinels, each a "redis-server <conf> --sentinel"
  * with its own config file (written into s->dir: sentinel monitor <name>
  * 127.0.0.1 <master> <quorum>, down-after-milliseconds, failover-timeout)
- * started through rh_start (a two-line sh launcher puts the config file
- * first, where redis-server wants it). Waits until every sentinel names
- * the master (SENTINEL GET-MASTER-ADDR-BY-NAME), lists the replica with
- * its link ok (SENTINEL REPLICAS) and knows every other sentinel
+ * started through rh_start (its binary is sentinel_launch.sh, which puts
+ * the config file first, where redis-server wants it). Waits until every
+ * sentinel names the master (SENTINEL GET-MASTER-ADDR-BY-NAME), lists the
+ * replica with its link ok (SENTINEL REPLICAS) and knows every other sentinel
  * (SENTINEL SENTINELS), and SENTINEL CKQUORUM says OK. Bounded by
  * TH_SENTINEL_START_MS; -1 with s->error and nothing left running.
  */

@@ -58,55 +58,65 @@ static void remove_tree(char *dir)
     dir[0] = '\0';
 }
 
-/* Text that may go between single quotes in sh, or into a config line. */
-static int plain_text(const char *t)
+#ifndef TH_SENTINEL_LAUNCHER
+#define TH_SENTINEL_LAUNCHER "sentinel_launch.sh"
+#endif
+
+/* sentinel_launch.sh: $TH_SENTINEL_LAUNCHER, else the build's. */
+static const char *launcher(void)
+{
+    const char *env = getenv("TH_SENTINEL_LAUNCHER");
+
+    return env && env[0] ? env : TH_SENTINEL_LAUNCHER;
+}
+
+/* A master name fit for a config line. */
+static int plain_name(const char *t)
 {
     return t[0] && !strpbrk(t, "'\"\n\r \\");
 }
 
-/*
- * A sentinel's config file (it rewrites it: its own, writable) and its
- * launcher. rh_start runs `bin --port P ... <extra>`, but redis-server
- * takes a config file only as its first argument, and a sentinel needs
- * one: the launcher puts it there, and exec keeps the pid rh_start checks.
- */
-static int sentinel_files(th_sentinel *s, int i, const th_sentinel_opts *o,
-                          char *launcher, size_t cap)
+/* A sentinel's config file: its own, since it rewrites it. */
+static int sentinel_conf(th_sentinel *s, int i, const th_sentinel_opts *o,
+                         char *conf, size_t cap)
 {
-    char conf[RH_DIR_SIZE + 32], text[RH_DIR_SIZE * 2 + 512];
-    const char *bin = th_redis_server();
+    char text[512];
 
-    snprintf(conf, sizeof conf, "%s/sentinel-%d.conf", s->dir, i);
-    snprintf(launcher, cap, "%s/sentinel-%d.sh", s->dir, i);
-    if (!plain_text(bin) || !plain_text(s->dir)) {
-        th__set_err(s->error, "cannot quote %s or %s for the sentinel launcher",
-                    bin, s->dir);
-        return -1;
-    }
+    snprintf(conf, cap, "%s/sentinel-%d.conf", s->dir, i);
     snprintf(text, sizeof text,
              "sentinel monitor %s 127.0.0.1 %d %d\n"
              "sentinel down-after-milliseconds %s %d\n"
              "sentinel failover-timeout %s %d\n",
              s->name, s->node[s->master].port, o->quorum, s->name,
              o->down_after_ms, s->name, o->failover_timeout_ms);
-    if (th__write_file(conf, text, 0600, s->error) != 0)
-        return -1;
-    snprintf(text, sizeof text, "#!/bin/sh\nexec '%s' '%s' --sentinel \"$@\"\n",
-             bin, conf);
-    return th__write_file(launcher, text, 0700, s->error);
+    return th__write_file(conf, text, 0600, s->error);
 }
 
+/*
+ * rh_start runs `<binary> --port P ... <extra>`, but redis-server takes a
+ * config file only as its first argument, and a sentinel needs one: the
+ * binary is sentinel_launch.sh, told the real one and the file by the
+ * environment (set for the start only), which puts the file first and
+ * execs (the pid stays the one rh_start checks and kills).
+ */
 static int start_sentinel(th_sentinel *s, int i, const th_sentinel_opts *o)
 {
-    char launcher[RH_DIR_SIZE + 32];
+    char conf[RH_DIR_SIZE + 32];
+    int rc;
 
-    if (sentinel_files(s, i, o, launcher, sizeof launcher) != 0)
+    if (sentinel_conf(s, i, o, conf, sizeof conf) != 0)
         return -1;
-    if (th__launch(&s->sentinel[i], NULL, launcher, 0) != 0) {
-        th__set_err(s->error, "sentinel %d: %s", i, s->sentinel[i].error);
+    if (setenv("TH_SENTINEL_BIN", th_redis_server(), 1) != 0 ||
+        setenv("TH_SENTINEL_CONF", conf, 1) != 0) {
+        th__set_err(s->error, "setenv: %s", strerror(errno));
         return -1;
     }
-    return 0;
+    rc = th__launch(&s->sentinel[i], NULL, launcher(), 0);
+    unsetenv("TH_SENTINEL_BIN");
+    unsetenv("TH_SENTINEL_CONF");
+    if (rc != 0)
+        th__set_err(s->error, "sentinel %d: %s", i, s->sentinel[i].error);
+    return rc;
 }
 
 /* The value of key in a flat key/value array reply, or "". */
@@ -353,7 +363,7 @@ int th_sentinel_start_opts(th_sentinel *s, int sentinels,
         o = *opts;
     sentinel_defaults(&o, sentinels);
     if (sentinels < 1 || sentinels > TH_MAX_SENTINELS ||
-        !plain_text(o.master_name) || strlen(o.master_name) >= sizeof s->name) {
+        !plain_name(o.master_name) || strlen(o.master_name) >= sizeof s->name) {
         th__set_err(s->error,
                     "th_sentinel_start: %d sentinels (1 to %d), name %s",
                     sentinels, TH_MAX_SENTINELS, o.master_name);
