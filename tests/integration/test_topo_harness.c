@@ -344,6 +344,7 @@ int main(void)
     char out[256];
 
     if (th_run(argv, out, sizeof out, TH_RUN_MS) != 0) {
+        out[strcspn(out, "\n")] = '\0';
         printf("test_topo_harness: cannot run %s (%s): skipped\n",
                th_redis_server(), out);
         return 77;
