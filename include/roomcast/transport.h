@@ -108,6 +108,10 @@ ROOMCAST_EXTERN void rc_transport_subscribed(rc_adapter *a, const char *channel,
 ROOMCAST_EXTERN void rc_transport_unsubscribed(rc_adapter *a,
                                                const char *channel, size_t len);
 
+/** The Redis Cluster slot of a key or channel (CRC16 of its hash tag, mod
+ *  16384), as the adapter gives it to send. Pure: any thread. */
+ROOMCAST_EXTERN int rc_keyslot(const char *key, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

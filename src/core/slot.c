@@ -32,3 +32,8 @@ unsigned rc__keyslot(const char *key, size_t len)
     }
     return crc16((const unsigned char *)key, len) & 16383;
 }
+
+int rc_keyslot(const char *key, size_t len)
+{
+    return key == NULL ? 0 : (int)rc__keyslot(key, len);
+}

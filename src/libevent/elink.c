@@ -27,7 +27,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
-#include "elink.h"
+#include "ecluster.h"
 #include "roomcast/transport.h"
 
 #define PROBE_STALL 5
@@ -44,7 +44,7 @@ static void leave(rc__elink *l)
     l->in_cb--;
 }
 
-static void set_state(rc__elink *l, int state, const char *reason)
+void rc__elink_state(rc__elink *l, int state, const char *reason)
 {
     int changed = state != l->state || strcmp(reason, l->reason) != 0;
 
@@ -127,18 +127,23 @@ static int t_subscribe(void *self, int on, const char *chan, size_t len)
 
 static void check_up(rc__elink *l)
 {
+    if (l->cl != NULL) {
+        rc__cluster_check_up(l);
+        return;
+    }
     if (!l->cmd.ready || !l->sub.ready)
         return;
     l->connects++;
-    set_state(l, RC_LINK_UP, "up");
+    rc__elink_state(l, RC_LINK_UP, "up");
 }
 
 /* One side is ready, so Redis answers: the other retries now. */
 static void prompt_other(econn *c)
 {
-    econn *o = c->role == ROLE_CMD ? &c->l->sub : &c->l->cmd;
+    econn *o = c->peer;
 
-    if (o->w != NULL || o->q != NULL || c->l->closing)
+    if (o == NULL || o->w != NULL || o->q != NULL || c->l->closing ||
+        !evtimer_pending(o->timer, NULL))
         return;
     o->attempt = 0;
     rc__elink_arm(o->timer, 0);
@@ -157,9 +162,11 @@ static void conn_ready(econn *c)
         rc__sentinel_watch_up(c);
         return;
     }
-    if (l->a != NULL)
-        (c->role == ROLE_CMD ? rc_transport_pub : rc_transport_sub)(l->a, 1);
     prompt_other(c);
+    if (c->node != NULL)
+        rc__cluster_ready(c);
+    else if (l->a != NULL)
+        (c->role == ROLE_CMD ? rc_transport_pub : rc_transport_sub)(l->a, 1);
     check_up(l);
 }
 
@@ -167,11 +174,12 @@ void rc__econn_fail(econn *c, const char *why)
 {
     rc__elink *l = c->l;
     rc__wire *w = c->w, *q = c->q;
+    int was = c->ready;
 
     c->w = c->q = NULL;
-    if (c->ready && l->a != NULL && c->role != ROLE_WATCH)
-        (c->role == ROLE_CMD ? rc_transport_pub : rc_transport_sub)(l->a, 0);
     c->ready = 0;
+    if (c->node == NULL && was && l->a != NULL && c->role != ROLE_WATCH)
+        (c->role == ROLE_CMD ? rc_transport_pub : rc_transport_sub)(l->a, 0);
     rc__wire_close(q);
     rc__wire_close(w);
     if (l->closing)
@@ -182,7 +190,21 @@ void rc__econn_fail(econn *c, const char *why)
         return;
     }
     l->failures++;
-    set_state(l, RC_LINK_DOWN, why);
+    if (c->node != NULL)
+        rc__cluster_lost(c, why);
+    else
+        rc__elink_state(l, RC_LINK_DOWN, why);
+}
+
+void rc__econn_stop(econn *c)
+{
+    rc__wire *w = c->w, *q = c->q;
+
+    c->w = c->q = NULL;
+    c->ready = 0;
+    evtimer_del(c->timer);
+    rc__wire_close(q);
+    rc__wire_close(w);
 }
 
 /* ---- the handshake ---------------------------------------------------- */
@@ -313,6 +335,8 @@ static void on_push(rc__wire *w, const redisReply *r, void *user)
         rc__sentinel_push(c, r);
     } else if (r->type == REDIS_REPLY_ERROR) {
         rc__econn_fail(c, r->str); /* LOADING, a kill: the server's word */
+    } else if (c->node != NULL) {
+        rc__cluster_push(c, r);
     } else if (c->role == ROLE_SUB && r->elements >= 3 && l->a != NULL &&
                r->element[1]->type == REDIS_REPLY_STRING) {
         k = r->element[0]->str;
@@ -357,6 +381,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (l->closing)
+        return;
     enter(l);
     if (c->w != NULL || c->q != NULL) {
         rc__econn_fail(c, "connect timeout");
@@ -366,6 +392,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         rc__elink_arm(c->timer, l->o.connect_timeout_ms);
         if (c->role == ROLE_WATCH) {
             rc__sentinel_watch_dial(c);
+        } else if (c->node != NULL) {
+            rc__econn_dial(c); /* its master's address */
         } else if (l->url.kind == RC_URL_SENTINEL) {
             rc__sentinel_resolve(c);
         } else {
@@ -392,9 +420,10 @@ static void on_pong(void *priv, const redisReply *r)
 /* A ping out while the server answered the peer's, sent no earlier, and
  * nothing came on this connection since: this one is dead (Redis is not
  * just slow). Otherwise a ping is waited for PROBE_STALL intervals. */
-static void probe_one(econn *c, const econn *peer)
+void rc__econn_probe(econn *c)
 {
     rc__elink *l = c->l;
+    const econn *peer = c->peer;
 
     if (!c->ready)
         return;
@@ -421,10 +450,14 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
     (void)what;
     enter(l);
     l->probe_seq++;
-    probe_one(&l->cmd, &l->sub);
-    probe_one(&l->sub, &l->cmd);
-    if (l->url.kind == RC_URL_SENTINEL)
-        probe_one(&l->watch, NULL);
+    if (l->cl != NULL) {
+        rc__cluster_probe(l);
+    } else {
+        rc__econn_probe(&l->cmd);
+        rc__econn_probe(&l->sub);
+        if (l->url.kind == RC_URL_SENTINEL)
+            rc__econn_probe(&l->watch);
+    }
     leave(l);
 }
 
@@ -458,6 +491,7 @@ static void finish(rc__elink *l)
         rc__wire_close(cs[i]->q);
         rc__wire_close(cs[i]->w);
     }
+    rc__cluster_close(l);
     if (l->probe != NULL)
         event_free(l->probe);
     if (l->closer != NULL)
@@ -482,6 +516,17 @@ static void on_closer(evutil_socket_t fd, short what, void *arg)
     finish(arg);
 }
 
+int rc__econn_init(rc__elink *l, econn *c, int role, econn *peer,
+                   struct cnode *node)
+{
+    c->l = l;
+    c->role = role;
+    c->peer = peer;
+    c->node = node;
+    c->timer = evtimer_new(l->base, on_timer, c);
+    return c->timer != NULL ? 0 : RC_ENOMEM;
+}
+
 static int setup(rc__elink *l)
 {
     econn *cs[3] = {&l->cmd, &l->sub, &l->watch};
@@ -494,12 +539,9 @@ static int setup(rc__elink *l)
     l->probe = event_new(l->base, -1, EV_PERSIST, on_probe, l);
     l->closer = event_new(l->base, -1, 0, on_closer, l);
     l->ticker = rc__ticker_new(l->base, l->a);
-    for (i = 0; i < 3; i++) {
-        cs[i]->l = l;
-        cs[i]->role = i;
-        if ((cs[i]->timer = evtimer_new(l->base, on_timer, cs[i])) == NULL)
+    for (i = 0; i < 3; i++)
+        if (rc__econn_init(l, cs[i], i, i < 2 ? cs[1 - i] : NULL, NULL) != 0)
             return RC_ENOMEM;
-    }
     /* A CA or key that cannot be loaded is said by the link while down
      * (and tried again at each attempt: the file may come). */
     if (l->url.tls)
@@ -532,18 +574,24 @@ int rc__elink_open(rc_link *owner, rc_adapter *a, struct event_base *base,
               (unsigned long long)(size_t)l) |
              1;
     memset(&t, 0, sizeof t);
-    t.send = t_send;
-    t.subscribe = t_subscribe;
+    t.send = url->kind == RC_URL_CLUSTER ? rc__cluster_send : t_send;
+    t.subscribe =
+        url->kind == RC_URL_CLUSTER ? rc__cluster_subscribe : t_subscribe;
     t.self = l;
-    if ((rv = setup(l)) == 0)
+    t.sharded = url->kind == RC_URL_CLUSTER && !url->classic;
+    if ((rv = setup(l)) == 0 && url->kind == RC_URL_CLUSTER)
+        rv = rc__cluster_open(l);
+    if (rv == 0)
         rv = rc_adapter_set_transport(a, &t);
     if (rv != 0) {
         l->owner = NULL; /* the caller frees it */
         finish(l);
         return rv;
     }
-    rc__elink_arm(l->cmd.timer, 0);
-    rc__elink_arm(l->sub.timer, 0);
+    if (url->kind != RC_URL_CLUSTER) {
+        rc__elink_arm(l->cmd.timer, 0);
+        rc__elink_arm(l->sub.timer, 0);
+    }
     if (url->kind == RC_URL_SENTINEL)
         rc__elink_arm(l->watch.timer, 0);
     *out = l;

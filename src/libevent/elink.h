@@ -7,13 +7,17 @@
 #include "wire.h"
 
 typedef struct rc__elink rc__elink;
+struct cnode;
+struct rc__cluster;
 
 /* One connection the link keeps up: connect (after asking the sentinels
  * where the master is, in Sentinel mode), handshake, ready; on failure a
  * backoff, then again. */
 typedef struct econn {
     rc__elink *l;
-    int role; /* ROLE_CMD, ROLE_SUB, ROLE_WATCH */
+    int role;           /* ROLE_CMD, ROLE_SUB, ROLE_WATCH */
+    struct econn *peer; /* the other of a cmd/sub pair (probe, prompt) */
+    struct cnode *node; /* Cluster mode: its master, else NULL */
     rc__wire *w;
     rc__wire *q; /* Sentinel mode: the query to a sentinel in flight */
     int ready;   /* handshake done */
@@ -47,7 +51,8 @@ struct rc__elink {
     struct event *probe, *closer;
     unsigned long probe_seq; /* probe rounds so far */
     rc__ticker *ticker;
-    char *names[2]; /* CLIENT SETNAME of cmd and sub */
+    struct rc__cluster *cl; /* Cluster mode */
+    char *names[2];         /* CLIENT SETNAME of cmd and sub */
     int state;
     char reason[256];
     unsigned long connects, failures;
@@ -63,6 +68,14 @@ int rc__elink_open(rc_link *owner, rc_adapter *a, struct event_base *base,
 void rc__elink_close(rc__elink *l);
 /* The connection is down (why): tell who must know, back off, retry. */
 void rc__econn_fail(econn *c, const char *why);
+/* Set up c (role, peer, node, timer); 0 or RC_ENOMEM. */
+int rc__econn_init(rc__elink *l, econn *c, int role, econn *peer,
+                   struct cnode *node);
+/* Stop c for good: no retry (its master left the map); tells nobody. */
+void rc__econn_stop(econn *c);
+/* Probe c once (see elink.c). */
+void rc__econn_probe(econn *c);
+void rc__elink_state(rc__elink *l, int state, const char *reason);
 /* Open c's wire to c->host:c->port (or the URL's socket). */
 void rc__econn_dial(econn *c);
 void rc__elink_arm(struct event *ev, unsigned ms);

@@ -1,0 +1,275 @@
+/*
+ * redis-cluster:// links against a real 3-master, 3-replica Redis Cluster
+ * on loopback (topo_harness). Rooms are spread over every shard; each
+ * test counts what every member got:
+ *   - sharded fan-out: two nodes, rooms on all masters, SSUBSCRIBE on the
+ *     owner of each room's slot (PUBSUB SHARDNUMSUB on that master);
+ *   - classic mode (PUBLISH/SUBSCRIBE) carries the same;
+ *   - a busy room's slot migrated mid-traffic: the room is LOST and READY
+ *     again on the new owner, and messages flow there;
+ *   - CLUSTER FAILOVER, and kill -9 of a master: every room ready again
+ *     within 2 s of the cluster being healthy, and carrying messages.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "roomcast/transport.h"
+#include "test_nodes.h"
+#include "topo_harness.h"
+
+#define ROOMS 12
+#define READY_MS 2000 /* rooms ready again after the cluster is healthy */
+
+static th_cluster cl;
+
+static int setup(void **state)
+{
+    if (ts_world_setup(state, NULL, 0) != 0)
+        return -1;
+    return th_cluster_start(&cl, 3, 1);
+}
+
+static int teardown(void **state)
+{
+    int rc = ts_world_teardown(state);
+
+    if (th_cluster_stop(&cl) != 0)
+        rc = -1;
+    return rc;
+}
+
+static void url_of(char *buf, size_t cap, const char *opts)
+{
+    int m0 = cl.master[0], m1 = cl.master[1];
+
+    snprintf(buf, cap, "redis-cluster://127.0.0.1:%d,127.0.0.1:%d%s%s",
+             cl.node[m0].rh.port, cl.node[m1].rh.port, opts ? "?" : "",
+             opts ? opts : "");
+}
+
+static ts_node *node_open(ts_world *w, int i, const char *id, const char *url)
+{
+    rc_link_options lo;
+
+    memset(&lo, 0, sizeof lo);
+    lo.url = url;
+    lo.connect_timeout_ms = 1000;
+    lo.backoff_min_ms = 50;
+    lo.backoff_max_ms = 300;
+    lo.probe_interval_ms = 200;
+    return ts_node_link(w, i, id, &lo);
+}
+
+static void room_name(char *buf, size_t cap, int i)
+{
+    snprintf(buf, cap, "room%d", i);
+}
+
+/* Every room of n ready. */
+static int all_ready(ts_node *n)
+{
+    char room[32];
+    int i;
+
+    for (i = 0; i < ROOMS; i++) {
+        room_name(room, sizeof room, i);
+        if (rc_room_is_ready(n->a, room) != 1)
+            return 0;
+    }
+    return 1;
+}
+
+static void deliver(ts_world *w, ts_node *from, const char *room, ts_rec *to,
+                    const char *data)
+{
+    long long deadline = ts_now_ms() + TS_WAIT_MS, resend = 0;
+    int before = to->count;
+
+    while (to->count == before || strcmp(to->data, data) != 0) {
+        if (ts_now_ms() >= deadline)
+            fail_msg("%s never got %s on %s (links: \"%s\", \"%s\")", to->id,
+                     data, room, rc_link_reason(from->link),
+                     rc_link_reason(to->owner->link));
+        if (ts_now_ms() >= resend) {
+            (void)ts_bcast(from, room, NULL, data, NULL, 0);
+            resend = ts_now_ms() + 100;
+        }
+        ts_pump(&w->loop);
+        ts_idle(&w->loop);
+    }
+}
+
+/* Two nodes, a member of B in each room; rooms ready on both. */
+static void two_nodes(ts_world *w, const char *opts, ts_node **a, ts_node **b,
+                      ts_rec **recs)
+{
+    char url[256], room[32], id[32];
+    int i;
+
+    url_of(url, sizeof url, opts);
+    *a = node_open(w, 0, "A", url);
+    *b = node_open(w, 1, "B", url);
+    for (i = 0; i < ROOMS; i++) {
+        room_name(room, sizeof room, i);
+        snprintf(id, sizeof id, "b%d", i);
+        recs[i] = ts_add_conn(*b, id);
+        ts_join(recs[i], room);
+    }
+    WAIT_FOR(w, ts_link_up(*a) && ts_link_up(*b) && all_ready(*b),
+             "both links UP and every room ready on B");
+}
+
+/* Every room carries a message from A to B. */
+static void every_room(ts_world *w, ts_node *a, ts_rec **recs, int round)
+{
+    char room[32], data[64];
+    int i;
+
+    for (i = 0; i < ROOMS; i++) {
+        room_name(room, sizeof room, i);
+        snprintf(data, sizeof data, "{\"round\":%d,\"room\":%d}", round, i);
+        deliver(w, a, room, recs[i], data);
+    }
+}
+
+/* PUBSUB SHARDNUMSUB of a room's channel on the master of its slot. */
+static long long shardnumsub(const char *room)
+{
+    char chan[64];
+    int m;
+    redisReply *r;
+    long long n = -1;
+
+    snprintf(chan, sizeof chan, "%s%s", RC_DEFAULT_PREFIX, room);
+    m = th_cluster_node_of_slot(&cl, rc_keyslot(chan, strlen(chan)));
+    r = rh_cmd(&cl.node[m].rh, "PUBSUB SHARDNUMSUB %s", chan);
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        n = r->element[1]->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* ===================================================================== */
+
+static void t_sharded_fanout(void **state)
+{
+    ts_world *w = *state;
+    ts_node *a, *b;
+    ts_rec *recs[ROOMS];
+    char room[32];
+    int i;
+
+    two_nodes(w, NULL, &a, &b, recs);
+    every_room(w, a, recs, 1);
+    for (i = 0; i < ROOMS; i++) {
+        room_name(room, sizeof room, i);
+        assert_int_equal(shardnumsub(room), 1);
+    }
+    ts_assert_clean(&w->problems);
+}
+
+static void t_classic(void **state)
+{
+    ts_world *w = *state;
+    ts_node *a, *b;
+    ts_rec *recs[ROOMS];
+
+    two_nodes(w, "pubsub=classic", &a, &b, recs);
+    every_room(w, a, recs, 1);
+    assert_int_equal(shardnumsub("room0"), 0);
+    ts_assert_clean(&w->problems);
+}
+
+static void t_migrate_busy_room(void **state)
+{
+    ts_world *w = *state;
+    ts_node *a, *b;
+    ts_rec *recs[ROOMS];
+    char chan[64];
+    int slot, from, to, k;
+    unsigned long lost;
+
+    two_nodes(w, NULL, &a, &b, recs);
+    snprintf(chan, sizeof chan, "%sroom0", RC_DEFAULT_PREFIX);
+    slot = rc_keyslot(chan, strlen(chan));
+    from = th_cluster_shard_of_slot(&cl, slot);
+    to = (from + 1) % 3;
+    lost = b->lost_events;
+    for (k = 0; k < 20; k++) /* traffic in flight */
+        (void)ts_bcast(a, "room0", NULL, "{\"busy\":1}", NULL, 0);
+    assert_int_equal(th_cluster_migrate_slot(&cl, slot, to), 0);
+    WAIT_FOR(w, b->lost_events > lost && all_ready(b),
+             "room0 LOST and READY again after its slot moved");
+    deliver(w, a, "room0", recs[0], "{\"after\":\"migration\"}");
+    assert_int_equal(shardnumsub("room0"), 1);
+    every_room(w, a, recs, 2);
+    ts_assert_clean(&w->problems);
+}
+
+/* The cluster is healthy again (the harness waited for it, the loop
+ * standing still): B hears its rooms of that shard LOST, then has every
+ * room ready within READY_MS. */
+static void ready_again(ts_world *w, ts_node *b, unsigned long lost,
+                        const char *what)
+{
+    long long t0 = ts_now_ms();
+
+    WAIT_FOR(w, b->lost_events > lost, "B's rooms of that shard LOST");
+    WAIT_FOR_MS(w, all_ready(b), READY_MS, what);
+    print_message("%s: %lu rooms lost, every room ready %lld ms after the "
+                  "cluster was ok\n",
+                  what, b->lost_events - lost, ts_now_ms() - t0);
+}
+
+static void t_failover(void **state)
+{
+    ts_world *w = *state;
+    ts_node *a, *b;
+    ts_rec *recs[ROOMS];
+    unsigned long lost;
+
+    two_nodes(w, NULL, &a, &b, recs);
+    every_room(w, a, recs, 1);
+    lost = b->lost_events;
+    assert_int_equal(th_cluster_failover(&cl, 1), 0);
+    ready_again(w, b, lost, "CLUSTER FAILOVER");
+    every_room(w, a, recs, 2);
+    ts_assert_clean(&w->problems);
+}
+
+static void t_kill_master(void **state)
+{
+    ts_world *w = *state;
+    ts_node *a, *b;
+    ts_rec *recs[ROOMS];
+    unsigned long lost;
+
+    two_nodes(w, NULL, &a, &b, recs);
+    every_room(w, a, recs, 1);
+    lost = b->lost_events;
+    assert_int_equal(th_cluster_kill_master(&cl, 2), 0);
+    ready_again(w, b, lost, "kill -9 of a master");
+    every_room(w, a, recs, 2);
+    ts_assert_clean(&w->problems);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(t_sharded_fanout), T(t_classic),     T(t_migrate_busy_room),
+        T(t_failover),       T(t_kill_master),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
