@@ -130,6 +130,29 @@ ROOMCAST_EXTERN const char *rc_link_reason(const rc_link *link);
  */
 ROOMCAST_EXTERN struct redisAsyncContext *rc_link_pub(const rc_link *link);
 
+/** One Redis server a link uses (rc_link_shards). Counters are kept by
+ *  links on the glue's own connections (TLS, Sentinel, Cluster, or
+ *  RC_LINK_ENGINE=wire); a plain redis:// link on hiredis reports its one
+ *  server with zero counters. */
+typedef struct rc_link_shard {
+    char addr[300];              /* "host:port", or the socket's path */
+    int up;                      /* its connections are ready */
+    int slots;                   /* cluster slots it owns (16384: all) */
+    unsigned long channels;      /* channels subscribed (or asked) there */
+    unsigned long long commands; /* commands sent to it */
+    unsigned long long messages; /* messages received from it */
+    unsigned long long lost;     /* its subscriptions dropped or lost */
+} rc_link_shard;
+
+/**
+ * The servers the link uses now, each copied into out[0..cap): the one
+ * Redis (for Sentinel, the master found), or every master of the cluster's
+ * current map. Returns how many there are (may exceed cap; out may be NULL
+ * with cap 0). link must not be NULL.
+ */
+ROOMCAST_EXTERN size_t rc_link_shards(const rc_link *link, rc_link_shard *out,
+                                      size_t cap);
+
 /** How many times the link came up (both sides ready), and how many times
  *  a side (pub or sub, counted apart) failed to connect, went down, or was
  *  refused by the adapter (link must not be NULL). */

@@ -43,10 +43,11 @@ typedef struct cnode {
     char host[256];
     int port;
     econn cmd, sub;
-    cset chans;    /* the channels subscribed (or asked) here */
-    int in_map;    /* owns slots (or, classic, holds the subscriptions) */
-    int was_ready; /* cmd was ready once: a reconnect may have lost data */
-    ccmd *waiting; /* redirected here before cmd was ready */
+    cset chans;       /* the channels subscribed (or asked) here */
+    int in_map;       /* owns slots (or, classic, holds the subscriptions) */
+    int was_ready;    /* cmd was ready once: a reconnect may have lost data */
+    ccmd *waiting;    /* redirected here before cmd was ready */
+    rc_link_shard st; /* counters (addr, up, slots, channels: when asked) */
 } cnode;
 
 /* A command until its reply: kept to be sent again on a redirect. */
@@ -77,6 +78,11 @@ typedef struct rc__cluster {
     struct event *map_timer, *retry_timer;
     ccmd *retry; /* waiting out TRYAGAIN or CLUSTERDOWN */
 } rc__cluster;
+
+/* emap.c */
+/* Start a connection that is neither up, nor connecting, nor waiting. */
+void rc__econn_start(econn *c);
+void rc__cluster_map_timer(evutil_socket_t fd, short what, void *arg);
 
 /* ecluster.c */
 int rc__cluster_open(rc__elink *l);

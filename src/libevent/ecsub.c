@@ -121,11 +121,13 @@ void rc__cluster_push(econn *c, const redisReply *r)
     ch = r->element[1];
     if ((strcmp(k, "smessage") == 0 || strcmp(k, "message") == 0) &&
         r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING) {
+        c->node->st.messages++;
         rc_transport_message(l->a, ch->str, ch->len, r->element[2]->str,
                              r->element[2]->len);
     } else if (strstr(k, "unsubscribe") != NULL &&
                rc__cset_del(&c->node->chans, ch->str, ch->len)) {
         /* Redis dropped it: a slot moved, a failover. */
+        c->node->st.lost++;
         rc__cluster_ask_map(l, 1);
         rc_transport_unsubscribed(l->a, ch->str, ch->len);
     }
@@ -149,6 +151,7 @@ void rc__cluster_lose_all(rc__elink *l, cnode *n)
     size_t k;
     cchan **all = rc__cset_take(&n->chans, &k);
 
+    n->st.lost += k;
     tell_lost(l, all, k);
 }
 
@@ -170,6 +173,7 @@ void rc__cluster_rehome(rc__elink *l)
             }
             if (n->sub.ready) /* still held there: let go of it */
                 (void)send_sub(l, n, 0, all[i]->s, all[i]->len);
+            n->st.lost++;
             grown = realloc(lost, (nlost + 1) * sizeof *lost);
             if (grown == NULL) {
                 free(all[i]);

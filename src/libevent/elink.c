@@ -86,7 +86,10 @@ static int t_send(void *self, int slot, const char *cmd, size_t len,
     rc__elink *l = self;
 
     (void)slot;
-    return l->cmd.ready ? rc__wire_send(l->cmd.w, cmd, len, done, priv) : -1;
+    if (!l->cmd.ready || rc__wire_send(l->cmd.w, cmd, len, done, priv) != 0)
+        return -1;
+    l->st.commands++;
+    return 0;
 }
 
 /* Redis' answer to one (UN)SUBSCRIBE; NULL when the connection went (the
@@ -107,10 +110,13 @@ static void on_confirm(void *priv, const redisReply *r)
         return;
     }
     ch = r->element[1];
-    if (strcmp(r->element[0]->str, "subscribe") == 0)
+    if (strcmp(r->element[0]->str, "subscribe") == 0) {
+        l->st.channels++;
         rc_transport_subscribed(l->a, ch->str, ch->len);
-    else
+    } else {
+        l->st.channels -= l->st.channels > 0;
         rc_transport_unsubscribed(l->a, ch->str, ch->len);
+    }
 }
 
 static int t_subscribe(void *self, int on, const char *chan, size_t len)
@@ -149,7 +155,7 @@ static void prompt_other(econn *c)
     rc__elink_arm(o->timer, 0);
 }
 
-static void conn_ready(econn *c)
+void rc__econn_ready(econn *c)
 {
     rc__elink *l = c->l;
 
@@ -178,6 +184,10 @@ void rc__econn_fail(econn *c, const char *why)
 
     c->w = c->q = NULL;
     c->ready = 0;
+    if (c->node == NULL && was && c->role == ROLE_SUB) {
+        l->st.lost += l->st.channels;
+        l->st.channels = 0;
+    }
     if (c->node == NULL && was && l->a != NULL && c->role != ROLE_WATCH)
         (c->role == ROLE_CMD ? rc_transport_pub : rc_transport_sub)(l->a, 0);
     rc__wire_close(q);
@@ -207,100 +217,6 @@ void rc__econn_stop(econn *c)
     rc__wire_close(w);
 }
 
-/* ---- the handshake ---------------------------------------------------- */
-
-static void hs_reply(econn *c, const redisReply *r, const char *what)
-{
-    char why[300];
-
-    if (r == NULL || c->ready)
-        return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(why, sizeof why, "%s%s", what, r->str);
-        rc__econn_fail(c, why);
-        return;
-    }
-    if (--c->pending == 0)
-        conn_ready(c);
-}
-
-static void hs_auth(void *priv, const redisReply *r)
-{
-    hs_reply(priv, r, "");
-}
-
-static void hs_select(void *priv, const redisReply *r)
-{
-    hs_reply(priv, r, "SELECT: ");
-}
-
-static void hs_role(void *priv, const redisReply *r)
-{
-    econn *c = priv;
-
-    if (r != NULL && !c->ready && rc__sentinel_role_ok(c, r) != 0) {
-        rc__econn_fail(c, c->why);
-        return;
-    }
-    hs_reply(c, r, "ROLE: ");
-}
-
-/* Send argv[0..n) on c as one command owed to done; 0 or -1. */
-static int send_argv(econn *c, int n, const char **argv, rc__wire_done done)
-{
-    size_t lens[4];
-    char *cmd;
-    int i, len, rv;
-
-    for (i = 0; i < n; i++)
-        lens[i] = strlen(argv[i]);
-    if ((len = redisFormatCommandArgv(&cmd, n, argv, lens)) < 0)
-        return -1;
-    rv = rc__wire_send(c->w, cmd, (size_t)len, done, c);
-    redisFreeCommand(cmd);
-    return rv;
-}
-
-static void handshake(econn *c)
-{
-    rc__elink *l = c->l;
-    const rc_redis_url *u = &l->url;
-    const char *v[4];
-    char db[16];
-    int rv = 0, n;
-
-    c->pending = 0;
-    if (c->role == ROLE_WATCH) {
-        conn_ready(c);
-        return;
-    }
-    if (u->password[0] != '\0') {
-        n = 0;
-        v[n++] = "AUTH";
-        if (u->user[0] != '\0')
-            v[n++] = u->user;
-        v[n++] = u->password;
-        rv |= send_argv(c, n, v, hs_auth);
-        c->pending++;
-    }
-    if (u->db != 0 && u->kind != RC_URL_CLUSTER) {
-        snprintf(db, sizeof db, "%d", u->db);
-        v[0] = "SELECT", v[1] = db;
-        rv |= send_argv(c, 2, v, hs_select);
-        c->pending++;
-    }
-    v[0] = "CLIENT", v[1] = "SETNAME", v[2] = l->names[c->role];
-    rv |= send_argv(c, 3, v, hs_select);
-    c->pending++;
-    if (u->kind == RC_URL_SENTINEL) {
-        v[0] = "ROLE";
-        rv |= send_argv(c, 1, v, hs_role);
-        c->pending++;
-    }
-    if (rv != 0)
-        rc__econn_fail(c, "out of memory");
-}
-
 /* ---- wire callbacks ----------------------------------------------------- */
 
 static void on_wire_up(rc__wire *w, void *user)
@@ -309,7 +225,7 @@ static void on_wire_up(rc__wire *w, void *user)
 
     (void)w;
     enter(c->l);
-    handshake(c);
+    rc__econn_handshake(c);
     leave(c->l);
 }
 
@@ -341,12 +257,15 @@ static void on_push(rc__wire *w, const redisReply *r, void *user)
                r->element[1]->type == REDIS_REPLY_STRING) {
         k = r->element[0]->str;
         if (strcmp(k, "message") == 0 &&
-            r->element[2]->type == REDIS_REPLY_STRING)
+            r->element[2]->type == REDIS_REPLY_STRING) {
+            l->st.messages++;
             rc_transport_message(l->a, r->element[1]->str, r->element[1]->len,
                                  r->element[2]->str, r->element[2]->len);
-        else if (strcmp(k, "unsubscribe") == 0)
+        } else if (strcmp(k, "unsubscribe") == 0) {
+            l->st.lost++;
             rc_transport_unsubscribed(l->a, r->element[1]->str,
                                       r->element[1]->len);
+        }
     }
     leave(l);
 }
@@ -462,6 +381,23 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- open and close ----------------------------------------------------- */
+
+size_t rc__elink_shards(const rc__elink *l, rc_link_shard *out, size_t cap)
+{
+    if (l->cl != NULL)
+        return rc__cluster_shards(l, out, cap);
+    if (cap == 0)
+        return 1;
+    *out = l->st;
+    if (l->url.path[0] != '\0')
+        snprintf(out->addr, sizeof out->addr, "%s", l->url.path);
+    else
+        snprintf(out->addr, sizeof out->addr, "%s:%d", l->cmd.host,
+                 l->cmd.port);
+    out->up = l->cmd.ready && l->sub.ready;
+    out->slots = 16384;
+    return 1;
+}
 
 int rc__elink_tls(rc__elink *l)
 {

@@ -52,6 +52,7 @@ struct rc__elink {
     unsigned long probe_seq; /* probe rounds so far */
     rc__ticker *ticker;
     struct rc__cluster *cl; /* Cluster mode */
+    rc_link_shard st;       /* its one server's counters (not Cluster) */
     char *names[2];         /* CLIENT SETNAME of cmd and sub */
     int state;
     char reason[256];
@@ -71,11 +72,18 @@ void rc__econn_fail(econn *c, const char *why);
 /* Set up c (role, peer, node, timer); 0 or RC_ENOMEM. */
 int rc__econn_init(rc__elink *l, econn *c, int role, econn *peer,
                    struct cnode *node);
+/* c is connected and answered its handshake: ready. */
+void rc__econn_ready(econn *c);
+/* ehello.c: send c's handshake (c ready when it is all answered). */
+void rc__econn_handshake(econn *c);
 /* Stop c for good: no retry (its master left the map); tells nobody. */
 void rc__econn_stop(econn *c);
 /* Probe c once (see elink.c). */
 void rc__econn_probe(econn *c);
 void rc__elink_state(rc__elink *l, int state, const char *reason);
+size_t rc__elink_shards(const rc__elink *l, rc_link_shard *out, size_t cap);
+/* ecluster.c: the same for a cluster. */
+size_t rc__cluster_shards(const rc__elink *l, rc_link_shard *out, size_t cap);
 /* Open c's wire to c->host:c->port (or the URL's socket). */
 void rc__econn_dial(econn *c);
 void rc__elink_arm(struct event *ev, unsigned ms);

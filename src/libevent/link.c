@@ -45,42 +45,7 @@
 /* Intervals a probe may be overdue while Redis says nothing at all. */
 #define PROBE_STALL_INTERVALS 5
 
-typedef struct side {
-    struct rc_link *link;
-    int is_sub;
-    redisAsyncContext *ac;
-    int up;      /* handed over to the adapter */
-    int pending; /* handshake replies still to come */
-    int failed;  /* the handshake failed: error says why */
-    char error[256];
-    unsigned attempt;    /* failures in a row, for the backoff */
-    unsigned long reads; /* readable events, for the probe */
-    struct event *timer;
-    char *name; /* CLIENT SETNAME */
-} side;
-
-struct rc_link {
-    rc_adapter *a;
-    struct event_base *base;
-    rc_redis_url url;
-    rc_link_options o;
-    side pub, sub;
-    struct event *probe;
-    unsigned long probes_sent, probes_seen;
-    unsigned late;            /* intervals the last probe is overdue */
-    int probe_answered;       /* Redis answered the last probe's PUBLISH */
-    unsigned long sub_reads0; /* sub.reads when it was sent */
-    char *ctl;                /* this link's control channel */
-    int state;
-    char reason[256];
-    unsigned long connects, failures;
-    unsigned long long rng;
-    unsigned in_cb;       /* entry points running */
-    int closing;          /* rc_link_close waits for them */
-    struct event *closer; /* finishes a deferred rc_link_close */
-    rc__ticker *ticker;   /* the adapter's timed work */
-    rc__elink *e;         /* TLS, Sentinel, Cluster: elink.c does it all */
-};
+#include "link.h"
 
 static void side_connect(side *s);
 static void finish_close(rc_link *l);
@@ -450,6 +415,17 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
                       l->probes_sent);
 }
 
+/* TLS, Sentinel and Cluster URLs go on the glue's own connections
+ * (elink.c). RC_LINK_ENGINE=wire in the environment sends plain ones
+ * there too (the tests run the link suite on both). */
+static int on_wires(const rc_redis_url *u)
+{
+    const char *e = getenv("RC_LINK_ENGINE");
+
+    return u->tls || u->kind != RC_URL_REDIS ||
+           (e != NULL && strcmp(e, "wire") == 0);
+}
+
 int rc_link_open(rc_adapter *a, struct event_base *base,
                  const rc_link_options *opts, rc_link **out)
 {
@@ -469,14 +445,8 @@ int rc_link_open(rc_adapter *a, struct event_base *base,
         free(l);
         return rv;
     }
-    /* RC_LINK_ENGINE=wire in the environment runs plain links on the
-     * glue's own connections too (the tests use it to run the link suite
-     * on both). */
-    if (l->url.tls || l->url.kind != RC_URL_REDIS ||
-        (getenv("RC_LINK_ENGINE") != NULL &&
-         strcmp(getenv("RC_LINK_ENGINE"), "wire") == 0)) {
-        rv = rc__elink_open(l, a, base, &l->o, &l->url, &l->e);
-        if (rv != 0)
+    if (on_wires(&l->url)) {
+        if ((rv = rc__elink_open(l, a, base, &l->o, &l->url, &l->e)) != 0)
             free(l);
         else
             *out = l;
@@ -589,29 +559,4 @@ void rc_link_close(rc_link *l)
     evtimer_del(l->sub.timer);
     event_del(l->probe);
     event_active(l->closer, EV_TIMEOUT, 1);
-}
-
-int rc_link_state(const rc_link *l)
-{
-    return l->e != NULL ? l->e->state : l->state;
-}
-
-const char *rc_link_reason(const rc_link *l)
-{
-    return l->e != NULL ? l->e->reason : l->reason;
-}
-
-unsigned long rc_link_connects(const rc_link *l)
-{
-    return l->e != NULL ? l->e->connects : l->connects;
-}
-
-unsigned long rc_link_failures(const rc_link *l)
-{
-    return l->e != NULL ? l->e->failures : l->failures;
-}
-
-redisAsyncContext *rc_link_pub(const rc_link *l)
-{
-    return l != NULL && l->e == NULL && l->pub.up ? l->pub.ac : NULL;
 }
