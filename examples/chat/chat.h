@@ -60,6 +60,8 @@ typedef struct options {
 /* Largest POST body, and the descriptors kept free beside the streams. */
 #define CHAT_BODY_MAX (RC_DEFAULT_MAX_DATA + RC_ENVELOPE_SLACK)
 #define CHAT_FD_RESERVE 64
+/* Redis servers /health and /metrics list (a cluster's masters). */
+#define CHAT_MAX_SHARDS 64
 /* HTTP connections that are not streams (reading a request, or being
  * answered) may use the descriptors the streams leave, less CHAT_FD_MISC
  * (the listener, Redis, the loop, stdio), and at least CHAT_CONN_MIN:

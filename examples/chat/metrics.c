@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <stddef.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -19,6 +20,8 @@ typedef struct snapshot {
     unsigned long long link_up, link_connects, link_failures, node_state;
     unsigned long long streams, rooms, opened, refused, accept_errors;
     unsigned long long conns, req_bytes, req_timeouts, req_evicted;
+    rc_link_shard shards[CHAT_MAX_SHARDS]; /* the link's servers */
+    size_t nshards;
     const chat *c;
 } snapshot;
 
@@ -66,6 +69,26 @@ static void requests_samples(struct evbuffer *b, const char *name,
                             s->c->requests[i] + (chat_status_codes[i] == 200));
 }
 
+/* One family per field of the link's servers, labelled by address. */
+static void shard_samples(struct evbuffer *b, const char *name,
+                          const snapshot *s)
+{
+    const char *f = name + sizeof "rc_shard_" - 1;
+    size_t i;
+
+    for (i = 0; i < s->nshards; i++) {
+        const rc_link_shard *h = &s->shards[i];
+        unsigned long long v =
+            strncmp(f, "up", 2) == 0         ? (unsigned long long)h->up
+            : strncmp(f, "slots", 5) == 0    ? (unsigned long long)h->slots
+            : strncmp(f, "channels", 8) == 0 ? h->channels
+            : strncmp(f, "commands", 8) == 0 ? h->commands
+            : strncmp(f, "messages", 8) == 0 ? h->messages
+                                             : h->lost;
+        evbuffer_add_printf(b, "%s{shard=\"%s\"} %llu\n", name, h->addr, v);
+    }
+}
+
 #define V(field) offsetof(snapshot, field), NULL
 #define F(fn) 0, fn
 
@@ -104,6 +127,21 @@ static const metric metrics[] = {
      V(link_connects)},
     {"rc_link_failures_total", "counter",
      "Redis connections that failed or dropped.", V(link_failures)},
+    {"rc_shard_up", "gauge",
+     "1 while the link's connections to this Redis server are ready.",
+     F(shard_samples)},
+    {"rc_shard_slots", "gauge",
+     "Cluster slots the server owns (16384 outside a cluster).",
+     F(shard_samples)},
+    {"rc_shard_channels", "gauge",
+     "Room channels subscribed (or asked) on the server.", F(shard_samples)},
+    {"rc_shard_commands_total", "counter", "Commands sent to the server.",
+     F(shard_samples)},
+    {"rc_shard_messages_total", "counter", "Messages received from the server.",
+     F(shard_samples)},
+    {"rc_shard_lost_total", "counter",
+     "Subscriptions the server dropped or lost (each subscribed again).",
+     F(shard_samples)},
     {"rc_chat_streams", "gauge", "Open event streams.", V(streams)},
     {"rc_chat_rooms", "gauge", "Rooms with local streams.", V(rooms)},
     {"rc_chat_streams_opened_total", "counter", "Event streams opened.",
@@ -138,6 +176,11 @@ static void take_snapshot(const chat *c, snapshot *s)
     s->node_state = (unsigned long long)rc_adapter_node_state(c->a);
     s->link_connects = c->link != NULL ? rc_link_connects(c->link) : 0;
     s->link_failures = c->link != NULL ? rc_link_failures(c->link) : 0;
+    s->nshards = c->link != NULL
+                     ? rc_link_shards(c->link, s->shards, CHAT_MAX_SHARDS)
+                     : 0;
+    if (s->nshards > CHAT_MAX_SHARDS)
+        s->nshards = CHAT_MAX_SHARDS;
     s->streams = c->nstreams;
     s->rooms = rc_adapter_rooms(c->a, NULL, 0);
     s->opened = c->opened;

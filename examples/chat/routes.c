@@ -35,12 +35,34 @@ static const char *redis_state(chat *c)
     return rc_link_state(c->link) == RC_LINK_UP ? "up" : "down";
 }
 
+/* ,"shards":[{"addr":A,"up":B,"slots":N},...]: the link's servers. */
+static void add_shards(chat *c, struct evbuffer *b)
+{
+    rc_link_shard sh[CHAT_MAX_SHARDS];
+    size_t n = rc_link_shards(c->link, sh, CHAT_MAX_SHARDS), i;
+    char *p;
+
+    evbuffer_add_printf(b, ",\"shards\":[");
+    for (i = 0; i < n && i < CHAT_MAX_SHARDS; i++) {
+        for (p = sh[i].addr; *p != '\0'; p++)
+            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+                *p = '_';
+        evbuffer_add_printf(b, "%s{\"addr\":\"%s\",\"up\":%s,\"slots\":%d}",
+                            i ? "," : "", sh[i].addr,
+                            sh[i].up ? "true" : "false", sh[i].slots);
+    }
+    evbuffer_add_printf(b, "]");
+}
+
 static void get_health(chat *c, struct evhttp_request *req)
 {
     struct evbuffer *b = evbuffer_new();
 
-    evbuffer_add_printf(b, "{\"status\":\"ok\",\"redis\":\"%s\"}",
+    evbuffer_add_printf(b, "{\"status\":\"ok\",\"redis\":\"%s\"",
                         redis_state(c));
+    if (c->link != NULL)
+        add_shards(c, b);
+    evbuffer_add_printf(b, "}");
     http_reply_json(c, req, 200, b);
     evbuffer_free(b);
 }
