@@ -5,19 +5,18 @@
  * CLUSTERDOWN).
  * https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/
  *
- * The map comes from CLUSTER SLOTS, asked on a connection of its own to
- * the seeds and the known masters in turn: at the start, on a redirect,
- * when Redis drops a subscription by itself (a slot moved, a failover),
- * when a master's connection fails, every MAP_SLOW_MS, and every
- * MAP_FAST_MS while the map is stale or a master unreachable, so that a
+ * The map (emap.c) comes from CLUSTER SLOTS, asked at the start, on a
+ * redirect, when Redis drops a subscription by itself (a slot moved, a
+ * failover), when a master's connection fails, every 10 s, and every
+ * 250 ms while the map is stale or a master unreachable, so that a
  * promoted replica is found soon.
  *
  * The adapter's command side is up once every master of the first map
- * answers; each later reconnect of a master's command connection tells it
- * up again (a failover may have lost recent writes: the adapter then
- * reconciles its room state). A command for a master that is down fails
- * at once, as on one Redis; a redirected one waits for its new master's
- * connection, and fails if that fails.
+ * answers; each later connection of a master (back, or a promoted
+ * replica) tells it up again: a failover may have lost recent writes, and
+ * the adapter then reconciles its room state. A command for a master that is
+ * down fails at once, as on one Redis; a redirected one waits for its new
+ * master's connection, and fails if that fails.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,8 +231,10 @@ void rc__cluster_ready(econn *c)
         if (cmd_send(k, n) != 0)
             cmd_free(k, NULL);
     }
-    if (cl->pub_up && n->was_ready && l->a != NULL) {
-        rc_transport_pub(l->a, 1); /* after a failover: reconcile */
+    if (cl->pub_up && l->a != NULL) {
+        /* A master back, or new (a promoted replica): it may lack recent
+         * writes, so the adapter reconciles its room state. */
+        rc_transport_pub(l->a, 1);
     } else if (!cl->pub_up) {
         for (i = 0; i < cl->nnodes; i++)
             if (cl->nodes[i]->in_map && !cl->nodes[i]->cmd.ready)
@@ -243,7 +244,6 @@ void rc__cluster_ready(econn *c)
             rc_transport_pub(l->a, 1);
         }
     }
-    n->was_ready = 1;
 }
 
 void rc__cluster_lost(econn *c, const char *why)

@@ -45,7 +45,6 @@ typedef struct cnode {
     econn cmd, sub;
     cset chans;       /* the channels subscribed (or asked) here */
     int in_map;       /* owns slots (or, classic, holds the subscriptions) */
-    int was_ready;    /* cmd was ready once: a reconnect may have lost data */
     ccmd *waiting;    /* redirected here before cmd was ready */
     rc_link_shard st; /* counters (addr, up, slots, channels: when asked) */
 } cnode;
