@@ -95,6 +95,7 @@ struct rh_slot {
     int pidfd; /* -1 when none */
     char dir[RH_DIR_SIZE];
     char log[RH_DIR_SIZE + sizeof "/" RH_LOG_NAME];
+    char nodes[RH_DIR_SIZE + sizeof "/nodes.conf"]; /* cluster mode */
 };
 
 static struct rh_slot rh_slots[RH_MAX_SERVERS];
@@ -121,6 +122,7 @@ static void kill_all_now(void)
             kill((pid_t)sl->pid, SIGKILL);
         if (sl->dir[0]) {
             unlink(sl->log);
+            unlink(sl->nodes);
             rmdir(sl->dir);
         }
     }
@@ -306,6 +308,7 @@ static int slot_alloc(rh_server *s)
         memset(sl->dir, 0, sizeof sl->dir);
         snprintf(sl->dir, sizeof sl->dir, "%s", s->dir);
         snprintf(sl->log, sizeof sl->log, "%s/%s", s->dir, RH_LOG_NAME);
+        snprintf(sl->nodes, sizeof sl->nodes, "%s/nodes.conf", s->dir);
         sl->port = s->port;
         sl->pid = 0;
         sl->pidfd = -1;
@@ -736,6 +739,80 @@ static int probe(const rh_server *s, int timeout_ms, char *why, size_t cap)
     return ready;
 }
 
+/* ---- cluster mode (RC_TEST_REDIS_CLUSTER=1) ---------------------------- */
+
+int rh_cluster_mode(void)
+{
+    const char *e = getenv("RC_TEST_REDIS_CLUSTER");
+
+    return e != NULL && strcmp(e, "1") == 0;
+}
+
+static void discard_child(rh_server *s);
+
+/* CLUSTER INFO's text (a copy in out), or 0 with why set. */
+static int cluster_info(redisContext *c, char *out, size_t cap, char *why,
+                        size_t wcap)
+{
+    redisReply *r = redisCommand(c, "CLUSTER INFO");
+
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        snprintf(why, wcap, "CLUSTER INFO: %s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer");
+        if (r)
+            freeReplyObject(r);
+        return 0;
+    }
+    snprintf(out, cap, "%s", r->str);
+    freeReplyObject(r);
+    return 1;
+}
+
+/*
+ * The node just started owns every slot and says cluster_state:ok. A node
+ * restarted in its directory keeps its nodes.conf, and with it its slots;
+ * a fresh one (or one whose slots are gone) gets CLUSTER ADDSLOTSRANGE 0
+ * 16383. One node owning every slot never answers MOVED, yet Redis applies
+ * the one-slot rule to scripts. 0, or -1 with s->error (the child killed).
+ */
+static int cluster_up(rh_server *s, long long deadline)
+{
+    char info[2048], why[300] = "no CLUSTER INFO yet";
+    redisContext *c = open_conn(s, 1, "cluster mode");
+    redisReply *r;
+    int ok = 0;
+
+    while (c != NULL && !ok) {
+        if (cluster_info(c, info, sizeof info, why, sizeof why) &&
+            strstr(info, "cluster_slots_assigned:16384") == NULL) {
+            r = redisCommand(c, "CLUSTER ADDSLOTSRANGE 0 16383");
+            if (!r || r->type == REDIS_REPLY_ERROR)
+                snprintf(why, sizeof why, "CLUSTER ADDSLOTSRANGE: %s",
+                         r ? r->str : "no answer");
+            if (r)
+                freeReplyObject(r);
+        } else if (strstr(info, "cluster_state:ok") != NULL) {
+            ok = 1;
+            break;
+        } else {
+            snprintf(why, sizeof why, "cluster_state is not ok yet");
+        }
+        if (ms_left(deadline) <= 0)
+            break;
+        pause_ms(RH_PROBE_PAUSE_MS);
+    }
+    if (c != NULL)
+        redisFree(c);
+    if (ok)
+        return 0;
+    discard_child(s);
+    set_err(s,
+            "cluster mode: timed out after %d ms waiting for redis-server on "
+            "127.0.0.1:%d to say cluster_state:ok (last: %s)",
+            RH_START_TIMEOUT_MS, s->port, why);
+    return -1;
+}
+
 /* ---- spawning -------------------------------------------------------- */
 
 static const char *server_binary(void)
@@ -869,6 +946,29 @@ static int child_ended(rh_server *s, long log_from, int st)
     return -1;
 }
 
+/* Cluster mode: --cluster-enabled and its files appended to argv at argc
+ * (nodes and bus hold the strings); the new argc, or -1 (s->error). */
+static int cluster_args(rh_server *s, const char **argv, int argc, char *nodes,
+                        size_t cap, char bus[16])
+{
+    /* The bus port defaults to port + 10000, which a port above 55535
+     * cannot have: a free one of its own (lost to a race: retried as the
+     * main port is). */
+    int p = pick_port(s);
+
+    if (p < 0)
+        return -1;
+    snprintf(bus, 16, "%d", p);
+    snprintf(nodes, cap, "%s/nodes.conf", s->dir);
+    argv[argc++] = "--cluster-port";
+    argv[argc++] = bus;
+    argv[argc++] = "--cluster-enabled";
+    argv[argc++] = "yes";
+    argv[argc++] = "--cluster-config-file";
+    argv[argc++] = nodes;
+    return argc;
+}
+
 /*
  * Start redis on s->port in s->dir (slot allocated) and wait until it is
  * ready or deadline. 0 ready; RH_BIND_LOST it could not bind the port;
@@ -877,8 +977,9 @@ static int child_ended(rh_server *s, long log_from, int st)
 static int spawn_and_wait(rh_server *s, long long deadline)
 {
     const char *bin = server_binary();
-    const char *argv[20 + RH_MAX_EXTRA_ARGS];
+    const char *argv[26 + RH_MAX_EXTRA_ARGS];
     char port[16], log[sizeof rh_slots[0].log], why[300] = "no answer yet";
+    char nodes[sizeof rh_slots[0].log], bus[16];
     char tail[400];
     int ep[2], argc = 0, i, st, n, e;
     size_t off;
@@ -906,6 +1007,9 @@ static int spawn_and_wait(rh_server *s, long long deadline)
     argv[argc++] = s->dir;
     argv[argc++] = "--logfile";
     argv[argc++] = log;
+    if (rh_cluster_mode() &&
+        (argc = cluster_args(s, argv, argc, nodes, sizeof nodes, bus)) < 0)
+        return -1;
     for (i = 0, off = 0; i < s->nargs_; i++) {
         argv[argc++] = s->argbuf_ + off;
         off += strlen(s->argbuf_ + off) + 1;
@@ -974,7 +1078,7 @@ static int spawn_and_wait(rh_server *s, long long deadline)
         if (wait_child(s->pid, rh_slots[s->slot1_ - 1].pidfd, 0, &st) == 1)
             return child_ended(s, log_from, st);
         if (probe(s, ms_left(deadline), why, sizeof why) == PROBE_READY)
-            return 0;
+            return rh_cluster_mode() ? cluster_up(s, deadline) : 0;
         left = ms_left(deadline);
         if (left <= 0)
             break;

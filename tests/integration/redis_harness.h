@@ -36,6 +36,14 @@
  * build defines (harness.cmake passes find_program's result), else
  * "redis-server" on $PATH.
  *
+ * Cluster mode (opt-in): with RC_TEST_REDIS_CLUSTER=1 in the environment,
+ * every server is started with --cluster-enabled yes --cluster-config-file
+ * <dir>/nodes.conf and is ready once it owns all 16384 slots (CLUSTER
+ * ADDSLOTSRANGE 0 16383, unless a restarted node kept them in its
+ * nodes.conf) and CLUSTER INFO says cluster_state:ok. One node owning
+ * every slot never answers MOVED, so clients work unchanged, but Redis
+ * holds scripts to the one-slot rule. Only database 0 exists there.
+ *
  * Its directory is a mkdtemp() directory under $TMPDIR (else /tmp); it holds
  * redis.log (the server's log at loglevel warning plus its stdout/stderr).
  * When the server fails to start, the tail of that log is in s->error.
@@ -162,6 +170,9 @@ long long rh_numsub(const rh_server *s, const char *channel);
  */
 int rh_wait_until(int (*pred)(void *), void *arg, int timeout_ms,
                   const char *what);
+
+/* 1 when RC_TEST_REDIS_CLUSTER=1: servers run in cluster mode (above). */
+int rh_cluster_mode(void);
 
 #ifdef __cplusplus
 }

@@ -278,6 +278,50 @@ static void numsub_counts(void **state)
     assert_int_equal(channel_count(s), 0);
 }
 
+/* ---- cluster mode ------------------------------------------------------ */
+
+/* CLUSTER INFO says the one node owns every slot and is ok. */
+static void assert_cluster_ok(const rh_server *s)
+{
+    redisReply *r = rh_cmd(s, "CLUSTER INFO");
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, "cluster_state:ok"));
+    assert_non_null(strstr(r->str, "cluster_slots_assigned:16384"));
+    freeReplyObject(r);
+}
+
+/* RC_TEST_REDIS_CLUSTER=1: ready means cluster_state:ok, after a start, a
+ * kill -9 and restart (nodes.conf kept) and a stop and restart (fresh
+ * directory: the slots are assigned again); a script with flags touching
+ * two slots is refused, as on any cluster. */
+static void cluster_mode_slots(void **state)
+{
+    struct fixture *f = *state;
+    rh_server *s = &f->a;
+    redisReply *r;
+
+    if (!rh_cluster_mode())
+        skip();
+    START(s, NULL);
+    assert_cluster_ok(s);
+    assert_int_equal(rh_kill9(s), 0);
+    if (rh_restart(s) != 0)
+        fail_msg("rh_restart: %s", s->error);
+    assert_cluster_ok(s);
+    assert_int_equal(rh_stop(s), 0);
+    if (rh_restart(s) != 0)
+        fail_msg("rh_restart: %s", s->error);
+    assert_cluster_ok(s);
+    /* With flags (#!lua): a script without them may touch any local key. */
+    r = rh_cmd(s, "EVAL %s 1 %s", "#!lua\nreturn redis.call('GET', 'b{y}')",
+               "a{x}");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
 /* ---- kill -9 and restart on the same port ---------------------------- */
 
 static void kill9_restart_same_port(void **state)
@@ -581,6 +625,8 @@ static void dies_with_test_process(enum how_to_die how)
 
         snprintf(log, sizeof log, "%s/redis.log", st.dir);
         unlink(log);
+        snprintf(log, sizeof log, "%s/nodes.conf", st.dir); /* cluster mode */
+        unlink(log);
         rmdir(st.dir);
     }
     assert_no_dir(st.dir);
@@ -618,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(publish_binary_to_subscriber, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(numsub_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(cluster_mode_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(kill9_restart_same_port, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(restart_after_stop, setup, teardown),
