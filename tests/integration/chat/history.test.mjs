@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { JsonLinesNode, killAndWait, spawnTracked } from '../node_ref/test-util.mjs';
+import { JsonLinesNode, clusterArgs, clusterUp, killAndWait, spawnTracked } from '../node_ref/test-util.mjs';
 import { RC_CHAT, REDIS_SERVER, bounded, freePort, postMessage, redisCmd, request, roomUrl, tracker, uniqueRoom, until, waitForRedis } from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -38,7 +38,10 @@ after(() => track.end());
 async function redisAt(port, dir) {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
   if (dir) args.push('--dir', dir, '--dbfilename', 'dump.rdb');
+  const cluster = await clusterArgs(dir);
+  args.push(...cluster.args);
   const { proc, exited } = spawnTracked(REDIS_SERVER, args, { stdio: 'ignore' });
+  if (cluster.dir) exited.then(() => rmSync(cluster.dir, { recursive: true, force: true }));
   const r = { port, url: `redis://127.0.0.1:${port}`, proc, kill: () => killAndWait(proc, exited) };
   track.keep(r);
   await Promise.race([
@@ -47,6 +50,7 @@ async function redisAt(port, dir) {
       throw new Error(`redis-server on ${port} exited at start (${JSON.stringify(e)})`);
     }),
   ]);
+  await clusterUp(port);
   return r;
 }
 

@@ -3,8 +3,11 @@
 // children killed when the tests end, a redis-server of their own, and a
 // node driven by JSON lines.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export function freePort() {
@@ -93,16 +96,56 @@ export async function killAndWait(proc, exited) {
   return bounded(exited, 10000, `pid ${proc.pid} to exit after SIGKILL`);
 }
 
+// Cluster mode (opt-in, RC_TEST_REDIS_CLUSTER=1, as the C harness): each
+// redis-server runs with --cluster-enabled yes and owns all 16384 slots.
+// One node owning every slot never answers MOVED, so clients work
+// unchanged, but Redis holds scripts to the keys of one slot.
+export const REDIS_CLUSTER = process.env.RC_TEST_REDIS_CLUSTER === '1';
+
+// The extra redis-server arguments of cluster mode ([] otherwise): its
+// nodes.conf in dir (a fresh temporary directory when not given; kept by
+// a restart in the same dir) and a bus port of its own (the default,
+// port + 10000, does not exist above 55535).
+export async function clusterArgs(dir) {
+  if (!REDIS_CLUSTER) return { args: [], dir: undefined };
+  const d = dir ?? mkdtempSync(join(tmpdir(), 'rc-cluster-'));
+  const args = ['--cluster-enabled', 'yes', '--cluster-config-file', join(d, 'nodes.conf')];
+  args.push('--cluster-port', String(await freePort()));
+  return { args, dir: dir ? undefined : d };
+}
+
+// Cluster mode: the server on port gets every slot (CLUSTER ADDSLOTSRANGE
+// through redis-cli, unless its nodes.conf kept them) and says
+// cluster_state:ok, within ms. Nothing to do otherwise.
+export async function clusterUp(port, ms = 10000) {
+  if (!REDIS_CLUSTER) return;
+  const cli = process.env.REDIS_CLI || 'redis-cli';
+  const run = (...a) => spawnSync(cli, ['-h', '127.0.0.1', '-p', String(port), ...a], { encoding: 'utf8' });
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const info = run('CLUSTER', 'INFO').stdout || '';
+    if (/cluster_state:ok/.test(info)) return;
+    if (!/cluster_slots_assigned:16384/.test(info)) run('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    if (Date.now() > deadline) {
+      throw new Error(`redis-server on ${port}: no cluster_state:ok within ${ms} ms (${info.split('\n')[0] || `${cli} failed`})`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 // A redis-server of its own on a free loopback port, without persistence,
-// answering PING: { port, url, proc, log(), stop() }. Its output is shown
-// only if it fails to start.
+// answering PING (and, in cluster mode, owning every slot): { port, url,
+// proc, log(), stop() }. Its output is shown only if it fails to start.
 export async function startRedis(server = process.env.REDIS_SERVER || 'redis-server', port = undefined) {
   port ??= await freePort();
+  const cluster = await clusterArgs();
   const { proc, exited } = spawnTracked(
     server,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...cluster.args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  const cleanup = () => cluster.dir && rmSync(cluster.dir, { recursive: true, force: true });
+  exited.then(cleanup);
   let log = '';
   proc.stdout.on('data', (d) => (log += d));
   proc.stderr.on('data', (d) => (log += d));
@@ -113,6 +156,7 @@ export async function startRedis(server = process.env.REDIS_SERVER || 'redis-ser
         throw new Error(`redis-server exited early (${JSON.stringify(e)})`);
       }),
     ]);
+    await clusterUp(port);
   } catch (err) {
     await killAndWait(proc, exited).catch(() => {});
     throw new Error(`${err.message}\n--- redis-server output ---\n${log}`);
