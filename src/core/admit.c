@@ -1,8 +1,10 @@
 /*
  * Admission (see roomcast.h): create, admit, evict, close, and a publish
  * behind checks. Each is one script on the room's keys (alua.c); a
- * session first takes its code with a node-wide script. Answers are RC_E*
- * codes as the scripts return them.
+ * session first takes its code with a node-wide script, a close is named
+ * in <kp>{closed} before and its code tombstoned after, a limited send
+ * takes from its rate bucket before (each node-wide key is another
+ * cluster slot). Answers are RC_E* codes as the scripts return them.
  */
 #include "presence.h"
 
@@ -27,6 +29,10 @@ typedef struct call {
     unsigned tries;
     rc_message msg; /* send: a copy, for the local members */
     char *mbuf;
+    char *env, *key; /* send: the envelope, the bucket's key */
+    size_t env_len;
+    unsigned long long rate_t; /* the bucket's emission interval (us) */
+    unsigned burst;
 } call;
 
 static char *dup(rc_adapter *a, const char *s, size_t len)
@@ -47,6 +53,8 @@ static void call_free(const rc__alloc *mem, call *k)
     rc__free(mem, k->abc);
     rc__free(mem, k->cpfx);
     rc__free(mem, k->mbuf);
+    rc__free(mem, k->env);
+    rc__free(mem, k->key);
     rc__free(mem, k);
 }
 
@@ -93,6 +101,16 @@ static int answer(const rc__reply *r, int err)
 static void on_answer(rc_adapter *a, const rc__reply *r, int err, void *arg)
 {
     finish(a, arg, answer(r, err), 0);
+}
+
+/* An evict: the users it made leave are forgotten by the index. */
+static void on_evicted(rc_adapter *a, const rc__reply *r, int err, void *arg)
+{
+    call *k = arg;
+
+    if (err == 0 && !a->closing)
+        rc__pidx_after(a, k->room, strlen(k->room), r, NULL);
+    finish(a, k, answer(r, err), 0);
 }
 
 /* A call with room and user checked and copied; NULL and *rv set if not. */
@@ -346,7 +364,7 @@ int rc_room_evict(rc_adapter *a, const char *room, const char *user,
         rc__json_quote(q, k->uid, strlen(k->uid), k->uid_q);
         v[0] = k->uid, l[0] = strlen(k->uid);
         v[1] = q, l[1] = k->uid_q;
-        rv = room_call(a, k, RC__SCRIPT_EVICT, v, l, 2, on_answer);
+        rv = room_call(a, k, RC__SCRIPT_EVICT, v, l, 2, on_evicted);
     }
     rc__free(&a->mem, q);
     if (rv != 0)
@@ -357,6 +375,41 @@ int rc_room_evict(rc_adapter *a, const char *room, const char *user,
 /* ---- close -------------------------------------------------------------- */
 
 #define MAX_REASON 4096
+/* How long a close's entry in <kp>{closed} lives until its answer sets
+ * the tombstone's deadline (the default ttl). */
+#define PROVISIONAL_MS "86400000"
+
+/* The close's node-wide half: its entry in <kp>{closed} given the
+ * tombstone's deadline (or taken out: there was no room), the code
+ * tombstoned, the users gone forgotten by the index. */
+static void on_closed(rc_adapter *a, const rc__reply *r, int err, void *arg)
+{
+    call *k = arg;
+    int rv = answer(r, err);
+    const char *v[2], *code;
+    size_t l[2], cl = 0;
+    long long dl;
+    char db[24];
+
+    v[0] = k->room, l[0] = strlen(k->room);
+    v[1] = "", l[1] = 0;
+    if (rv == 0 && rc__reply_int(r, 1, &dl) == 0 && dl > 0) {
+        v[1] = db;
+        l[1] = (size_t)(rc__dec_put(db, (unsigned long long)dl) - db);
+    }
+    if (!a->closing && (rv == 0 || rv == RC_ENOROOM))
+        rc__nw_call(a, RC__SCRIPT_CDONE, "{closed}", "", 0, v, l, 2);
+    if (rv == 0 && !a->closing) {
+        if ((code = rc__reply_str(r, 2, &cl)) != NULL && cl > 0 && l[1] > 0) {
+            const char *cv[2] = {code, db};
+            size_t cls[2] = {cl, l[1]};
+
+            rc__nw_call(a, RC__SCRIPT_CTOMB, "{codes}", "", 0, cv, cls, 2);
+        }
+        rc__pidx_after(a, k->room, l[0], r, NULL);
+    }
+    finish(a, k, rv, 0);
+}
 
 int rc_room_close(rc_adapter *a, const char *room, const char *reason,
                   rc_admit_cb cb, void *cb_user)
@@ -375,31 +428,99 @@ int rc_room_close(rc_adapter *a, const char *room, const char *reason,
         rc__room_end_closed(a, (rc__aroom *)r, why, len);
     if (k == NULL)
         return rv;
-    if ((rv = room_call(a, k, RC__SCRIPT_CLOSE, &why, &len, 1, on_answer)) != 0)
+    /* Named first: a node that verifies before the room is closed (or
+     * after a close that never ran) asks the room and finds it open. */
+    {
+        const char *v[3] = {room, why, PROVISIONAL_MS};
+        size_t l[3] = {strlen(room), len, sizeof PROVISIONAL_MS - 1};
+
+        rv = rc__nw_call(a, RC__SCRIPT_CREG, "{closed}", "", 0, v, l, 3);
+    }
+    if (rv == 0)
+        rv = room_call(a, k, RC__SCRIPT_CLOSE, &why, &len, 1, on_closed);
+    if (rv != 0)
         drop(a, k);
-    return rv;
+    return rv == RC_EMISUSE ? RC_EUNAVAIL : rv;
 }
 
 /* ---- a publish behind checks ------------------------------------------- */
+
+/* Give back to the bucket what a send the room refused took from it. */
+static void give_back(rc_adapter *a, call *k)
+{
+    char t[24];
+    const char *v[2];
+    size_t l[2];
+
+    v[0] = k->key, l[0] = strlen(k->key);
+    v[1] = t, l[1] = (size_t)(rc__dec_put(t, k->rate_t) - t);
+    rc__port_script(a, RC__SCRIPT_RATE_BACK, 1, 2, v, l, NULL, NULL);
+}
 
 static void on_sent(rc_adapter *a, const rc__reply *r, int err, void *arg)
 {
     call *k = arg;
     int rv = answer(r, err);
-    long long wait = 0;
 
-    if (rv == RC_ELIMITED && rc__reply_int(r, 1, &wait) != 0)
-        rv = RC_EREDIS;
+    /* Refused (or failed) by the script, which publishes last: nothing
+     * went out. Lost with the link: it may have. */
+    if (rv != 0 && rv != RC_EUNAVAIL && k->key != NULL && !a->closing)
+        give_back(a, k);
     rc__enter(a); /* a sink may free the adapter */
     if (rv == 0 && !a->closing) {
         a->c.published++;
         rv = rc_broadcast_to_room(a, k->room, &k->msg, NULL, RC_LOCAL_ONLY);
-    } else if (rv != RC_ELIMITED) {
+    } else if (rv != 0) {
         a->c.publish_errors++;
     }
-    finish(a, k, rv,
-           rv == RC_ELIMITED ? (unsigned long long)wait / 1000 + 1 : 0);
+    finish(a, k, rv, 0);
     rc__exit(a);
+}
+
+/* The room's script: its checks, then the publish. */
+static int send_room(rc_adapter *a, call *k)
+{
+    const char *v[2];
+    size_t l[2];
+
+    v[0] = k->uid ? k->uid : "", l[0] = k->uid ? strlen(k->uid) : 0;
+    v[1] = k->env, l[1] = k->env_len;
+    return room_call(a, k, RC__SCRIPT_SEND, v, l, 2, on_sent);
+}
+
+/* The bucket answered (its own slot, before the room's): {1, 0} taken,
+ * {0, us to wait}. */
+static void on_rated(rc_adapter *a, const rc__reply *r, int err, void *arg)
+{
+    call *k = arg;
+    long long ok = 0, wait = 0;
+    int rv = err == RC_EMISUSE ? RC_EUNAVAIL : err;
+
+    if (rv == 0 &&
+        (rc__reply_int(r, 0, &ok) != 0 || rc__reply_int(r, 1, &wait) != 0))
+        rv = RC_EREDIS;
+    if (rv == 0 && !ok) {
+        finish(a, k, RC_ELIMITED, (unsigned long long)wait / 1000 + 1);
+        return;
+    }
+    if (rv == 0 && !a->closing && (rv = send_room(a, k)) == 0)
+        return;
+    a->c.publish_errors++;
+    finish(a, k, rv != 0 ? rv : RC_EUNAVAIL, 0);
+}
+
+static int send_rate(rc_adapter *a, call *k)
+{
+    char t[24], b[24];
+    const char *v[3];
+    size_t l[3];
+    int rv;
+
+    v[0] = k->key, l[0] = strlen(k->key);
+    v[1] = t, l[1] = (size_t)(rc__dec_put(t, k->rate_t) - t);
+    v[2] = b, l[2] = (size_t)(rc__dec_put(b, k->burst) - b);
+    rv = rc__port_script(a, RC__SCRIPT_RATE, 1, 3, v, l, on_rated, k);
+    return rv == RC_EMISUSE ? RC_EUNAVAIL : rv;
 }
 
 /* k->msg: a copy of msg in k->mbuf. */
@@ -421,10 +542,10 @@ static int keep_msg(rc_adapter *a, call *k, const rc_message *msg)
     return 0;
 }
 
-/* The envelope (allocated into *env) and the bucket's key. */
-static int send_args(rc_adapter *a, const rc_message *msg,
-                     const rc_send_guard *g, char **env, size_t *len,
-                     char **key)
+/* The envelope (k->env) and the bucket's key and rate (k->key: NULL for
+ * none). */
+static int send_args(rc_adapter *a, call *k, const rc_message *msg,
+                     const rc_send_guard *g)
 {
     size_t kp = strlen(a->node.kp), kl;
     rc_envelope e;
@@ -433,30 +554,30 @@ static int send_args(rc_adapter *a, const rc_message *msg,
     memset(&e, 0, sizeof e);
     e.msg = *msg;
     e.node = a->node_id;
-    *env = *key = NULL;
-    if ((rv = rc_envelope_encode(&e, &a->limits, NULL, 0, len)) != RC_ENOBUFS)
+    if ((rv = rc_envelope_encode(&e, &a->limits, NULL, 0, &k->env_len)) !=
+        RC_ENOBUFS)
         return rv != 0 ? rv : RC_EINVAL;
-    if ((*env = rc__malloc(&a->mem, *len)) == NULL)
+    if ((k->env = rc__malloc(&a->mem, k->env_len)) == NULL)
         return RC_ENOMEM;
-    if ((rv = rc_envelope_encode(&e, &a->limits, *env, *len, len)) != 0)
+    if ((rv = rc_envelope_encode(&e, &a->limits, k->env, k->env_len,
+                                 &k->env_len)) != 0)
         return rv;
     if (g == NULL || g->rate_key == NULL)
         return 0;
     kl = strlen(g->rate_key);
-    if ((*key = rc__malloc(&a->mem, kp + kl + 4)) == NULL)
+    if ((k->key = rc__malloc(&a->mem, kp + kl + 4)) == NULL)
         return RC_ENOMEM;
-    memcpy(*key, a->node.kp, kp);
-    memcpy(*key + kp, "rl:", 3);
-    memcpy(*key + kp + 3, g->rate_key, kl + 1);
+    memcpy(k->key, a->node.kp, kp);
+    memcpy(k->key + kp, "rl:", 3);
+    memcpy(k->key + kp + 3, g->rate_key, kl + 1);
+    k->rate_t = rc__rate_interval_us(g->rate);
+    k->burst = g->rate->burst ? g->rate->burst : 1;
     return 0;
 }
 
 int rc_room_send(rc_adapter *a, const char *room, const rc_message *msg,
                  const rc_send_guard *guard, rc_admit_cb cb, void *cb_user)
 {
-    char t[24], b[24], *env = NULL, *key = NULL;
-    const char *v[5];
-    size_t l[5], len;
     call *k = NULL;
     int rv = RC_EINVAL;
 
@@ -466,26 +587,13 @@ int rc_room_send(rc_adapter *a, const char *room, const rc_message *msg,
         (k = call_new(a, room, guard ? guard->member : NULL, cb, cb_user,
                       &rv)) == NULL ||
         (rv = keep_msg(a, k, msg)) != 0 ||
-        (rv = send_args(a, msg, guard, &env, &len, &key)) != 0)
+        (rv = send_args(a, k, msg, guard)) != 0)
         goto out;
-    v[0] = k->uid ? k->uid : "", l[0] = k->uid ? strlen(k->uid) : 0;
-    v[1] = key ? key : "", l[1] = key ? strlen(key) : 0;
-    v[2] = t, l[2] = 0;
-    v[3] = b, l[3] = 0;
-    if (key != NULL) {
-        l[2] = (size_t)(rc__dec_put(t, rc__rate_interval_us(guard->rate)) - t);
-        l[3] = (size_t)(rc__dec_put(b, guard->rate->burst ? guard->rate->burst
-                                                          : 1) -
-                        b);
-    }
-    v[4] = env, l[4] = len;
-    rv = room_call(a, k, RC__SCRIPT_SEND, v, l, 5, on_sent);
+    /* The bucket first: a stop in between costs one request of the
+     * bucket, and a refusal by the room gives it back. */
+    rv = k->key != NULL ? send_rate(a, k) : send_room(a, k);
 out:
     if (rv != 0 && k != NULL)
         drop(a, k);
-    if (a != NULL) {
-        rc__free(&a->mem, env);
-        rc__free(&a->mem, key);
-    }
     return rv;
 }

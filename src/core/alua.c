@@ -1,13 +1,19 @@
 /*
  * The admission scripts (see roomcast.h, "Admission"). Room scripts run
  * on the room's keys with the presence prelude (lua.h); their extra
- * arguments start at ARGV[7]. Each returns {code, ...} where code is 0 or
+ * arguments start at ARGV[8]. Each returns {code, ...} where code is 0 or
  * an RC_E* value, so that the library passes it on as is.
  *
  * Node-wide keys: <kp>{codes} (zset code -> the deadline until which it
  * is not handed out), <kp>{closed} (zset room -> tombstone deadline),
  * <kp>{closed}:why (hash room -> reason JSON), <kp>{closed}:n (closes so
- * far: what nodes verify against).
+ * far: what nodes verify against). Room scripts never touch them (one
+ * cluster slot per script): the code script and verify are node-wide
+ * calls of their own, and a close is registered in <kp>{closed} before
+ * its room script runs and its code tombstoned after (lua.c, admit.c).
+ * The room's meta (pm) is what counts: a code whose room exists is not
+ * created again (RC_EEXIST: another code is drawn), and a node verifying
+ * a close reads the room's state before ending anything.
  */
 #include "lua.h"
 
@@ -47,7 +53,7 @@
  * marked taken for ttl), then candidates drawn uniformly. The first free
  * candidate is taken; if none is and the space is small, a free code is
  * picked uniformly by enumeration. Returns {0, code} or {E_NOCODE}. */
-const char rc__lua_code[] = TIME_NOW
+const char rc__lua_code[] = SHEBANG TIME_NOW
     "local ttl, abc, len = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
     "if ARGV[5] ~= '' then redis.call('ZADD', KEYS[1], now + ttl, ARGV[5]) "
@@ -80,50 +86,49 @@ const char rc__lua_code[] = TIME_NOW
     "end\n"
     "return {" E_NOCODE "}\n";
 
-/* Make the room. ARGV[7..11]: cap, ttl ms, hold ms, the first user (""
+/* Make the room. ARGV[8..12]: cap, ttl ms, hold ms, the first user (""
  * none), its code (""). Returns {0} or {E_EXIST}. */
-const char rc__lua_create[] = LIGHT_PRELUDE
+const char rc__lua_create[] = SHEBANG LIGHT_PRELUDE
     "if redis.call('EXISTS', b .. 'pm') == 1 then return {" E_EXIST "} end\n"
-    "redis.call('HSET', b .. 'pm', 'state', 'open', 'cap', ARGV[7],\n"
-    "           'ttl', ARGV[8], 'hold', ARGV[9], 'code', ARGV[11])\n"
-    "redis.call('PEXPIRE', b .. 'pm', ARGV[8])\n"
+    "redis.call('HSET', b .. 'pm', 'state', 'open', 'cap', ARGV[8],\n"
+    "           'ttl', ARGV[9], 'hold', ARGV[10], 'code', ARGV[12])\n"
+    "redis.call('PEXPIRE', b .. 'pm', ARGV[9])\n"
     "redis.call('DEL', b .. 'pa')\n"
-    "if ARGV[10] ~= '' then\n"
-    "  redis.call('ZADD', b .. 'pa', now + tonumber(ARGV[9]), ARGV[10])\n"
-    "  redis.call('PEXPIRE', b .. 'pa', ARGV[8])\n"
+    "if ARGV[11] ~= '' then\n"
+    "  redis.call('ZADD', b .. 'pa', now + tonumber(ARGV[10]), ARGV[11])\n"
+    "  redis.call('PEXPIRE', b .. 'pa', ARGV[9])\n"
     "end\n"
     "return {0}\n";
 
-/* Seat a user. ARGV[7..8]: user, "m" (only tell whether it holds a seat)
+/* Seat a user. ARGV[8..9]: user, "m" (only tell whether it holds a seat)
  * or "". A new seat of a user present already is held as its presence
  * is (connected, or in its grace); a held seat not connected is held
  * hold ms more. Returns {0} or an error. */
-const char rc__lua_admit[] =
-    META(LIGHT_PRELUDE) "local u, s = ARGV[7], seat(ARGV[7])\n"
-                        "local hold = now + tonumber(m[3])\n"
-                        "if s < 0 then\n"
-                        "  if ARGV[8] == 'm' then return {" E_NOTMEMBER
-                        "} end\n"
-                        "  local cap = tonumber(m[2])\n"
-                        "  if cap > 0 and redis.call('ZCARD', b .. 'pa') >= "
-                        "cap then\n"
-                        "    return {" E_FULL "}\n"
-                        "  end\n"
-                        "  local g = redis.call('ZSCORE', b .. 'pg', u)\n"
-                        "  if redis.call('HEXISTS', b .. 'pu', u) == 1 then g "
-                        "= " SEATED_Q " end\n"
-                        "  redis.call('ZADD', b .. 'pa', g or hold, u)\n"
-                        "  keep()\n"
-                        "elseif s < hold then\n"
-                        "  redis.call('ZADD', b .. 'pa', hold, u)\n"
-                        "end\n"
-                        "return {0}\n";
+const char rc__lua_admit[] = SHEBANG META(
+    LIGHT_PRELUDE) "local u, s = ARGV[8], seat(ARGV[8])\n"
+                   "local hold = now + tonumber(m[3])\n"
+                   "if s < 0 then\n"
+                   "  if ARGV[9] == 'm' then return {" E_NOTMEMBER "} end\n"
+                   "  local cap = tonumber(m[2])\n"
+                   "  if cap > 0 and redis.call('ZCARD', b .. 'pa') >= "
+                   "cap then\n"
+                   "    return {" E_FULL "}\n"
+                   "  end\n"
+                   "  local g = redis.call('ZSCORE', b .. 'pg', u)\n"
+                   "  if redis.call('HEXISTS', b .. 'pu', u) == 1 then g "
+                   "= " SEATED_Q " end\n"
+                   "  redis.call('ZADD', b .. 'pa', g or hold, u)\n"
+                   "  keep()\n"
+                   "elseif s < hold then\n"
+                   "  redis.call('ZADD', b .. 'pa', hold, u)\n"
+                   "end\n"
+                   "return {0}\n";
 
 /* Take a user out: its seat, its connections (no grace), and every node
- * ends its streams (rc:evict, which nodes do not deliver). ARGV[7..8]:
- * user, user as JSON. */
-const char rc__lua_evict[] = META(
-    ROOM_PRELUDE) "local u = ARGV[7]\n"
+ * ends its streams (rc:evict, which nodes do not deliver). ARGV[8..9]:
+ * user, user as JSON. Returns {0, tail} or an error. */
+const char rc__lua_evict[] = SHEBANG META(
+    ROOM_PRELUDE) "local u = ARGV[8]\n"
                   "local had = seat(u) >= 0\n"
                   "redis.call('ZREM', b .. 'pa', u)\n"
                   "local pc = redis.call('HGETALL', b .. 'pc')\n"
@@ -137,17 +142,19 @@ const char rc__lua_evict[] = META(
                   "if redis.call('ZREM', b .. 'pg', u) == 1 then gone(u, "
                   "'left') end\n"
                   "if not had then return {" E_NOTMEMBER "} end\n"
-                  "redis.call('PUBLISH', chan, "
+                  "redis.call(ARGV[7], chan, "
                   "'{\"v\":1,\"m\":{\"event\":\"rc:evict\",' "
                   "..\n"
-                  "  '\"data\":{\"user\":' .. ARGV[8] .. '}},\"n\":\"\"}')\n"
-                  "return {0}\n";
+                  "  '\"data\":{\"user\":' .. ARGV[9] .. '}},\"n\":\"\"}')\n"
+                  "return tail({0})\n";
 
 /* Close the room: everyone present leaves ("closed"), the seats and the
  * presence go, the meta stays closed for ttl (the tombstone, and the
- * code's), and rc:closed goes out. ARGV[7]: the reason JSON. */
-const char rc__lua_close[] = META(
-    ROOM_PRELUDE) "local dl, kc = now + tonumber(m[4]), kp .. '{closed}'\n"
+ * code's), and rc:closed goes out. ARGV[8]: the reason JSON. Returns
+ * {0, the tombstone's deadline, the room's code ("" none), tail} or an
+ * error. */
+const char rc__lua_close[] = SHEBANG META(
+    ROOM_PRELUDE) "local dl = now + tonumber(m[4])\n"
                   "for _, u in ipairs(redis.call('HKEYS', b .. 'pu')) do\n"
                   "  redis.call('HDEL', b .. 'pu', u)\n"
                   "  gone(u, 'closed')\n"
@@ -159,31 +166,25 @@ const char rc__lua_close[] = META(
                   "end\n"
                   "redis.call('DEL', b .. 'pc', b .. 'pq', b .. 'pd', b .. "
                   "'pa')\n"
-                  "redis.call('ZREM', kp .. '{sweep}', room)\n"
                   "redis.call('HSET', b .. 'pm', 'state', 'closed', 'reason', "
-                  "ARGV[7])\n"
+                  "ARGV[8])\n"
                   "redis.call('PEXPIRE', b .. 'pm', m[4])\n"
-                  "if m[5] and m[5] ~= '' then\n"
-                  "  redis.call('ZADD', kp .. '{codes}', dl, m[5])\n"
-                  "end\n"
-                  "local old = redis.call('ZRANGEBYSCORE', kc, '-inf', now, "
-                  "'LIMIT', 0,\n"
-                  "                       64)\n"
-                  "for _, r in ipairs(old) do\n"
-                  "  redis.call('ZREM', kc, r)\n"
-                  "  redis.call('HDEL', kc .. ':why', r)\n"
-                  "end\n"
-                  "redis.call('ZADD', kc, dl, room)\n"
-                  "redis.call('HSET', kc .. ':why', room, ARGV[7])\n"
-                  "redis.call('INCR', kc .. ':n')\n"
-                  "publish('rc:closed', '{\"reason\":' .. ARGV[7] .. '}')\n"
-                  "return {0}\n";
+                  "publish('rc:closed', '{\"reason\":' .. ARGV[8] .. '}')\n"
+                  "return tail({0, dl, m[5] or ''})\n";
+
+/* Is the room closed? {state ("" none), reason JSON ("")}: what a node
+ * verifying closes acts on. */
+const char rc__lua_closed[] =
+    SHEBANG "return {redis.call('HGET', KEYS[1] .. 'pm', 'state') or '',\n"
+            "        redis.call('HGET', KEYS[1] .. 'pm', 'reason') or ''}\n";
 
 /* Closes since the node last looked. KEYS[1]: <kp>{closed}. ARGV[1]:
  * the count the node last saw ("": tell for
  * every room), then rooms. Returns {count} when it is unchanged, else
- * {count, then per room: its reason JSON or ""}. */
-const char rc__lua_verify[] = TIME_NOW
+ * {count, then per room: its reason JSON or ""}. A room named here may
+ * not be closed (its close failed, or has not run yet): the node reads
+ * the room's own state before it acts (rc__lua_closed). */
+const char rc__lua_verify[] = SHEBANG TIME_NOW
     "local n = redis.call('GET', KEYS[1] .. ':n') or '0'\n"
     "if n == ARGV[1] then return {n} end\n"
     "local out = {n}\n"
@@ -195,19 +196,16 @@ const char rc__lua_verify[] = TIME_NOW
     "end\n"
     "return out\n";
 
-/* A publish behind checks. ARGV[7..11]: a member ("" none), a bucket key
- * ("" none), its emission interval (us), its burst, the envelope. Returns
- * {0}, {E_LIMITED, us to wait} or another error. */
-const char rc__lua_send[] = LIGHT_PRELUDE GCRA
+/* A publish behind checks. ARGV[8..9]: a member ("" none), the envelope.
+ * Returns {0} or an error. (A rate bucket is another slot: the library
+ * takes from it first, with the rate script, and gives back what a
+ * refused send took.) */
+const char rc__lua_send[] = SHEBANG LIGHT_PRELUDE
     "local st = redis.call('HGET', b .. 'pm', 'state')\n"
     "if st == 'closed' then return {" E_CLOSED "} end\n"
-    "if ARGV[7] ~= '' and tonumber(redis.call('ZSCORE', b .. 'pa', ARGV[7])\n"
+    "if ARGV[8] ~= '' and tonumber(redis.call('ZSCORE', b .. 'pa', ARGV[8])\n"
     "                                or '0') <= now then\n"
     "  return {" E_NOTMEMBER "}\n"
     "end\n"
-    "if ARGV[8] ~= '' then\n"
-    "  local wait = gcra(ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]))\n"
-    "  if wait > 0 then return {" E_LIMITED ", wait} end\n"
-    "end\n"
-    "redis.call('PUBLISH', chan, ARGV[11])\n"
+    "redis.call(ARGV[7], chan, ARGV[9])\n"
     "return {0}\n";

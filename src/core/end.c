@@ -237,12 +237,62 @@ static void verify_free(rc_adapter *a, verify *v)
 
 static int ask(rc_adapter *a, int all);
 
+/* A room <kp>{closed} names: its own state says whether it is closed
+ * (the entry is made before the close runs, and stays if it never does). */
+typedef struct confirm {
+    rc__pend pend; /* first */
+    unsigned gen;
+    char room[];
+} confirm;
+
+static void on_confirm(rc_adapter *a, const rc__reply *r, int err, void *arg)
+{
+    confirm *c = arg;
+    const char *st, *why;
+    size_t sl = 0, wl = 0;
+    rc__room *room;
+
+    rc__pend_unlink(a, &c->pend);
+    if (err == 0 && !a->closing && c->gen == a->node.gen &&
+        (st = rc__reply_str(r, 0, &sl)) != NULL &&
+        (why = rc__reply_str(r, 1, &wl)) != NULL) {
+        if (strcmp(st, "closed") != 0) {
+            a->adm.seen[0] = '\0'; /* not yet, or never: look again */
+        } else if ((room = rc__find_room(a, c->room)) != NULL) {
+            rc__enter(a);
+            rc__room_end_closed(a, (rc__aroom *)room, wl ? why : "\"closed\"",
+                                wl ? wl : 8);
+            rc__exit(a);
+        }
+    }
+    rc__free(&a->mem, c);
+}
+
+static void ask_room(rc_adapter *a, const char *room)
+{
+    size_t len = strlen(room);
+    confirm *c = rc__malloc(&a->mem, sizeof *c + len + 1);
+
+    if (c == NULL)
+        return;
+    c->gen = a->node.gen;
+    memcpy(c->room, room, len + 1);
+    if (rc__room_script(a, RC__SCRIPT_CLOSED, c->room, len, NULL, NULL, 0,
+                        on_confirm, c) != 0) {
+        rc__free(&a->mem, c);
+        return;
+    }
+    c->pend.free_fn = NULL;
+    rc__pend_link(a, &c->pend);
+}
+
 static void verify_pend_free(rc_adapter *a, rc__pend *p)
 {
     verify_free(a, (verify *)p);
 }
 
-/* The answer: a count unchanged, or what became of each room sent. */
+/* The answer: a count unchanged, or which rooms sent <kp>{closed} names
+ * (each is then asked). */
 static void on_verify(rc_adapter *a, const rc__reply *r, int err, void *arg)
 {
     verify *v = arg;
@@ -262,7 +312,7 @@ static void on_verify(rc_adapter *a, const rc__reply *r, int err, void *arg)
     for (i = 0; i < v->n && !a->closing; i++)
         if ((why = rc__reply_str(r, i + 1, &wl)) != NULL && wl > 0 &&
             (room = rc__find_room(a, v->rooms[i])) != NULL)
-            rc__room_end_closed(a, (rc__aroom *)room, why, wl);
+            ask_room(a, v->rooms[i]);
     if (v->all || strcmp(n, d->seen) == 0)
         memcpy(d->seen, n, nl + 1);
     else if (!a->closing)

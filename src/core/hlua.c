@@ -1,6 +1,6 @@
 /*
  * The history scripts (see roomcast.h, "History and resume"). Room
- * scripts on the room's keys, extra arguments from ARGV[7]: hm (hash:
+ * scripts on the room's keys, extra arguments from ARGV[8]: hm (hash:
  * e, the epoch, Redis' ms when it began; s, the last sequence) and hs
  * (stream of envelopes, ids "S-0", field d).
  */
@@ -16,11 +16,11 @@
     "  return string.format('%.0f', e)\n"                                      \
     "end\n"
 
-/* Append, number, publish. ARGV[7..10]: max length, ttl ms, the envelope
+/* Append, number, publish. ARGV[8..11]: max length, ttl ms, the envelope
  * before its id's value, and after it. Returns {e, s}. Lean on purpose:
  * each call made or function defined here costs every publish (no TIME
  * but for a new epoch; the meta's TTL renewed every 64th). */
-const char rc__lua_hpub[] =
+const char rc__lua_hpub[] = SHEBANG
     "local b, chan = KEYS[1], ARGV[3]\n"
     "local e = redis.call('HGET', b .. 'hm', 'e')\n"
     "if not e then\n"
@@ -31,49 +31,49 @@ const char rc__lua_hpub[] =
     "  redis.call('HSET', b .. 'hm', 'e', e, 's', 0)\n"
     "end\n"
     "local s = redis.call('HINCRBY', b .. 'hm', 's', 1)\n"
-    "local env = ARGV[9] .. e .. '-' .. s .. ARGV[10]\n"
-    "redis.call('XADD', b .. 'hs', 'MAXLEN', '~', ARGV[7], s .. '-0', 'd',\n"
+    "local env = ARGV[10] .. e .. '-' .. s .. ARGV[11]\n"
+    "redis.call('XADD', b .. 'hs', 'MAXLEN', '~', ARGV[8], s .. '-0', 'd',\n"
     "           env)\n"
     "if s % 64 == 1 then redis.call('PEXPIRE', b .. 'hm', 2592000000) end\n"
-    "redis.call('PEXPIRE', b .. 'hs', ARGV[8])\n"
-    "redis.call('PUBLISH', chan, env)\n"
+    "redis.call('PEXPIRE', b .. 'hs', ARGV[9])\n"
+    "redis.call(ARGV[7], chan, env)\n"
     "return {e, s}\n";
 
-/* Read. ARGV[7..11]: after this sequence ("": from the oldest kept), at
+/* Read. ARGV[8..12]: after this sequence ("": from the oldest kept), at
  * most this many, up to this sequence ("": the latest), and a client's
  * cursor (epoch, sequence; "" none): one ahead of the room (Redis rolled
  * back) fences it first, here, so that the answer names the new epoch.
  * Returns {e, s, first kept (s + 1: none), fenced (0/1), then per message
  * its sequence and envelope}; {"", 0, 1, 0} for a room without history. */
-const char rc__lua_hread[] = HIST_PRELUDE
+const char rc__lua_hread[] = SHEBANG HIST_PRELUDE
     "local e = redis.call('HGET', b .. 'hm', 'e')\n"
     "local top = tonumber(redis.call('HGET', b .. 'hm', 's') or '0')\n"
     "local fenced = 0\n"
-    "if e and ARGV[10] ~= '' and (tonumber(ARGV[10]) > tonumber(e) or\n"
-    "   (ARGV[10] == e and tonumber(ARGV[11]) > top)) then\n"
-    "  e = epoch(math.max(tonumber(e), tonumber(ARGV[10])))\n"
+    "if e and ARGV[11] ~= '' and (tonumber(ARGV[11]) > tonumber(e) or\n"
+    "   (ARGV[11] == e and tonumber(ARGV[12]) > top)) then\n"
+    "  e = epoch(math.max(tonumber(e), tonumber(ARGV[11])))\n"
     "  top, fenced = 0, 1\n"
     "end\n"
     "if not e then return {'', 0, 1, 0} end\n"
     "local f = redis.call('XRANGE', b .. 'hs', '-', '+', 'COUNT', 1)\n"
     "local out = {e, top, top + 1, fenced}\n"
     "if #f > 0 then out[3] = tonumber(string.match(f[1][1], '^%d+')) end\n"
-    "local from = ARGV[7] == '' and '-' or ('(' .. ARGV[7] .. '-0')\n"
-    "local to = ARGV[9] == '' and '+' or (ARGV[9] .. '-0')\n"
+    "local from = ARGV[8] == '' and '-' or ('(' .. ARGV[8] .. '-0')\n"
+    "local to = ARGV[10] == '' and '+' or (ARGV[10] .. '-0')\n"
     "for _, r in ipairs(redis.call('XRANGE', b .. 'hs', from, to, 'COUNT',\n"
-    "                              ARGV[8])) do\n"
+    "                              ARGV[9])) do\n"
     "  out[#out + 1] = tonumber(string.match(r[1], '^%d+'))\n"
     "  out[#out + 1] = r[2][2]\n"
     "end\n"
     "return out\n";
 
-/* Fence: the room's sequence went back (ARGV[7..8]: the epoch and the
+/* Fence: the room's sequence went back (ARGV[8..9]: the epoch and the
  * sequence a node saw in it, above the room's), or its history is gone: a
  * new epoch. Returns {the new epoch} or {""}. */
-const char rc__lua_hfence[] = HIST_PRELUDE
+const char rc__lua_hfence[] = SHEBANG HIST_PRELUDE
     "local e = redis.call('HGET', b .. 'hm', 'e')\n"
     "local s = tonumber(redis.call('HGET', b .. 'hm', 's') or '0')\n"
-    "if e and (e ~= ARGV[7] or s >= tonumber(ARGV[8])) then return {''} end\n"
-    "local n = epoch(tonumber(ARGV[7]))\n"
+    "if e and (e ~= ARGV[8] or s >= tonumber(ARGV[9])) then return {''} end\n"
+    "local n = epoch(tonumber(ARGV[8]))\n"
     "redis.call('PEXPIRE', b .. 'hm', 2592000000)\n"
     "return {n}\n";

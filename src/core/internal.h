@@ -255,6 +255,17 @@ enum rc__script {
     RC__SCRIPT_HPUB,
     RC__SCRIPT_HREAD,
     RC__SCRIPT_HFENCE,
+    RC__SCRIPT_CLOSED,
+    RC__SCRIPT_TROOM,
+    RC__SCRIPT_UREG,
+    RC__SCRIPT_UUNREG,
+    RC__SCRIPT_SREG,
+    RC__SCRIPT_SDONE,
+    RC__SCRIPT_CREG,
+    RC__SCRIPT_CDONE,
+    RC__SCRIPT_CTOMB,
+    RC__SCRIPT_UCOUNT,
+    RC__SCRIPT_RATE_BACK,
     RC__SCRIPTS
 };
 /* lua.c: their text. */

@@ -4,6 +4,11 @@
 
 #include "internal.h"
 
+/* The first line of every script: Redis 7 then holds it to the keys of
+ * one cluster slot (the declared keys' slot), even on a single node that
+ * owns every slot; a script without it may touch any local key. */
+#define SHEBANG "#!lua\n"
+
 #define TIME_NOW                                                               \
     "local t = redis.call('TIME')\n"                                           \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -27,8 +32,14 @@
 /* The admission scripts (alua.c). */
 extern const char rc__lua_code[], rc__lua_create[], rc__lua_admit[],
     rc__lua_evict[], rc__lua_close[], rc__lua_verify[], rc__lua_send[];
+extern const char rc__lua_closed[];
 /* The history scripts (hlua.c). */
 extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
+/* The node-wide halves of split changes, and the queries' room half
+ * (lua.c). */
+extern const char rc__lua_troom[], rc__lua_ureg[], rc__lua_uunreg[],
+    rc__lua_sreg[], rc__lua_sdone[], rc__lua_creg[], rc__lua_cdone[],
+    rc__lua_ctomb[], rc__lua_ucount[], rc__lua_rate_back[];
 
 /* A seat's score while its user is connected: never due. */
 #define SEATED "9000000000000000"
@@ -38,14 +49,20 @@ extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
  * the key prefix, ARGV[2]: the room, ARGV[3]: its channel, ARGV[4]: the
  * calling node's id, ARGV[5]: announce_max (a room with more users gets
  * counts, not per-user events), led by "c" in per-connection mode (events
- * per connection, no grace), ARGV[6]: the room as a JSON string.
- * A large room's changes mark it (pd) and register it for the sweep,
- * which publishes one rc:presence {"room":R,"count":N,"users":[]}; so
- * does a room refilled silently after Redis lost it (a second later, so
- * that every node's sync is in), with the whole user list. */
+ * per connection, no grace), ARGV[6]: the room as a JSON string, ARGV[7]:
+ * the verb that publishes on the channel (PUBLISH, or SPUBLISH on a
+ * sharded cluster). Their own arguments start at ARGV[8].
+ * A room script touches its room's keys only (one cluster slot): what the
+ * node-wide keys need is handed back in the reply's tail (tail() below),
+ * and the library makes those calls itself (sweep.c).
+ * A large room's changes mark it (pd) and ask for a sweep, which
+ * publishes one rc:presence {"room":R,"count":N,"users":[]}; so does a
+ * room refilled silently after Redis lost it (a second later, so that
+ * every node's sync is in), with the whole user list. */
 #define ROOM_PRELUDE                                                           \
     TIME_NOW                                                                   \
     "local b, kp, room, chan = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"           \
+    "local due, left = -1, {}\n"                                               \
     "local percon = string.sub(ARGV[5], 1, 1) == 'c'\n"                        \
     "local amax = tonumber(percon and string.sub(ARGV[5], 2) or ARGV[5])\n"    \
     "local function users()\n"                                                 \
@@ -57,16 +74,12 @@ extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
     "end\n"                                                                    \
     "local function publish(ev, data)\n"                                       \
     "  local s = redis.call('INCR', b .. 'ps')\n"                              \
-    "  redis.call('PUBLISH', chan, '{\"v\":1,\"m\":{\"event\":\"' .. ev ..\n"  \
+    "  redis.call(ARGV[7], chan, '{\"v\":1,\"m\":{\"event\":\"' .. ev ..\n"    \
     "    '\",\"data\":' .. data .. '},\"n\":\"\",\"meta\":{\"ps\":' .. s ..\n" \
     "    '}}')\n"                                                              \
     "end\n"                                                                    \
     "local function later(ms)\n"                                               \
-    "  local cur = tonumber(redis.call('ZSCORE', kp .. '{sweep}', room)\n"     \
-    "                       or '-1')\n"                                        \
-    "  if cur < 0 or cur > now + ms then\n"                                    \
-    "    redis.call('ZADD', kp .. '{sweep}', now + ms, room)\n"                \
-    "  end\n"                                                                  \
+    "  if due < 0 or due > now + ms then due = now + ms end\n"                 \
     "end\n"                                                                    \
     "local function emit(ev, data)\n"                                          \
     "  if users() <= amax then return publish(ev, data) end\n"                 \
@@ -118,10 +131,7 @@ extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
     "  redis.call('HDEL', b .. 'pj', user)\n"                                  \
     "  redis.call('HDEL', b .. 'pi', user)\n"                                  \
     "  redis.call('HDEL', b .. 'pr', user)\n"                                  \
-    "  redis.call('HDEL', kp .. '{users}:' .. user, room)\n"                   \
-    "  if redis.call('HINCRBY', kp .. '{users}', user, -1) <= 0 then\n"        \
-    "    redis.call('HDEL', kp .. '{users}', user)\n"                          \
-    "  end\n"                                                                  \
+    "  left[#left + 1] = user\n"                                               \
     "  if not percon then\n"                                                   \
     "    emit('rc:leave', '{\"user\":' .. q .. ',\"reason\":\"' .. reason "    \
     "..\n"                                                                     \
@@ -143,7 +153,6 @@ extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
     "    grace = 0\n"                                                          \
     "  end\n"                                                                  \
     "  local c = redis.call('HINCRBY', b .. 'pu', user, -1)\n"                 \
-    "  redis.call('HINCRBY', kp .. '{users}:' .. user, room, -1)\n"            \
     "  if c > 0 then return end\n"                                             \
     "  redis.call('HDEL', b .. 'pu', user)\n"                                  \
     "  if grace <= 0 then return gone(user, reason) end\n"                     \
@@ -151,11 +160,6 @@ extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
     "  redis.call('ZADD', b .. 'pa', 'XX', dl, user)\n"                        \
     "  redis.call('ZADD', b .. 'pg', dl, user)\n"                              \
     "  redis.call('HSET', b .. 'pr', user, reason)\n"                          \
-    "  local cur = tonumber(redis.call('ZSCORE', kp .. '{sweep}', room)\n"     \
-    "                       or '-1')\n"                                        \
-    "  if cur < 0 or cur > dl then\n"                                          \
-    "    redis.call('ZADD', kp .. '{sweep}', dl, room)\n"                      \
-    "  end\n"                                                                  \
     "end\n"                                                                    \
     "local function add(conn, tok, user, q, info, silent, cq)\n"               \
     "  if redis.call('HSETNX', b .. 'pc', conn,\n"                             \
@@ -166,16 +170,12 @@ extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
     "  redis.call('ZADD', b .. 'pa', 'XX', " SEATED_Q ", user)\n"              \
     "  if info ~= '' then redis.call('HSET', b .. 'pi', user, info) end\n"     \
     "  if percon then redis.call('HSET', b .. 'pq', conn, cq) end\n"           \
-    "  redis.call('HINCRBY', kp .. '{users}:' .. user, room, 1)\n"             \
     "  local first = redis.call('HINCRBY', b .. 'pu', user, 1) == 1\n"         \
     "  if first and redis.call('ZREM', b .. 'pg', user) == 1 then\n"           \
     "    redis.call('HDEL', b .. 'pr', user)\n"                                \
     "    first = false\n"                                                      \
     "  end\n"                                                                  \
-    "  if first then\n"                                                        \
-    "    redis.call('HINCRBY', kp .. '{users}', user, 1)\n"                    \
-    "    redis.call('PERSIST', b .. 'ps')\n"                                   \
-    "  end\n"                                                                  \
+    "  if first then redis.call('PERSIST', b .. 'ps') end\n"                   \
     "  if silent then return end\n"                                            \
     "  if percon then\n"                                                       \
     "    emit('rc:join', '{\"user\":' .. q .. ',\"connection\":' .. cq .. "    \
@@ -209,6 +209,23 @@ extern const char rc__lua_hpub[], rc__lua_hread[], rc__lua_hfence[];
     "    end\n"                                                                \
     "  end\n"                                                                  \
     "  return out\n"                                                           \
+    "end\n"                                                                    \
+    "local function tail(out)\n"                                               \
+    "  local s, d = #out, due\n"                                               \
+    "  local g = redis.call('ZRANGE', b .. 'pg', 0, 0, 'WITHSCORES')\n"        \
+    "  if #g > 0 and (d < 0 or tonumber(g[2]) < d) then d = tonumber(g[2]) "   \
+    "end\n"                                                                    \
+    "  out[s + 1] = d\n"                                                       \
+    "  out[s + 2] = now\n"                                                     \
+    "  for _, u in ipairs(left) do out[#out + 1] = u end\n"                    \
+    "  out[#out + 1] = s\n"                                                    \
+    "  return out\n"                                                           \
     "end\n"
+
+/* The tail of a room script's reply that changed presence: {..., due,
+ * now, users gone..., s}, s the index (from 0) of due, the last element.
+ * due: when the room next needs a sweep (its earliest grace deadline, or
+ * a refresh asked for; -1 none), now: the script's time, then the users
+ * who stopped being present in the room. */
 
 #endif /* RC_LUA_H */

@@ -17,13 +17,24 @@
 
 /* ---- asks --------------------------------------------------------------- */
 
-static rc__pask *ask_new(rc_adapter *a, int kind, rc__aroom *room)
+/* An ask on room, which keeps the room's name (and the joiner's user,
+ * ul bytes, if not NULL) for the node-wide half of its answer. */
+static rc__pask *ask_new(rc_adapter *a, int kind, rc__aroom *room,
+                         const char *user, size_t ul)
 {
-    rc__pask *k = rc__malloc(&a->mem, sizeof *k);
+    size_t nl = room->base.name_len;
+    rc__pask *k = rc__malloc(&a->mem, sizeof *k + nl + ul + 2);
 
     if (k == NULL)
         return NULL;
     memset(k, 0, sizeof *k);
+    memcpy(k->name, room->base.name, nl + 1);
+    k->name_len = nl;
+    if (user != NULL) {
+        k->user = k->name + nl + 1;
+        memcpy(k->user, user, ul + 1);
+        k->user_len = ul;
+    }
     k->kind = kind;
     k->gen = a->node.gen;
     k->room = room;
@@ -100,11 +111,16 @@ static void ask_join(rc_adapter *a, rc__member *m)
     pmember *pm = m->ext;
     const char *v[6];
     size_t l[6];
-    rc__pask *k = ask_new(a, ASK_JOIN, room);
+    rc__pask *k = ask_new(a, ASK_JOIN, room, c->uid, c->uid_len);
 
     if (k == NULL)
         return; /* stays IDLE: the next sync asks again */
     k->m = m;
+    if (c->uid != NULL) {
+        v[0] = k->name, l[0] = k->name_len;
+        v[1] = c->uid, l[1] = c->uid_len;
+        rc__pidx_before(a, v, l, 2);
+    }
     member_args(c, v, l);
     /* conn, token, user, JSON, info, conn JSON */
     v[5] = v[4], l[5] = l[4];
@@ -134,7 +150,8 @@ static void ask_sync(rc_adapter *a, rc__aroom *room)
     rc__member *m;
     rc__pask *k = NULL;
 
-    if (v == NULL || l == NULL || (k = ask_new(a, ASK_SYNC, room)) == NULL)
+    if (v == NULL || l == NULL ||
+        (k = ask_new(a, ASK_SYNC, room, NULL, 0)) == NULL)
         goto out;
     v[0] = a->node.token, l[0] = 32;
     l[1] = (size_t)(rc__dec_put(grace, a->pres.o.grace_ms) - grace);
@@ -143,6 +160,7 @@ static void ask_sync(rc_adapter *a, rc__aroom *room)
     for (m = room->base.first; m != NULL; m = m->room_next)
         if (m->conn != NULL && ((rc_conn *)m->conn)->uid != NULL)
             i += member_args((rc_conn *)m->conn, v + i, l + i);
+    rc__pidx_members(a, room, 1);
     if (rc__room_script(a, RC__SCRIPT_SYNC, room->base.name,
                         room->base.name_len, v, l, i, on_snapshot, k) != 0) {
         ask_free(a, k);
@@ -348,9 +366,32 @@ static void deliver_snapshot(rc_adapter *a, rc__pask *k, const rc__reply *r)
     rc__free(&a->mem, json);
 }
 
+/* The node-wide half of a join's or sync's answer: the room's due
+ * registered, the users gone forgotten, and the users that joined put in
+ * the index again (one who left in between may have taken them out). */
+static void after(rc_adapter *a, rc__pask *k, const rc__reply *r)
+{
+    const char *v[2];
+    size_t l[2];
+    long long seq;
+
+    rc__pidx_after(a, k->name, k->name_len, r, NULL);
+    if (rc__reply_int(r, 0, &seq) != 0 || seq < 0)
+        return; /* refused: nothing changed */
+    v[0] = k->name, l[0] = k->name_len;
+    v[1] = k->user, l[1] = k->user_len;
+    if (k->kind == ASK_JOIN && k->user != NULL)
+        rc__pidx_users(a, v, l, 2);
+    else if (k->kind == ASK_SYNC && k->room != NULL)
+        rc__pidx_members(a, k->room, 0);
+}
+
 static void on_snapshot(rc_adapter *a, const rc__reply *r, int err, void *arg)
 {
     rc__pask *k = arg;
+
+    if (err == 0 && !a->closing)
+        after(a, k, r);
 
     /* An answer on a context since let go of still counts: the members
      * it names are ASKED by it until a newer ask replaces it. */
@@ -418,30 +459,6 @@ int rc__presence_joined(rc_adapter *a, rc__member *m)
     return 0;
 }
 
-/* Remember a room whose leave could not be sent: the next pub context
- * reconciles it. */
-static void owe(rc_adapter *a, const rc__room *room)
-{
-    rc__presence *p = &a->pres;
-    char **grown;
-    size_t i;
-
-    for (i = 0; i < p->nowed; i++)
-        if (strcmp(p->owed[i], room->name) == 0)
-            return;
-    if (p->nowed == p->owed_cap) {
-        grown = rc__realloc(&a->mem, p->owed,
-                            (p->owed_cap * 2 + 8) * sizeof *grown);
-        if (grown == NULL)
-            return; /* its entries stay until this node is reaped */
-        p->owed = grown;
-        p->owed_cap = p->owed_cap * 2 + 8;
-    }
-    if ((p->owed[p->nowed] =
-             rc__strndup(&a->mem, room->name, room->name_len)) != NULL)
-        p->nowed++;
-}
-
 static void member_gone(rc__member *m, void *arg)
 {
     rc_adapter *a = arg;
@@ -471,9 +488,9 @@ static void member_gone(rc__member *m, void *arg)
     v[1] = grace;
     v[2] = "left", l[2] = 4;
     if (!rc__port_has_pub(a) ||
-        rc__room_script(a, RC__SCRIPT_LEAVE, room->base.name,
-                        room->base.name_len, v, l, 3, NULL, NULL) != 0)
-        owe(a, &room->base);
+        rc__pcall(a, RC__SCRIPT_LEAVE, room->base.name, room->base.name_len, v,
+                  l, 3, NULL, 1) != 0)
+        rc__presence_owe(a, room->base.name, room->base.name_len);
 }
 
 static void room_gone(rc__room *r, void *arg)
@@ -511,38 +528,6 @@ void rc__presence_ready(rc_adapter *a, rc__aroom *room)
     if (room->pres != NULL && !room->base.removed && room->base.members > 0 &&
         can_ask(a, room))
         ask_sync(a, room);
-}
-
-static int resync_room(void *item, void *arg)
-{
-    rc__presence_ready(arg, item);
-    return 0;
-}
-
-void rc__presence_resync(rc_adapter *a)
-{
-    rc__presence *p = &a->pres;
-    size_t i;
-    char grace[24];
-    const char *v[3];
-    size_t l[3];
-
-    if (!p->on || !rc__port_has_pub(a))
-        return;
-    rc__map_each(&a->reg.rooms, resync_room, a);
-    /* Rooms left while the link was down and gone here since: this
-     * node's connections there are made none. */
-    v[0] = a->node.token, l[0] = 32;
-    l[1] = (size_t)(rc__dec_put(grace, p->o.grace_ms) - grace);
-    v[1] = grace;
-    v[2] = "1", l[2] = 1;
-    for (i = 0; i < p->nowed; i++) {
-        if (rc__find_room(a, p->owed[i]) == NULL)
-            rc__room_script(a, RC__SCRIPT_SYNC, p->owed[i], strlen(p->owed[i]),
-                            v, l, 3, NULL, NULL);
-        rc__free(&a->mem, p->owed[i]);
-    }
-    p->nowed = 0;
 }
 
 void rc__asks_free(rc_adapter *a)

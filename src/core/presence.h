@@ -51,6 +51,9 @@ struct rc__pask {
     unsigned gen;    /* the node's pub generation when sent */
     rc__aroom *room; /* NULL once the room is dropped */
     rc__member *m;   /* ASK_JOIN: NULL once the member left */
+    size_t name_len, user_len;
+    char *user;  /* ASK_JOIN: the joiner's user (NULL: none), after name */
+    char name[]; /* the room's */
 };
 
 /* The JSON string length of s (len bytes, NUL-terminated), or 0 if it
@@ -60,10 +63,44 @@ size_t rc__quoted_len(const char *s, size_t len);
 void rc__kept_free(rc__proom *p);
 void rc__asks_free(rc_adapter *a);
 
+/* sweep.c: the node-wide halves of presence's room scripts (lua.c). */
+/* A node-wide script on the one key <kp><mid><sfx> (sfx: sfx_len bytes),
+ * then the n arguments; its answer is not needed. 0 or an error. */
+int rc__nw_call(rc_adapter *a, int script, const char *mid, const char *sfx,
+                size_t sfx_len, const char *const *v, const size_t *l,
+                size_t n);
+/* Before a join or sync adding connections: v[0] the room, then n - 1
+ * users: the room under this node's token and the users in the index. */
+void rc__pidx_before(rc_adapter *a, const char *const *v, const size_t *l,
+                     size_t n);
+/* The same users in the index again, after the room's answer. */
+void rc__pidx_users(rc_adapter *a, const char *const *v, const size_t *l,
+                    size_t n);
+/* Where the tail of a room script's reply starts (lua.h), or its length
+ * when it has none. */
+size_t rc__ptail(const rc__reply *r);
+/* A room script's answer in r: the room's next due time registered (a
+ * sweep: handed back with gen, its claim's number) and the users who
+ * left forgotten by the index. */
+void rc__pidx_after(rc_adapter *a, const char *room, size_t len,
+                    const rc__reply *r, const char *gen);
+/* A presence room script whose answer is handed to rc__pidx_after; owe:
+ * if it is lost with the link, the room is owed a sync. 0 or an error. */
+int rc__pcall(rc_adapter *a, int script, const char *room, size_t len,
+              const char *const *extra, const size_t *extra_len, size_t n,
+              const char *gen, int owe);
+/* The users of room's members here in the index (before: also the room
+ * under this node's token, before a sync). */
+void rc__pidx_members(rc_adapter *a, rc__aroom *room, int before);
+/* The next pub context syncs room (this node's connections
+ * there made exactly its members). */
+void rc__presence_owe(rc_adapter *a, const char *room, size_t len);
+
 /* snapshot.c: where a snapshot reply's parts are (RC_EREDIS if it is not
  * one), and its rc:presence JSON (malloc'ed into *out). */
 typedef struct snap {
     long long n;      /* users, or -1 */
+    size_t end;       /* where the snapshot ends (a tail may follow) */
     size_t users_end; /* the first element after the users */
     size_t need;
 } snap;

@@ -8,14 +8,16 @@
 
 /* The snapshot reply: {seq, n, then n times user, connections, info;
  * then conn, user per connection (per-connection mode)}, or {seq, -1,
- * count} for a large room. Where its parts are, and how many bytes of
+ * count} for a large room (a join's or sync's: then the tail, lua.h).
+ * Where its parts are, and how many bytes of
  * JSON they make at most; RC_EREDIS if it is not one. */
 
 int rc__snap_parse(const rc__reply *r, const rc__aroom *room, snap *sp)
 {
-    size_t n = rc__reply_len(r), i, ul, il;
+    size_t n = rc__ptail(r), i, ul, il;
     const char *u;
 
+    sp->end = n;
     if (rc__reply_int(r, 1, &sp->n) != 0 ||
         (sp->n >= 0 && (size_t)sp->n > (n - 2) / 3))
         return RC_EREDIS;
@@ -77,12 +79,12 @@ static size_t users_json(char *d, size_t at, const rc__reply *r, const snap *sp)
 
 static size_t conns_json(char *d, size_t at, const rc__reply *r, const snap *sp)
 {
-    size_t n = rc__reply_len(r), i, cl, ul, c, u, start;
+    size_t i, cl, ul, c, u, start;
     const char *conn, *user;
 
     memcpy(d + at, ",\"connections\":[", 16);
     at += 16;
-    for (i = sp->users_end; i + 1 < n; i += 2) {
+    for (i = sp->users_end; i + 1 < sp->end; i += 2) {
         conn = rc__reply_str(r, i, &cl);
         user = rc__reply_str(r, i + 1, &ul);
         start = at;

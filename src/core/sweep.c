@@ -1,9 +1,11 @@
 /*
  * Presence's script calls on a room (its keys share the slot of the
- * room's channel), and its timed work: sweeping the leaves whose grace
- * ran out, reaping the nodes that stopped renewing their liveness (any
- * node may; the scripts make each change happen once), and, without
- * Redis, the local leaves due.
+ * room's channel), their node-wide halves (the token's rooms, the users
+ * index, the sweep registry: see lua.c for the keys and the order of the
+ * two calls), and its timed work: sweeping the leaves whose grace ran
+ * out, reaping the nodes that stopped renewing their liveness (any node
+ * may; the scripts make each change happen once), and, without Redis,
+ * the local leaves due.
  */
 #include "presence.h"
 
@@ -51,7 +53,7 @@ static size_t room_keys(rc_adapter *a, const char *room, size_t len, size_t *q)
     return kp + n + 3;
 }
 
-#define ROOM_ARGS 7
+#define ROOM_ARGS 8
 #define MAX_EXTRA 8
 
 int rc__room_script(rc_adapter *a, int script, const char *room,
@@ -90,6 +92,8 @@ int rc__room_script(rc_adapter *a, int script, const char *room,
     l[5] = (size_t)(rc__dec_put(amax + 1, a->pres.o.announce_max) - v[5]);
     v[6] = v[0] + base;
     l[6] = q;
+    v[7] = rc__port_sharded(a) ? "SPUBLISH" : "PUBLISH";
+    l[7] = strlen(v[7]);
     for (i = 0; i < n; i++) {
         v[ROOM_ARGS + i] = extra[i];
         l[ROOM_ARGS + i] = extra_len[i];
@@ -102,19 +106,258 @@ int rc__room_script(rc_adapter *a, int script, const char *room,
     return rv;
 }
 
+/* ---- the node-wide halves ---------------------------------------------- */
+
+int rc__nw_call(rc_adapter *a, int script, const char *mid, const char *sfx,
+                size_t sfx_len, const char *const *v, const size_t *l, size_t n)
+{
+    size_t kp = strlen(a->node.kp), ml = strlen(mid), i;
+    const char **av = rc__malloc(&a->mem, (n + 1) * sizeof *av);
+    size_t *al = rc__malloc(&a->mem, (n + 1) * sizeof *al);
+    char *key = rc__malloc(&a->mem, kp + ml + sfx_len + 1);
+    int rv = RC_ENOMEM;
+
+    if (av != NULL && al != NULL && key != NULL) {
+        memcpy(key, a->node.kp, kp);
+        memcpy(key + kp, mid, ml);
+        memcpy(key + kp + ml, sfx, sfx_len);
+        av[0] = key, al[0] = kp + ml + sfx_len;
+        for (i = 0; i < n; i++)
+            av[i + 1] = v[i], al[i + 1] = l[i];
+        rv = rc__port_script(a, script, 1, n + 1, av, al, NULL, NULL);
+    }
+    rc__free(&a->mem, (void *)av);
+    rc__free(&a->mem, al);
+    rc__free(&a->mem, key);
+    return rv;
+}
+
+/* The users in the index for room (argv[0]: the room, then n users). */
+static void users_call(rc_adapter *a, int script, const char *const *v,
+                       const size_t *l, size_t n)
+{
+    if (n > 1)
+        rc__nw_call(a, script, "{users}", "", 0, v, l, n);
+}
+
+void rc__pidx_before(rc_adapter *a, const char *const *v, const size_t *l,
+                     size_t n)
+{
+    /* Sent before the room's script on the same connection: an entry
+     * whose room script never ran is skipped by the reaper and by the
+     * queries, which forget it. */
+    if (n > 1)
+        rc__nw_call(a, RC__SCRIPT_TROOM, "{nodes}:rooms:", a->node.token, 32, v,
+                    l, 1);
+    users_call(a, RC__SCRIPT_UREG, v, l, n);
+}
+
+void rc__pidx_users(rc_adapter *a, const char *const *v, const size_t *l,
+                    size_t n)
+{
+    users_call(a, RC__SCRIPT_UREG, v, l, n);
+}
+
+size_t rc__ptail(const rc__reply *r)
+{
+    size_t n = rc__reply_len(r);
+    long long s, x;
+
+    if (n < 3 || rc__reply_int(r, n - 1, &s) != 0 || s < 0 ||
+        (size_t)s + 3 > n || rc__reply_int(r, (size_t)s, &x) != 0 ||
+        rc__reply_int(r, (size_t)s + 1, &x) != 0)
+        return n;
+    return (size_t)s;
+}
+
+/* A signed integer in decimal at d; its length. */
+static size_t sdec(char *d, long long v)
+{
+    if (v >= 0)
+        return (size_t)(rc__dec_put(d, (unsigned long long)v) - d);
+    d[0] = '-';
+    return 1 + (size_t)(rc__dec_put(d + 1, (unsigned long long)-v) - d - 1);
+}
+
+void rc__pidx_after(rc_adapter *a, const char *room, size_t len,
+                    const rc__reply *r, const char *gen)
+{
+    size_t s = rc__ptail(r), n = rc__reply_len(r), i, k = 2;
+    const char *v[3], **u;
+    size_t l[3], *ul;
+    long long due, now;
+    char db[24], nb[24];
+
+    if (s == n || rc__reply_int(r, s, &due) != 0 ||
+        rc__reply_int(r, s + 1, &now) != 0)
+        return;
+    v[0] = room, l[0] = len;
+    v[1] = gen, l[1] = gen != NULL ? strlen(gen) : 0;
+    v[2] = db, l[2] = sdec(db, due);
+    if (gen != NULL) { /* a sweep: its claim ends */
+        rc__nw_call(a, RC__SCRIPT_SDONE, "{sweep}", "", 0, v, l, 3);
+    } else if (due >= 0) {
+        v[1] = db, l[1] = l[2];
+        rc__nw_call(a, RC__SCRIPT_SREG, "{sweep}", "", 0, v, l, 2);
+    }
+    u = rc__malloc(&a->mem, (n - s) * sizeof *u);
+    ul = rc__malloc(&a->mem, (n - s) * sizeof *ul);
+    if (u != NULL && ul != NULL && s + 3 < n) {
+        u[0] = room, ul[0] = len;
+        u[1] = nb, ul[1] = sdec(nb, now);
+        for (i = s + 2; i + 1 < n; i++)
+            if ((u[k] = rc__reply_str(r, i, &ul[k])) != NULL)
+                k++;
+        users_call(a, RC__SCRIPT_UUNREG, u, ul, k);
+    }
+    rc__free(&a->mem, (void *)u);
+    rc__free(&a->mem, ul);
+}
+
+/* A presence script whose answer has a node-wide half. */
+typedef struct pcall {
+    rc__pend pend; /* first */
+    int owe;       /* lost with the link: the room is owed a sync */
+    char gen[24];  /* a sweep: the number of its claim, else "" */
+    size_t len;
+    char room[];
+} pcall;
+
+static void on_pcall(rc_adapter *a, const rc__reply *r, int err, void *arg)
+{
+    pcall *c = arg;
+
+    rc__pend_unlink(a, &c->pend);
+    if (err == 0 && !a->closing)
+        rc__pidx_after(a, c->room, c->len, r, c->gen[0] ? c->gen : NULL);
+    else if (err == RC_EMISUSE && c->owe && !a->closing)
+        rc__presence_owe(a, c->room, c->len);
+    rc__free(&a->mem, c);
+}
+
+int rc__pcall(rc_adapter *a, int script, const char *room, size_t len,
+              const char *const *extra, const size_t *extra_len, size_t n,
+              const char *gen, int owe)
+{
+    pcall *c = rc__malloc(&a->mem, sizeof *c + len + 1);
+    size_t gl = gen != NULL ? strlen(gen) : 0;
+    int rv;
+
+    if (c == NULL)
+        return RC_ENOMEM;
+    memset(c, 0, sizeof *c);
+    c->owe = owe;
+    if (gl < sizeof c->gen)
+        memcpy(c->gen, gen != NULL ? gen : "", gl + 1);
+    c->len = len;
+    memcpy(c->room, room, len);
+    c->room[len] = '\0';
+    rv = rc__room_script(a, script, c->room, len, extra, extra_len, n, on_pcall,
+                         c);
+    if (rv != 0) {
+        rc__free(&a->mem, c);
+        return rv;
+    }
+    rc__pend_link(a, &c->pend);
+    return 0;
+}
+
+/* The users of room's members here in the index (before: with the room
+ * under this node's token, before a sync). */
+void rc__pidx_members(rc_adapter *a, rc__aroom *room, int before)
+{
+    size_t n = room->base.members + 1, k = 1;
+    const char **u = rc__malloc(&a->mem, n * sizeof *u);
+    size_t *ul = rc__malloc(&a->mem, n * sizeof *ul);
+    rc__member *m;
+    rc_conn *c;
+
+    if (u != NULL && ul != NULL) {
+        u[0] = room->base.name, ul[0] = room->base.name_len;
+        for (m = room->base.first; m != NULL && k < n; m = m->room_next)
+            if ((c = (rc_conn *)m->conn) != NULL && c->uid != NULL)
+                u[k] = c->uid, ul[k++] = c->uid_len;
+        if (before)
+            rc__pidx_before(a, u, ul, k);
+        else
+            rc__pidx_users(a, u, ul, k);
+    }
+    rc__free(&a->mem, (void *)u);
+    rc__free(&a->mem, ul);
+}
+
+/* ---- rooms owed a sync -------------------------------------------------- */
+
+/* Remember a room whose leave could not be sent (or was lost with the
+ * link): the next pub context reconciles it. */
+void rc__presence_owe(rc_adapter *a, const char *room, size_t len)
+{
+    rc__presence *p = &a->pres;
+    char **grown;
+    size_t i;
+
+    for (i = 0; i < p->nowed; i++)
+        if (strlen(p->owed[i]) == len && memcmp(p->owed[i], room, len) == 0)
+            return;
+    if (p->nowed == p->owed_cap) {
+        grown = rc__realloc(&a->mem, p->owed,
+                            (p->owed_cap * 2 + 8) * sizeof *grown);
+        if (grown == NULL)
+            return; /* its entries stay until this node is reaped */
+        p->owed = grown;
+        p->owed_cap = p->owed_cap * 2 + 8;
+    }
+    if ((p->owed[p->nowed] = rc__strndup(&a->mem, room, len)) != NULL)
+        p->nowed++;
+}
+
+static int resync_room(void *item, void *arg)
+{
+    rc__presence_ready(arg, item);
+    return 0;
+}
+
+void rc__presence_resync(rc_adapter *a)
+{
+    rc__presence *p = &a->pres;
+    size_t i;
+    char grace[24];
+    const char *v[3];
+    size_t l[3];
+
+    if (!p->on || !rc__port_has_pub(a))
+        return;
+    rc__map_each(&a->reg.rooms, resync_room, a);
+    /* Rooms left while the link was down and gone here since: this
+     * node's connections there are made none. */
+    v[0] = a->node.token, l[0] = 32;
+    l[1] = (size_t)(rc__dec_put(grace, p->o.grace_ms) - grace);
+    v[1] = grace;
+    v[2] = "1", l[2] = 1;
+    for (i = 0; i < p->nowed; i++) {
+        if (rc__find_room(a, p->owed[i]) == NULL)
+            rc__pcall(a, RC__SCRIPT_SYNC, p->owed[i], strlen(p->owed[i]), v, l,
+                      3, NULL, 0);
+        rc__free(&a->mem, p->owed[i]);
+    }
+    p->nowed = 0;
+}
+
 /* ---- sweeping and reaping ---------------------------------------------- */
 
+/* {room, the number of its registration, ...}: each room swept, and its
+ * next deadline handed back with that number. */
 static void on_sweep_due(rc_adapter *a, const rc__reply *r, int err, void *arg)
 {
-    size_t i, n = err == 0 ? rc__reply_len(r) : 0, len;
-    const char *room;
+    size_t i, n = err == 0 ? rc__reply_len(r) : 0, len, gl;
+    const char *room, *gen;
 
     (void)arg;
     a->pres.sweeping = 0;
-    for (i = 0; i < n && !a->closing; i++)
-        if ((room = rc__reply_str(r, i, &len)) != NULL)
-            rc__room_script(a, RC__SCRIPT_SWEEP, room, len, NULL, NULL, 0, NULL,
-                            NULL);
+    for (i = 0; i + 1 < n && !a->closing; i += 2)
+        if ((room = rc__reply_str(r, i, &len)) != NULL &&
+            (gen = rc__reply_str(r, i + 1, &gl)) != NULL && gl < 24)
+            rc__pcall(a, RC__SCRIPT_SWEEP, room, len, NULL, NULL, 0, gen, 0);
 }
 
 /* {token, claim, n, room1..roomn, ...}: each room reaped, then the token
@@ -139,8 +382,7 @@ static void on_reap_due(rc_adapter *a, const rc__reply *r, int err, void *arg)
         v[0] = tok, l[0] = tl;
         for (j = 0; j < (size_t)rooms && i + 3 + j < n; j++)
             if ((room = rc__reply_str(r, i + 3 + j, &rl)) != NULL)
-                rc__room_script(a, RC__SCRIPT_REAP, room, rl, v, l, 2, NULL,
-                                NULL);
+                rc__pcall(a, RC__SCRIPT_REAP, room, rl, v, l, 2, NULL, 0);
         cl = (size_t)(rc__dec_put(cbuf, (unsigned long long)claim) - cbuf);
         {
             const char *dv[4] = {a->node.key_live, a->node.kp, tok, cbuf};
