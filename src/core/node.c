@@ -122,6 +122,10 @@ static void on_lease(rc_adapter *a, const rc__reply *r, int err, void *arg)
          rc__reply_int(r, 3, &lapsed) != 0))
         err = RC_EREDIS;
     if (err != 0) {
+        /* Refused (a cluster node says CLUSTERDOWN for a while after a
+         * restart): so was the presence this context put back; the first
+         * lease that works finds the token lapsed and puts it back. */
+        n->fresh = 0;
         set_state(a, n->state, RC_EREDIS);
         return;
     }
