@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every roomcast test on a fresh Debian 12 machine:
 #   1. install the Debian and npm packages the tests need (when missing),
-#   2. build with gcc, -Wall -Wextra -Werror, and run ctest,
+#   2. build with gcc, -Wall -Wextra -Werror, and run ctest; then the C
+#      Redis integration tests again on cluster-mode Redis servers,
 #   3. the same with clang under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   4. the unit tests and test_port once under valgrind,
 #   5. each libFuzzer target for RC_FUZZ_SECONDS (default 60),
@@ -69,6 +70,16 @@ build_and_test() { # dir, then cmake options
         ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 }
 
+# The gcc build's C Redis integration tests (test_*, label integration; the
+# Node and chat tests, also labelled integration, are left out) again with
+# every redis-server in cluster mode, one node owning every slot: Redis
+# then holds each script to the keys of one slot (RC_TEST_REDIS_CLUSTER,
+# tests/integration/redis_harness.h).
+cluster_tests() {
+    RC_TEST_REDIS_CLUSTER=1 ctest --test-dir "$out/gcc" --output-on-failure \
+        -j "$jobs" -L integration -R '^test_'
+}
+
 # The unit tests, and the port's integration test: ASan cannot see inside
 # the system's (uninstrumented) libhiredis, where a context used after its
 # free would be read; valgrind can.
@@ -101,6 +112,7 @@ downstream() {
 stage "packages" install_packages
 stage "gcc -Werror build + ctest" build_and_test "$out/gcc" \
     -DCMAKE_C_COMPILER=gcc
+stage "C Redis integration tests on cluster-mode Redis" cluster_tests
 stage "clang ASan+UBSan build + ctest" build_and_test "$out/asan" \
     -DCMAKE_C_COMPILER=clang -DRC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 stage "valgrind: unit tests and test_port" valgrind_tests
