@@ -56,6 +56,22 @@ set_tests_properties(chat_topo PROPERTIES
     SKIP_RETURN_CODE 77
     TIMEOUT 180
     LABELS integration)
+# rc-chat on a Redis Cluster (topo.mjs: 3 masters, 1 replica each):
+# fan-out over every master, classic pub/sub, a busy room's slot migrated,
+# CLUSTER FAILOVER and kill -9 of a master (rooms ready again within 2 s),
+# a history room's resume and presence after kill -9 (chat_cluster).
+# redis-server only: it needs no node_modules.
+add_test(NAME chat_cluster
+         COMMAND sh -c [=[
+command -v "${REDIS_SERVER:-redis-server}" >/dev/null 2>&1 || { echo "chat_cluster: no redis-server"; exit 77; }
+exec "$0" --test --test-concurrency=1 cluster.test.mjs]=]
+                 ${RC_NODE}
+         WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/chat)
+set_tests_properties(chat_cluster PROPERTIES
+    ENVIRONMENT "RC_CHAT=$<TARGET_FILE:rc-chat>"
+    SKIP_RETURN_CODE 77
+    TIMEOUT 300
+    LABELS integration)
 set_tests_properties(chat_faults PROPERTIES
     ENVIRONMENT "RC_CHAT=$<TARGET_FILE:rc-chat-faults>")
 # Timing and memory are measured there (heartbeat spacing, RSS, CPU): alone.
