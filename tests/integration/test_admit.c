@@ -11,12 +11,15 @@
  *   member on every node gets rc:closed and is ended, and nothing joins
  *   afterwards;
  * - a node that missed the close (its sub context killed) ends its
- *   members at its next verification;
+ *   members at its next verification; a room <kp>{closed} names without
+ *   being closed (a close registered there, node-wide, before its room
+ *   script runs, and whose node stopped in between) ends nobody;
  * - evict: the user's connections end on every node, once, the seat is
  *   free at once;
  * - a tiny code space (alphabet "AB", 4 symbols): exactly 16 sessions,
  *   the 17th RC_ENOCODE; free again once their time ran out;
- * - send behind checks: member, closed, rate (no extra round trip);
+ * - send behind checks: member, closed, rate (what the room refuses is
+ *   given back to the bucket);
  * - no Redis: admission fails closed (RC_EUNAVAIL).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -370,6 +373,37 @@ static void t_missed_close_verified(void **state)
     assert_int_equal(k->closed_frames, 1);
 }
 
+/* A close is named in rc:{closed} (another cluster slot) before the
+ * room's script runs: a node verifying in between, or after a closer that
+ * stopped there, asks the room and ends nobody; the real close later
+ * ends its member, by verification too. */
+static void t_named_not_closed(void **state)
+{
+    ts_world *w = *state;
+    ts_node *a, *c;
+    rc_room_spec spec = capped(0);
+    answers s;
+    conn *k;
+
+    a = anode(w, 0, "A");
+    c = anode(w, 2, "C");
+    assert_int_equal(
+        CALL(w, s, rc_room_create(a->a, "nc", &spec, NULL, on_answer, &s)), 0);
+    k = open_conn(w, c, NULL, "nc");
+    ts_wait_ready(w, c, "nc");
+    ts_reply_ok(rh_cmd(&w->rs, "ZADD rc:{closed} 9999999999999 nc"), "ZADD");
+    ts_reply_ok(rh_cmd(&w->rs, "HSET rc:{closed}:why nc \"x\""), "HSET");
+    ts_reply_ok(rh_cmd(&w->rs, "INCR rc:{closed}:n"), "INCR");
+    ts_run_for(&w->loop, 1000); /* three verifications */
+    assert_int_equal(k->ended, 0);
+    freeReplyObject(rh_cmd(&w->rs, "CLIENT KILL TYPE pubsub"));
+    WAIT_FOR(w, c->sub->state == TS_CTX_DOWN, "C's sub context gone");
+    assert_int_equal(CALL(w, s, rc_room_close(a->a, "nc", NULL, on_answer, &s)),
+                     0);
+    WAIT_FOR_MS(w, k->ended == 1, 2000, "C's member ended by verification");
+    assert_int_equal(k->reason, RC_ECLOSED);
+}
+
 static void t_evict(void **state)
 {
     ts_world *w = *state;
@@ -475,12 +509,17 @@ static void t_send_guarded(void **state)
     ts_wait_ready(w, b, "s");
     memset(&g, 0, sizeof g);
     g.member = "eve";
+    g.rate_key = "test:ann";
+    g.rate = &rate;
+    /* Refused by the room after the bucket (another slot) counted them:
+     * both are given back. */
+    assert_int_equal(
+        CALL(w, s, rc_room_send(a->a, "s", &msg, &g, on_answer, &s)),
+        RC_ENOTMEMBER);
     assert_int_equal(
         CALL(w, s, rc_room_send(a->a, "s", &msg, &g, on_answer, &s)),
         RC_ENOTMEMBER);
     g.member = "ann";
-    g.rate_key = "test:ann";
-    g.rate = &rate;
     before = ts_ctr(a);
     assert_int_equal(
         CALL(w, s, rc_room_send(a->a, "s", &msg, &g, on_answer, &s)),
@@ -571,6 +610,7 @@ int main(void)
         T(t_tabs_and_grace),
         T(t_close_races_admits),
         T(t_missed_close_verified),
+        T(t_named_not_closed),
         T(t_evict),
         T(t_tiny_code_space),
         T(t_send_guarded),

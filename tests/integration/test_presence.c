@@ -16,7 +16,11 @@
  * - churn: users joining and leaving on three nodes while observers come
  *   and go: every observer's view equals Redis' at the end, and events
  *   kept for observers awaiting their snapshot were used (the race);
- * - SCRIPT FLUSH every 100 ms while joining: no error, same result.
+ * - SCRIPT FLUSH every 100 ms while joining: no error, same result;
+ * - the node-wide keys a room script no longer touches (Redis Cluster: one
+ *   slot per script) heal: a grace whose sweep registration was lost with
+ *   its node is put back by the reaper; a user the users index names
+ *   wrongly is not listed, and is forgotten by the query.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -408,6 +412,101 @@ static void t_dead_node_reaped_once(void **state)
     ts_assert_clean(&w->problems);
 }
 
+static long long zcard(ts_world *w, const char *key)
+{
+    redisReply *r = rh_cmd(&w->rs, "ZCARD %s", key);
+    long long n;
+
+    assert_non_null(r);
+    n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A leaves with grace and dies before its grace's sweep registration
+ * (made after the leave's room script, another slot) is kept: the
+ * reaper's room script answers with the room's next deadline, which it
+ * registers again, and the leave comes once. */
+static void t_lost_sweep_put_back(void **state)
+{
+    ts_world *w = *state;
+    ts_node *A = pnode(w, 0, "A"), *B = pnode(w, 1, "B");
+    obs *ob = open_obs(w, B, NULL, "r"), *a1 = open_obs(w, A, "u1", "r");
+
+    WAIT_FOR(w, sees(ob, "u1"), "u1 seen on B");
+    close_obs(a1);
+    WAIT_FOR(w, zcard(w, "rc:{sweep}") > 0, "the grace in rc:{sweep}");
+    ts_reply_ok(rh_cmd(&w->rs, "DEL rc:{sweep}"), "DEL rc:{sweep}");
+    kill_node(w, 0);
+    WAIT_FOR_MS(w, ob->leaves == 1, LEASE_MS + GRACE_MS + 3000,
+                "u1's leave after A was reaped");
+    ts_run_for(&w->loop, GRACE_MS);
+    assert_int_equal(ob->leaves, 1);
+    assert_false(sees(ob, "u1"));
+    ts_assert_clean(&w->problems);
+}
+
+typedef struct online {
+    int done, err;
+    size_t n;
+    char users[8][16];
+} online;
+
+static void on_online(rc_adapter *a, int err, const rc_presence_entry *e,
+                      size_t n, void *user)
+{
+    online *o = user;
+    size_t i;
+
+    (void)a;
+    o->done = 1;
+    o->err = err;
+    o->n = n;
+    for (i = 0; i < n && i < 8; i++)
+        snprintf(o->users[i], 16, "%s@%s", e[i].user, e[i].room);
+}
+
+static long long hexists(ts_world *w, const char *key, const char *field)
+{
+    redisReply *r = rh_cmd(&w->rs, "HEXISTS %s %s", key, field);
+    long long n;
+
+    assert_non_null(r);
+    n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* The users index lists who MAY be present (a join registers there before
+ * its room script): a wrong entry is not answered, and the query that
+ * found it wrong forgets it; a present user is answered by its room. */
+static void t_users_index_heals(void **state)
+{
+    ts_world *w = *state;
+    ts_node *A = pnode(w, 0, "A");
+    obs *o = open_obs(w, A, NULL, "r");
+    online q;
+
+    open_obs(w, A, "alice", "r");
+    WAIT_FOR(w, sees(o, "alice"), "alice seen");
+    ts_reply_ok(rh_cmd(&w->rs, "HSET rc:{users}:ghost r 1"), "HSET ghost");
+    ts_reply_ok(rh_cmd(&w->rs, "HSET rc:{users} ghost 1"), "HSET ghost");
+    memset(&q, 0, sizeof q);
+    assert_int_equal(rc_presence_online(A->a, on_online, &q), 0);
+    WAIT_FOR(w, q.done, "everyone online");
+    assert_int_equal(q.err, 0);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.users[0], "alice@r");
+    WAIT_FOR(w, !hexists(w, "rc:{users}", "ghost"), "ghost forgotten");
+    memset(&q, 0, sizeof q);
+    assert_int_equal(rc_presence_user(A->a, "alice", on_online, &q), 0);
+    WAIT_FOR(w, q.done, "alice's rooms");
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.users[0], "alice@r");
+    assert_int_equal(hexists(w, "rc:{users}:alice", "r"), 1);
+    ts_assert_clean(&w->problems);
+}
+
 /* Presence events that reach a member between its join and its
  * snapshot are held, then given after the snapshot if they are newer
  * than it, and dropped if the snapshot holds them already. The events
@@ -635,7 +734,8 @@ int main(void)
         T(t_dead_node_reaped_once), T(t_snapshot_race),
         T(t_large_room_counts),     T(t_per_connection),
         T(t_outage_local),          T(t_churn),
-        T(t_churn_script_flush),
+        T(t_churn_script_flush),    T(t_lost_sweep_put_back),
+        T(t_users_index_heals),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
