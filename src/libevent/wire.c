@@ -375,6 +375,7 @@ static struct bufferevent *make_bev(rc__wire *w, struct event_base *base,
                                               BUFFEREVENT_SSL_CONNECTING, opts);
     }
 #else
+    (void)w;
     (void)tls;
     (void)addr;
 #endif
@@ -430,6 +431,28 @@ rc__wire *rc__wire_open(struct event_base *base, struct evdns_base *dns,
         destroy(w);
         return NULL;
     }
+    return w;
+}
+
+rc__wire *rc__wire_adopt(struct event_base *base, evutil_socket_t fd,
+                         const rc__wire_cbs *cbs, void *user)
+{
+    rc__wire *w = calloc(1, sizeof *w);
+
+    if (w == NULL)
+        return NULL;
+    w->cbs = cbs;
+    w->user = user;
+    if (evutil_make_socket_nonblocking(fd) != 0 ||
+        (w->rd = redisReaderCreate()) == NULL ||
+        (w->bev = bufferevent_socket_new(base, fd, BEV_OPT_DEFER_CALLBACKS)) ==
+            NULL) {
+        destroy(w);
+        return NULL;
+    }
+    bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
+    bufferevent_enable(w->bev, EV_READ | EV_WRITE);
+    w->up = 1;
     return w;
 }
 

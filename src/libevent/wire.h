@@ -42,6 +42,11 @@ rc__wire *rc__wire_open(struct event_base *base, struct evdns_base *dns,
                         const rc__wire_cbs *cbs, void *user, char *err,
                         size_t errlen);
 
+/* A wire on a connected socket fd (up at once; the caller keeps fd and
+ * closes it after rc__wire_close): for tests and fuzzing. */
+rc__wire *rc__wire_adopt(struct event_base *base, evutil_socket_t fd,
+                         const rc__wire_cbs *cbs, void *user);
+
 /* Close w: every reply still owed is answered NULL (here), then w is
  * freed, at once or, from inside one of w's callbacks, on the way out.
  * No callback of w's comes after this returns. NULL allowed. */

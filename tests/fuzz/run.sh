@@ -28,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/rc-fuzz.XXXXXX")
 status=0
 
-for name in decode sse chat_body; do
+for name in decode sse chat_body wire; do
     bin=$build/tests/fuzz/fuzz_$name
     if [ ! -x "$bin" ]; then
         echo "$0: $bin not found (configure with -DRC_BUILD_FUZZERS=ON)" >&2
