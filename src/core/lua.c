@@ -270,10 +270,11 @@ static const char rate_lua[] = SHEBANG GCRA
 
 /*
  * The node-wide halves of changes that span a room's slot and a node-wide
- * one (see lua.c: on Redis Cluster a script touches one slot). Each
- * script here touches the keys of one tag; the library calls it before
- * or after the room's script, in the order that makes a stop between the
- * two harmless (sweep.c, admit.c).
+ * one (on Redis Cluster a script touches one slot: see the top of this
+ * file). Each script here touches the keys of one tag; the library calls
+ * it before or after the room's script, in the order that makes a stop
+ * between the two harmless (sweep.c, admit.c; a close's {closed} and
+ * {codes} halves and a send's rate bucket: alua.c).
  *
  * <kp>{nodes}:rooms:<token>: registered before the join or sync that puts
  * the token's connections in the room (a room without them is skipped by
@@ -298,6 +299,7 @@ static const char rate_lua[] = SHEBANG GCRA
  * by the reaper (every reap hands back its room's next deadline) or by
  * the sync a node sends for the rooms it owes after a lost link.
  */
+
 /* KEYS[1]: <kp>{nodes}:rooms:<token>. ARGV[1]: a room. */
 const char rc__lua_troom[] = SHEBANG "redis.call('SADD', KEYS[1], ARGV[1])\n";
 
