@@ -404,6 +404,18 @@ static int is_hist(rc_adapter *a, const char *room, rc__hroom **h)
            (o->room_filter == NULL || o->room_filter(room, o->filter_user));
 }
 
+/* A history message Redis cannot take now: refused when strict, else
+ * delivered here only, and resumes in the room answer rc:reset until it is
+ * back (what was delivered meanwhile is in no history). */
+static int unsent(rc_adapter *a, rc__hroom *h)
+{
+    if (a->hist.o.flags & RC_HISTORY_STRICT)
+        return RC_EUNAVAIL;
+    if (h != NULL)
+        h->gap = 1;
+    return RC__HISTORY_LOCAL;
+}
+
 int rc__hist_broadcast(rc_adapter *a, const char *const *rooms, size_t n,
                        const rc_message *msg, const rc_broadcast_options *opts)
 {
@@ -417,21 +429,17 @@ int rc__hist_broadcast(rc_adapter *a, const char *const *rooms, size_t n,
         return RC__NOT_HISTORY;
     if (n > 1 || (msg->id != NULL && msg->id[0] != '\0') || opts->meta)
         return RC_EINVAL; /* one history room at a time; its ids are Redis' */
-    if (!rc__port_has_pub(a)) {
-        if (a->hist.o.flags & RC_HISTORY_STRICT)
-            return RC_EUNAVAIL;
-        if (h != NULL)
-            h->gap = 1; /* resumes here answer rc:reset until it is back */
-        return RC__HISTORY_LOCAL;
-    }
+    if (!rc__port_has_pub(a))
+        return unsent(a, h);
     if (a->node.state == RC_NODE_REFUSED) {
         a->c.publish_errors++;
         return 0;
     }
     rv = hist_publish(a, rooms[0], msg, opts->except_conn_id);
-    if (rv == RC_EMISUSE) { /* the link went while sending */
-        a->c.publish_errors++;
-        return 0;
-    }
-    return rv;
+    if (rv != RC_EMISUSE)
+        return rv;
+    /* Not sent: the link went, or (a cluster) the room's master is down
+     * while the others answer. */
+    a->c.publish_errors++;
+    return unsent(a, h);
 }

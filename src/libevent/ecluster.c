@@ -32,6 +32,20 @@
 
 static void cmd_reply(void *priv, const redisReply *r);
 
+/* Lists of commands grow at the head: reversed, they are in the order the
+ * commands were made, and are sent again in it (a poster's order). */
+static ccmd *fifo(ccmd *k)
+{
+    ccmd *prev = NULL, *next;
+
+    for (; k != NULL; k = next) {
+        next = k->next;
+        k->next = prev;
+        prev = k;
+    }
+    return prev;
+}
+
 static void cmd_free(ccmd *k, const redisReply *r)
 {
     if (k->done != NULL)
@@ -101,7 +115,7 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
         return;
     l->in_cb++;
     cl->retry = NULL;
-    for (; k != NULL; k = next) {
+    for (k = fifo(k); k != NULL; k = next) {
         next = k->next;
         if (cl->owner[k->slot] < 0)
             cmd_free(k, NULL);
@@ -226,7 +240,7 @@ void rc__cluster_ready(econn *c)
         rc__cluster_sub_ready(l, n);
         return;
     }
-    for (n->waiting = NULL; k != NULL; k = next) {
+    for (k = fifo(n->waiting), n->waiting = NULL; k != NULL; k = next) {
         next = k->next;
         if (cmd_send(k, n) != 0)
             cmd_free(k, NULL);

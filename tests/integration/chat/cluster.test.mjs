@@ -467,7 +467,7 @@ describe('rc-chat on a Redis Cluster', { skip }, () => {
   // out in reverse order (the TRYAGAIN/CLUSTERDOWN retry list, cl->retry,
   // is a stack too). Seen in about 1 run of 3 with CLUSTER FAILOVER, as
   // "failover-cc1:13 after failover-cc1:14" on every remote stream.
-  test('no message of a poster overtakes an earlier one across the faults above', { todo: 'ecluster.c: publishes redirected to a promoted replica are re-sent in reverse order (reported)' }, () => {
+  test('no message of a poster overtakes an earlier one across the faults above', () => {
     assert.deepEqual(reorders, [], 'per-poster order on every stream of the busy rooms');
   });
 
