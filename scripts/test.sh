@@ -2,7 +2,8 @@
 # Run every roomcast test on a fresh Debian 12 machine:
 #   1. install the Debian and npm packages the tests need (when missing),
 #   2. build with gcc, -Wall -Wextra -Werror, and run ctest; then the C
-#      Redis integration tests again on cluster-mode Redis servers,
+#      Redis integration tests again on cluster-mode Redis servers, and the
+#      link suites again on the glue's own connections (RC_LINK_ENGINE),
 #   3. the same with clang under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   4. the unit tests and test_port once under valgrind,
 #   5. each libFuzzer target for RC_FUZZ_SECONDS (default 60),
@@ -35,7 +36,7 @@ stage() {
 
 install_packages() {
     local want=(cmake pkg-config gcc make clang libclang-rt-14-dev valgrind
-                libhiredis-dev libevent-dev libcmocka-dev
+                libhiredis-dev libevent-dev libssl-dev openssl libcmocka-dev
                 redis-server redis-tools socat chromium faketime)
     local missing=()
     for p in "${want[@]}"; do
@@ -80,6 +81,14 @@ cluster_tests() {
         -j "$jobs" -L integration -R '^test_'
 }
 
+# The link suites again with plain redis:// links on the glue's own
+# connections (the code TLS, Sentinel and Cluster links run on), where
+# they otherwise run on hiredis' async contexts.
+wire_tests() {
+    RC_LINK_ENGINE=wire ctest --test-dir "$out/gcc" --output-on-failure \
+        -j "$jobs" -R '^test_(link|link_faults|lease|presence|admit|history)$'
+}
+
 # The unit tests, and the port's integration test: ASan cannot see inside
 # the system's (uninstrumented) libhiredis, where a context used after its
 # free would be read; valgrind can.
@@ -113,6 +122,7 @@ stage "packages" install_packages
 stage "gcc -Werror build + ctest" build_and_test "$out/gcc" \
     -DCMAKE_C_COMPILER=gcc
 stage "C Redis integration tests on cluster-mode Redis" cluster_tests
+stage "link tests on the glue's own connections" wire_tests
 stage "clang ASan+UBSan build + ctest" build_and_test "$out/asan" \
     -DCMAKE_C_COMPILER=clang -DRC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 stage "valgrind: unit tests and test_port" valgrind_tests
