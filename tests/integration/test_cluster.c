@@ -8,7 +8,9 @@
  *   - a busy room's slot migrated mid-traffic: the room is LOST and READY
  *     again on the new owner, and messages flow there;
  *   - CLUSTER FAILOVER, and kill -9 of a master: every room ready again
- *     within 2 s of the cluster being healthy, and carrying messages.
+ *     within 2 s of the cluster being healthy, and carrying messages;
+ *   - admission (sessions by code, a cap across nodes, close) and one
+ *     cluster-wide rate bucket shared by two nodes.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -262,13 +264,100 @@ static void t_kill_master(void **state)
     ts_assert_clean(&w->problems);
 }
 
+/* An admission or rate answer. */
+typedef struct answer {
+    int calls, rv;
+    char room[64];
+} answer;
+
+static void on_admit(rc_adapter *a, int rv, const char *room,
+                     unsigned long long retry_ms, void *user)
+{
+    answer *x = user;
+
+    (void)a;
+    (void)retry_ms;
+    x->calls++;
+    x->rv = rv;
+    snprintf(x->room, sizeof x->room, "%s", room ? room : "");
+}
+
+static void on_rate(rc_adapter *a, int rv, unsigned long long retry_ms,
+                    void *user)
+{
+    answer *x = user;
+
+    (void)a;
+    (void)retry_ms;
+    x->calls++;
+    x->rv = rv;
+}
+
+/* A call was made (sent: its return): wait for its one answer, give its
+ * rv. */
+static int answer_of(ts_world *w, answer *x, int sent, const char *what)
+{
+    if (sent != 0)
+        fail_msg("%s: %s", what, rc_strerror(sent));
+    WAIT_FOR(w, x->calls == 1, "the admission call answered");
+    return x->rv;
+}
+#define ANSWER(w, x, call) ((x)->calls = 0, answer_of((w), (x), (call), #call))
+
+/* Admission and cluster-wide rate limits on three masters: sessions under
+ * codes spread over the slots, a cap held across nodes, a close, and one
+ * rate bucket shared by both nodes. */
+static void t_admission_and_limits(void **state)
+{
+    ts_world *w = *state;
+    ts_node *a, *b;
+    ts_rec *recs[ROOMS];
+    rc_room_spec spec;
+    rc_rate rate = {1.0, 3};
+    answer x;
+    char room[64];
+    int i, allowed = 0;
+
+    two_nodes(w, NULL, &a, &b, recs);
+    memset(&spec, 0, sizeof spec);
+    spec.cap = 1;
+    for (i = 0; i < 6; i++) { /* codes spread over the slots */
+        assert_int_equal(
+            ANSWER(w, &x,
+                   rc_room_create(a->a, NULL, &spec, "u1", on_admit, &x)),
+            0);
+        snprintf(room, sizeof room, "%s", x.room);
+        assert_int_equal(
+            ANSWER(w, &x, rc_room_admit(b->a, room, "u2", 0, on_admit, &x)),
+            RC_EFULL);
+        assert_int_equal(
+            ANSWER(w, &x, rc_room_admit(b->a, room, "u1", 0, on_admit, &x)), 0);
+        assert_int_equal(
+            ANSWER(w, &x, rc_room_close(b->a, room, "\"done\"", on_admit, &x)),
+            0);
+        assert_int_equal(
+            ANSWER(w, &x, rc_room_admit(a->a, room, "u1", 0, on_admit, &x)),
+            RC_ECLOSED);
+    }
+    for (i = 0; i < 6; i++) {
+        x.calls = 0;
+        assert_int_equal(rc_rate_take(i % 2 ? a->a : b->a, "cl-key", &rate,
+                                      on_rate, &x, NULL),
+                         0);
+        WAIT_FOR(w, x.calls == 1, "the rate check answered");
+        allowed += x.rv == 1;
+    }
+    assert_int_equal(allowed, 3); /* the burst, shared by both nodes */
+    ts_assert_clean(&w->problems);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(t_sharded_fanout), T(t_classic),     T(t_migrate_busy_room),
-        T(t_failover),       T(t_kill_master),
+        T(t_failover),       T(t_kill_master), T(t_admission_and_limits),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
