@@ -66,16 +66,7 @@ void rc__elink_arm(struct event *ev, unsigned ms)
 
 unsigned rc__elink_backoff(rc__elink *l, unsigned attempt)
 {
-    unsigned long d = l->o.backoff_min_ms;
-
-    while (attempt-- > 0 && d < l->o.backoff_max_ms)
-        d *= 2;
-    if (d > l->o.backoff_max_ms)
-        d = l->o.backoff_max_ms;
-    l->rng ^= l->rng << 13;
-    l->rng ^= l->rng >> 7;
-    l->rng ^= l->rng << 17;
-    return (unsigned)(d / 2 + l->rng % (d / 2 + 1));
+    return rc__backoff(&l->rng, &l->o, attempt);
 }
 
 /* ---- the transport ---------------------------------------------------- */

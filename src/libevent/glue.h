@@ -17,6 +17,13 @@ int rc__evl_attach(redisAsyncContext *ac, struct event_base *base);
  * RC_EINVAL (a timing out of range). */
 int rc__link_options(rc_link_options *o, const rc_link_options *in);
 
+/* options.c: the next retry delay after attempt failures in a row:
+ * doubling from o's backoff_min_ms up to backoff_max_ms, then a random
+ * point in its upper half (xorshift on *rng), so that nodes do not retry
+ * in step. */
+unsigned rc__backoff(unsigned long long *rng, const rc_link_options *o,
+                     unsigned attempt);
+
 /* options.c: a malloc'd "roomcast:<a>:<b>[:<c>]" with spaces and control
  * characters made '_' (client names take none), or NULL. */
 char *rc__client_name(const char *a, const char *b, const char *c);

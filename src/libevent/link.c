@@ -76,16 +76,7 @@ static void set_state(rc_link *l, int state, const char *reason)
  * a random point in its upper half, so that nodes do not retry in step. */
 static unsigned backoff_ms(rc_link *l, unsigned attempt)
 {
-    unsigned long d = l->o.backoff_min_ms;
-
-    while (attempt-- > 0 && d < l->o.backoff_max_ms)
-        d *= 2;
-    if (d > l->o.backoff_max_ms)
-        d = l->o.backoff_max_ms;
-    l->rng ^= l->rng << 13;
-    l->rng ^= l->rng >> 7;
-    l->rng ^= l->rng << 17;
-    return (unsigned)(d / 2 + l->rng % (d / 2 + 1));
+    return rc__backoff(&l->rng, &l->o, attempt);
 }
 
 static void arm(side *s, unsigned ms)

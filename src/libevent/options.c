@@ -41,3 +41,18 @@ int rc__link_options(rc_link_options *o, const rc_link_options *in)
                ? RC_EINVAL
                : 0;
 }
+
+unsigned rc__backoff(unsigned long long *rng, const rc_link_options *o,
+                     unsigned attempt)
+{
+    unsigned long d = o->backoff_min_ms;
+
+    while (attempt-- > 0 && d < o->backoff_max_ms)
+        d *= 2;
+    if (d > o->backoff_max_ms)
+        d = o->backoff_max_ms;
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    return (unsigned)(d / 2 + *rng % (d / 2 + 1));
+}

@@ -58,19 +58,6 @@ static void url_of(char *buf, size_t cap, const char *opts)
              opts ? opts : "");
 }
 
-static ts_node *node_open(ts_world *w, int i, const char *id, const char *url)
-{
-    rc_link_options lo;
-
-    memset(&lo, 0, sizeof lo);
-    lo.url = url;
-    lo.connect_timeout_ms = 1000;
-    lo.backoff_min_ms = 50;
-    lo.backoff_max_ms = 300;
-    lo.probe_interval_ms = 200;
-    return ts_node_link(w, i, id, &lo);
-}
-
 static void room_name(char *buf, size_t cap, int i)
 {
     snprintf(buf, cap, "room%d", i);
@@ -90,26 +77,6 @@ static int all_ready(ts_node *n)
     return 1;
 }
 
-static void deliver(ts_world *w, ts_node *from, const char *room, ts_rec *to,
-                    const char *data)
-{
-    long long deadline = ts_now_ms() + TS_WAIT_MS, resend = 0;
-    int before = to->count;
-
-    while (to->count == before || strcmp(to->data, data) != 0) {
-        if (ts_now_ms() >= deadline)
-            fail_msg("%s never got %s on %s (links: \"%s\", \"%s\")", to->id,
-                     data, room, rc_link_reason(from->link),
-                     rc_link_reason(to->owner->link));
-        if (ts_now_ms() >= resend) {
-            (void)ts_bcast(from, room, NULL, data, NULL, 0);
-            resend = ts_now_ms() + 100;
-        }
-        ts_pump(&w->loop);
-        ts_idle(&w->loop);
-    }
-}
-
 /* Two nodes, a member of B in each room; rooms ready on both. */
 static void two_nodes(ts_world *w, const char *opts, ts_node **a, ts_node **b,
                       ts_rec **recs)
@@ -118,8 +85,8 @@ static void two_nodes(ts_world *w, const char *opts, ts_node **a, ts_node **b,
     int i;
 
     url_of(url, sizeof url, opts);
-    *a = node_open(w, 0, "A", url);
-    *b = node_open(w, 1, "B", url);
+    *a = ts_node_link_quick(w, 0, "A", url);
+    *b = ts_node_link_quick(w, 1, "B", url);
     for (i = 0; i < ROOMS; i++) {
         room_name(room, sizeof room, i);
         snprintf(id, sizeof id, "b%d", i);
@@ -139,7 +106,7 @@ static void every_room(ts_world *w, ts_node *a, ts_rec **recs, int round)
     for (i = 0; i < ROOMS; i++) {
         room_name(room, sizeof room, i);
         snprintf(data, sizeof data, "{\"round\":%d,\"room\":%d}", round, i);
-        deliver(w, a, room, recs[i], data);
+        ts_deliver(w, a, room, recs[i], data);
     }
 }
 
@@ -211,7 +178,7 @@ static void t_migrate_busy_room(void **state)
     assert_int_equal(th_cluster_migrate_slot(&cl, slot, to), 0);
     WAIT_FOR(w, b->lost_events > lost && all_ready(b),
              "room0 LOST and READY again after its slot moved");
-    deliver(w, a, "room0", recs[0], "{\"after\":\"migration\"}");
+    ts_deliver(w, a, "room0", recs[0], "{\"after\":\"migration\"}");
     assert_int_equal(shardnumsub("room0"), 1);
     every_room(w, a, recs, 2);
     ts_assert_clean(&w->problems);
@@ -232,9 +199,12 @@ static void ready_again(ts_world *w, ts_node *b, unsigned long lost,
                   what, b->lost_events - lost, ts_now_ms() - t0);
 }
 
-static void t_failover(void **state)
+/* Rooms carry messages, fault(&cl, m) runs (the harness returns once the
+ * cluster is healthy), then every room is ready again within READY_MS and
+ * carries messages. */
+static void across(ts_world *w, int (*fault)(th_cluster *, int), int m,
+                   const char *what)
 {
-    ts_world *w = *state;
     ts_node *a, *b;
     ts_rec *recs[ROOMS];
     unsigned long lost;
@@ -242,26 +212,20 @@ static void t_failover(void **state)
     two_nodes(w, NULL, &a, &b, recs);
     every_room(w, a, recs, 1);
     lost = b->lost_events;
-    assert_int_equal(th_cluster_failover(&cl, 1), 0);
-    ready_again(w, b, lost, "CLUSTER FAILOVER");
+    assert_int_equal(fault(&cl, m), 0);
+    ready_again(w, b, lost, what);
     every_room(w, a, recs, 2);
     ts_assert_clean(&w->problems);
 }
 
+static void t_failover(void **state)
+{
+    across(*state, th_cluster_failover, 1, "CLUSTER FAILOVER");
+}
+
 static void t_kill_master(void **state)
 {
-    ts_world *w = *state;
-    ts_node *a, *b;
-    ts_rec *recs[ROOMS];
-    unsigned long lost;
-
-    two_nodes(w, NULL, &a, &b, recs);
-    every_room(w, a, recs, 1);
-    lost = b->lost_events;
-    assert_int_equal(th_cluster_kill_master(&cl, 2), 0);
-    ready_again(w, b, lost, "kill -9 of a master");
-    every_room(w, a, recs, 2);
-    ts_assert_clean(&w->problems);
+    across(*state, th_cluster_kill_master, 2, "kill -9 of a master");
 }
 
 /* An admission or rate answer. */

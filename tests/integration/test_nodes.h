@@ -113,6 +113,17 @@ void ts_node_close(ts_node *n);
 /* rc_link_state(n->link) is UP (test_nodes_link.c). */
 int ts_link_up(const ts_node *n);
 
+/* ts_node_link to url with short timings (connect 1 s, backoff 50-300
+ * ms, probe every 200 ms), as the topology tests use (test_nodes_link.c). */
+ts_node *ts_node_link_quick(ts_world *w, int i, const char *id,
+                            const char *url);
+
+/* Broadcast data on room from `from` every 100 ms until `to` got it (a
+ * subscription on the far side may not be confirmed yet); fails after
+ * TS_WAIT_MS naming both links' reasons (test_nodes_link.c). */
+void ts_deliver(ts_world *w, ts_node *from, const char *room, ts_rec *to,
+                const char *data);
+
 /* Index of the first state change to state at or after mark, or -1. */
 long ts_first_since(const ts_node *n, size_t mark, int state);
 

@@ -80,3 +80,36 @@ int ts_link_up(const ts_node *n)
 {
     return rc_link_state(n->link) == RC_LINK_UP;
 }
+
+ts_node *ts_node_link_quick(ts_world *w, int i, const char *id, const char *url)
+{
+    rc_link_options lo;
+
+    memset(&lo, 0, sizeof lo);
+    lo.url = url;
+    lo.connect_timeout_ms = 1000;
+    lo.backoff_min_ms = 50;
+    lo.backoff_max_ms = 300;
+    lo.probe_interval_ms = 200;
+    return ts_node_link(w, i, id, &lo);
+}
+
+void ts_deliver(ts_world *w, ts_node *from, const char *room, ts_rec *to,
+                const char *data)
+{
+    long long deadline = ts_now_ms() + TS_WAIT_MS, resend = 0;
+    int before = to->count;
+
+    while (to->count == before || strcmp(to->data, data) != 0) {
+        if (ts_now_ms() >= deadline)
+            fail_msg("%s never got %s on %s (links: \"%s\", \"%s\")", to->id,
+                     data, room, rc_link_reason(from->link),
+                     rc_link_reason(to->owner->link));
+        if (ts_now_ms() >= resend) {
+            (void)ts_bcast(from, room, NULL, data, NULL, 0);
+            resend = ts_now_ms() + 100;
+        }
+        ts_pump(&w->loop);
+        ts_idle(&w->loop);
+    }
+}

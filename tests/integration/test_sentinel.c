@@ -54,39 +54,6 @@ static void url_of(char *buf, size_t cap, int dead_port, const char *name)
     snprintf(buf + at, cap - at, "/%s", name);
 }
 
-static ts_node *node_open(ts_world *w, int i, const char *id, const char *url)
-{
-    rc_link_options lo;
-
-    memset(&lo, 0, sizeof lo);
-    lo.url = url;
-    lo.connect_timeout_ms = 1000;
-    lo.backoff_min_ms = 50;
-    lo.backoff_max_ms = 300;
-    lo.probe_interval_ms = 200;
-    return ts_node_link(w, i, id, &lo);
-}
-
-static void deliver(ts_world *w, ts_node *from, const char *room, ts_rec *to,
-                    const char *data)
-{
-    long long deadline = ts_now_ms() + TS_WAIT_MS, resend = 0;
-    int before = to->count;
-
-    while (to->count == before || strcmp(to->data, data) != 0) {
-        if (ts_now_ms() >= deadline)
-            fail_msg("%s never got %s on %s (links: \"%s\", \"%s\")", to->id,
-                     data, room, rc_link_reason(from->link),
-                     rc_link_reason(to->owner->link));
-        if (ts_now_ms() >= resend) {
-            (void)ts_bcast(from, room, NULL, data, NULL, 0);
-            resend = ts_now_ms() + 100;
-        }
-        ts_pump(&w->loop);
-        ts_idle(&w->loop);
-    }
-}
-
 /* Clients named name on the data node i. */
 static long long clients_on(int i, const char *name)
 {
@@ -115,14 +82,14 @@ static void t_follows_failover(void **state)
     long long t0;
 
     url_of(url, sizeof url, 0, sg.name);
-    a = node_open(w, 0, "A", url);
-    b = node_open(w, 1, "B", url);
+    a = ts_node_link_quick(w, 0, "A", url);
+    b = ts_node_link_quick(w, 1, "B", url);
     ra = ts_add_conn(a, "a1");
     rb = ts_add_conn(b, "b1");
     ts_join(ra, "s");
     ts_join(rb, "s");
     WAIT_FOR(w, ts_link_up(a) && ts_link_up(b), "both links UP");
-    deliver(w, a, "s", rb, "{\"n\":1}");
+    ts_deliver(w, a, "s", rb, "{\"n\":1}");
     assert_int_equal(clients_on(old, "roomcast:A:pub"), 1);
     assert_int_equal(th_sentinel_kill_master(&sg), 0);
     assert_true(sg.master != old);
@@ -136,8 +103,8 @@ static void t_follows_failover(void **state)
     print_message("ready on the new master %lld ms after the sentinels "
                   "agreed\n",
                   ts_now_ms() - t0);
-    deliver(w, a, "s", rb, "{\"n\":2}");
-    deliver(w, b, "s", ra, "{\"n\":3}");
+    ts_deliver(w, a, "s", rb, "{\"n\":2}");
+    ts_deliver(w, b, "s", ra, "{\"n\":3}");
     ts_assert_clean(&w->problems);
 }
 
@@ -148,7 +115,7 @@ static void t_first_sentinel_dead(void **state)
     ts_node *a;
 
     url_of(url, sizeof url, 1, sg.name); /* port 1: refused */
-    a = node_open(w, 0, "A", url);
+    a = ts_node_link_quick(w, 0, "A", url);
     WAIT_FOR(w, ts_link_up(a), "the link UP past a dead sentinel");
     ts_assert_clean(&w->problems);
 }
@@ -160,7 +127,7 @@ static void t_unknown_master(void **state)
     ts_node *a;
 
     url_of(url, sizeof url, 0, "nosuchmaster");
-    a = node_open(w, 0, "A", url);
+    a = ts_node_link_quick(w, 0, "A", url);
     WAIT_FOR(w,
              strstr(rc_link_reason(a->link), "no sentinel gave master "
                                              "nosuchmaster") != NULL,

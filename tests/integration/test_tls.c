@@ -79,43 +79,10 @@ static void url_of(char *buf, size_t cap, const char *host, const char *opts)
     snprintf(buf, cap, "rediss://%s:%d?%s", host, tw.port, opts);
 }
 
-static ts_node *node_open(ts_world *w, int i, const char *id, const char *url)
-{
-    rc_link_options lo;
-
-    memset(&lo, 0, sizeof lo);
-    lo.url = url;
-    lo.connect_timeout_ms = 1000;
-    lo.backoff_min_ms = 50;
-    lo.backoff_max_ms = 300;
-    lo.probe_interval_ms = 200;
-    return ts_node_link(w, i, id, &lo);
-}
-
-/* to got data, broadcast on room by from (sent again every 100 ms: a
- * subscription may not be confirmed on the far side yet). */
-static void deliver(ts_world *w, ts_node *from, const char *room, ts_rec *to,
-                    const char *data)
-{
-    long long deadline = ts_now_ms() + TS_WAIT_MS, resend = 0;
-    int before = to->count;
-
-    while (to->count == before || strcmp(to->data, data) != 0) {
-        if (ts_now_ms() >= deadline)
-            fail_msg("%s never got %s on %s", to->id, data, room);
-        if (ts_now_ms() >= resend) {
-            assert_true(ts_bcast(from, room, NULL, data, NULL, 0) >= 0);
-            resend = ts_now_ms() + 100;
-        }
-        ts_pump(&w->loop);
-        ts_idle(&w->loop);
-    }
-}
-
 /* The link stays DOWN, and its reason comes to hold want. */
 static void refused(ts_world *w, const char *url, const char *want)
 {
-    ts_node *n = node_open(w, 0, "X", url);
+    ts_node *n = ts_node_link_quick(w, 0, "X", url);
 
     WAIT_FOR(w, strstr(rc_link_reason(n->link), want) != NULL,
              "the link's reason to say why");
@@ -136,24 +103,24 @@ static void t_verified(void **state)
 
     snprintf(opts, sizeof opts, "cacert=%s/ca.crt", tw.dir);
     url_of(url, sizeof url, "localhost", opts);
-    a = node_open(w, 0, "A", url);
-    b = node_open(w, 1, "B", url);
+    a = ts_node_link_quick(w, 0, "A", url);
+    b = ts_node_link_quick(w, 1, "B", url);
     ra = ts_add_conn(a, "a1");
     rb = ts_add_conn(b, "b1");
     ts_join(ra, "tls");
     ts_join(rb, "tls");
     WAIT_FOR(w, ts_link_up(a) && ts_link_up(b), "both links UP over TLS");
-    deliver(w, a, "tls", rb, "{\"from\":\"a\"}");
-    deliver(w, b, "tls", ra, "{\"from\":\"b\"}");
+    ts_deliver(w, a, "tls", rb, "{\"from\":\"a\"}");
+    ts_deliver(w, b, "tls", ra, "{\"from\":\"b\"}");
     /* By IP address: the certificate names 127.0.0.1 too. */
     ts_node_close(a);
     url_of(url, sizeof url, "127.0.0.1", opts);
-    a = node_open(w, 0, "A2", url);
+    a = ts_node_link_quick(w, 0, "A2", url);
     ra = ts_add_conn(a, "a2");
     ts_join(ra, "tls");
     WAIT_FOR(w, ts_link_up(a) && rc_room_is_ready(a->a, "tls") == 1,
              "a link by IP address UP and its room ready");
-    deliver(w, b, "tls", ra, "{\"from\":\"b\",\"n\":2}");
+    ts_deliver(w, b, "tls", ra, "{\"from\":\"b\",\"n\":2}");
     ts_assert_clean(&w->problems);
 }
 
@@ -199,7 +166,7 @@ static void t_client_cert(void **state)
              "cacert=%s/ca.crt&cert=%s/client.crt&key=%s/client.key", tw.dir,
              tw.dir, tw.dir);
     url_of(url, sizeof url, "localhost", opts);
-    n = node_open(w, 1, "C", url);
+    n = ts_node_link_quick(w, 1, "C", url);
     WAIT_FOR(w, ts_link_up(n), "the link with a client certificate UP");
     ts_assert_clean(&w->problems);
 }
@@ -214,13 +181,13 @@ static void t_reconnect(void **state)
 
     snprintf(opts, sizeof opts, "cacert=%s/ca.crt", tw.dir);
     url_of(url, sizeof url, "localhost", opts);
-    a = node_open(w, 0, "A", url);
-    b = node_open(w, 1, "B", url);
+    a = ts_node_link_quick(w, 0, "A", url);
+    b = ts_node_link_quick(w, 1, "B", url);
     rb = ts_add_conn(b, "b1");
     ts_join(rb, "r");
     WAIT_FOR(w, ts_link_up(a) && rc_room_is_ready(b->a, "r") == 1,
              "links UP and the room ready");
-    deliver(w, a, "r", rb, "{\"n\":1}");
+    ts_deliver(w, a, "r", rb, "{\"n\":1}");
     lost = b->lost_events;
     assert_int_equal(rh_kill9(&w->rs), 0);
     WAIT_FOR(w, !ts_link_up(a) && !ts_link_up(b) && b->lost_events > lost,
@@ -229,7 +196,7 @@ static void t_reconnect(void **state)
     WAIT_FOR(w,
              ts_link_up(a) && ts_link_up(b) && rc_room_is_ready(b->a, "r") == 1,
              "both links UP again over TLS and the room ready");
-    deliver(w, a, "r", rb, "{\"n\":2}");
+    ts_deliver(w, a, "r", rb, "{\"n\":2}");
     assert_true(rc_link_connects(b->link) >= 2);
     ts_assert_clean(&w->problems);
 }
