@@ -18,7 +18,6 @@
 #include "lua.h"
 
 #define E_EXIST "-16"
-#define E_LIMITED "-21"
 #define E_FULL "-22"
 #define E_CLOSED "-23"
 #define E_NOROOM "-24"

@@ -119,7 +119,8 @@ static void ask_join(rc_adapter *a, rc__member *m)
     if (c->uid != NULL) {
         v[0] = k->name, l[0] = k->name_len;
         v[1] = c->uid, l[1] = c->uid_len;
-        rc__pidx_before(a, v, l, 2);
+        rc__pidx_before(a, v, l, 2, !room->pres->troom);
+        room->pres->troom = 1;
     }
     member_args(c, v, l);
     /* conn, token, user, JSON, info, conn JSON */

@@ -35,6 +35,9 @@ struct rc__proom {
     rc__map users;      /* user -> its connections (plocal.c): the state
                            without Redis, else the view kept for outages */
     long long view_seq; /* linked: the sequence the view stands at */
+    int troom; /* registered under this node's token (a set that goes only
+                  when the token is reaped: then a resync syncs, which
+                  registers again) */
 };
 
 typedef struct pmember {
@@ -70,9 +73,10 @@ int rc__nw_call(rc_adapter *a, int script, const char *mid, const char *sfx,
                 size_t sfx_len, const char *const *v, const size_t *l,
                 size_t n);
 /* Before a join or sync adding connections: v[0] the room, then n - 1
- * users: the room under this node's token and the users in the index. */
+ * users: the users in the index, and (troom) the room under this node's
+ * token. */
 void rc__pidx_before(rc_adapter *a, const char *const *v, const size_t *l,
-                     size_t n);
+                     size_t n, int troom);
 /* The same users in the index again, after the room's answer. */
 void rc__pidx_users(rc_adapter *a, const char *const *v, const size_t *l,
                     size_t n);

@@ -141,12 +141,12 @@ static void users_call(rc_adapter *a, int script, const char *const *v,
 }
 
 void rc__pidx_before(rc_adapter *a, const char *const *v, const size_t *l,
-                     size_t n)
+                     size_t n, int troom)
 {
     /* Sent before the room's script on the same connection: an entry
      * whose room script never ran is skipped by the reaper and by the
      * queries, which forget it. */
-    if (n > 1)
+    if (n > 1 && troom)
         rc__nw_call(a, RC__SCRIPT_TROOM, "{nodes}:rooms:", a->node.token, 32, v,
                     l, 1);
     users_call(a, RC__SCRIPT_UREG, v, l, n);
@@ -272,13 +272,15 @@ void rc__pidx_members(rc_adapter *a, rc__aroom *room, int before)
     rc__member *m;
     rc_conn *c;
 
+    if (before && room->pres != NULL)
+        room->pres->troom = 1;
     if (u != NULL && ul != NULL) {
         u[0] = room->base.name, ul[0] = room->base.name_len;
         for (m = room->base.first; m != NULL && k < n; m = m->room_next)
             if ((c = (rc_conn *)m->conn) != NULL && c->uid != NULL)
                 u[k] = c->uid, ul[k++] = c->uid_len;
         if (before)
-            rc__pidx_before(a, u, ul, k);
+            rc__pidx_before(a, u, ul, k, 1);
         else
             rc__pidx_users(a, u, ul, k);
     }
