@@ -35,13 +35,16 @@ static const char *redis_state(chat *c)
     return rc_link_state(c->link) == RC_LINK_UP ? "up" : "down";
 }
 
-/* ,"shards":[{"addr":A,"up":B,"slots":N},...]: the link's servers. */
+/* ,"shards":[{"addr":A,"up":B,"slots":N},...]: a cluster's masters (one
+ * server is the contract's "redis" alone). */
 static void add_shards(chat *c, struct evbuffer *b)
 {
     rc_link_shard sh[CHAT_MAX_SHARDS];
     size_t n = rc_link_shards(c->link, sh, CHAT_MAX_SHARDS), i;
     char *p;
 
+    if (n < 2)
+        return;
     evbuffer_add_printf(b, ",\"shards\":[");
     for (i = 0; i < n && i < CHAT_MAX_SHARDS; i++) {
         for (p = sh[i].addr; *p != '\0'; p++)
