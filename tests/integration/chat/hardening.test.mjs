@@ -550,6 +550,9 @@ describe('rc-chat hardening: member lists', { skip }, () => {
     await open(7500);
     const big = await fastest(10000);
     t.diagnostic(`GET /rooms/{room}: ${small.toFixed(1)} ms with 2500 members, ${big.toFixed(1)} ms with 10000 (x${(big / small).toFixed(1)}; linear x4, n log n ~x4.7, n² x16)`);
-    assert.ok(big / small < 8, `x${(big / small).toFixed(1)} for 4 times the members`);
+    // Below x12: n log n measures x4.7 on a quiet machine and up to x10.6
+    // on a loaded one (two busy cores: caches shared with other suites);
+    // n² would be x16.
+    assert.ok(big / small < 12, `x${(big / small).toFixed(1)} for 4 times the members`);
   });
 });
