@@ -4,7 +4,8 @@
  * through the sentinels, also when the first one named is dead; after
  * kill -9 of the master they follow the sentinels to the promoted replica
  * and every room is ready again and carries messages (nothing stays
- * deaf); a master name no sentinel knows keeps the link DOWN, saying so.
+ * deaf); a master name no sentinel knows keeps the link DOWN, saying so;
+ * a sentinel naming a replica as the master is caught by ROLE.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -17,6 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
 
 #include "test_nodes.h"
 #include "topo_harness.h"
@@ -136,6 +145,71 @@ static void t_unknown_master(void **state)
     ts_assert_clean(&w->problems);
 }
 
+/* A sentinel that lies: to every command it answers the replica's
+ * address as the master's (what a sentinel behind a failover says). */
+static void liar_read(struct bufferevent *bev, void *arg)
+{
+    char ans[64], port[16];
+
+    (void)arg;
+    evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+    snprintf(port, sizeof port, "%d", th_sentinel_replica_port(&sg));
+    snprintf(ans, sizeof ans, "*2\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n",
+             strlen(port), port);
+    bufferevent_write(bev, ans, strlen(ans));
+}
+
+static void liar_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    bufferevent_free(bev);
+}
+
+static void liar_accept(struct evconnlistener *l, evutil_socket_t fd,
+                        struct sockaddr *sa, int len, void *arg)
+{
+    struct bufferevent *bev = bufferevent_socket_new(evconnlistener_get_base(l),
+                                                     fd, BEV_OPT_CLOSE_ON_FREE);
+
+    (void)sa;
+    (void)len;
+    (void)arg;
+    bufferevent_setcb(bev, liar_read, NULL, liar_event, NULL);
+    bufferevent_enable(bev, EV_READ);
+}
+
+/* The one sentinel named points at the replica: the link checks ROLE and
+ * refuses it, saying so (never a link to a replica). */
+static void t_stale_answer_refused(void **state)
+{
+    ts_world *w = *state;
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof sin;
+    struct evconnlistener *l;
+    char url[128];
+    ts_node *a;
+
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    l = evconnlistener_new_bind(w->loop.base, liar_accept, NULL,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+                                (struct sockaddr *)&sin, sizeof sin);
+    assert_non_null(l);
+    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &slen);
+    snprintf(url, sizeof url, "redis-sentinel://127.0.0.1:%d/%s",
+             ntohs(sin.sin_port), sg.name);
+    a = ts_node_link_quick(w, 0, "A", url);
+    WAIT_FOR(w, strstr(rc_link_reason(a->link), "not the master") != NULL,
+             "the reason to say the server is not the master");
+    print_message("stale answer: \"%s\"\n", rc_link_reason(a->link));
+    assert_int_equal(a->ups, 0);
+    ts_node_close(a);
+    evconnlistener_free(l);
+    ts_assert_clean(&w->problems);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -144,6 +218,7 @@ int main(void)
         T(t_follows_failover),
         T(t_first_sentinel_dead),
         T(t_unknown_master),
+        T(t_stale_answer_refused),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
