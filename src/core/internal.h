@@ -292,6 +292,7 @@ typedef struct rc__presence {
     size_t nowed, owed_cap;
     unsigned long long next_sweep, next_reap; /* host ms; 0: next tick */
     int sweeping, reaping;                    /* a *_DUE call is in flight */
+    int retry; /* some room's join or sync failed in Redis (presence.c) */
     unsigned leave_now;     /* inside rc_room_leave_now: no grace */
     unsigned long long now; /* the host's time at the last tick */
     size_t pending;         /* local presence: users in their grace */

@@ -346,7 +346,7 @@ static void deliver_snapshot(rc_adapter *a, rc__pask *k, const rc__reply *r)
     if (rc__reply_int(r, 0, &s.seq) != 0 ||
         rc__snapshot_json(a, room, r, &json, &len) != 0) {
         a->c.script_errors++;
-        return; /* the members stay ASKED until the next sync */
+        return; /* the members ask again at the next sweep */
     }
     room->pres->synced = 1;
     view_from(a, room, r, s.seq);
@@ -387,12 +387,31 @@ static void after(rc_adapter *a, rc__pask *k, const rc__reply *r)
         rc__pidx_members(a, k->room, 0);
 }
 
+/* The members a sync asked and did not serve (it failed) wait, IDLE, for
+ * the next one, at the next sweep: none keeps a pointer to it. */
+static void unask_all(rc_adapter *a, rc__pask *k)
+{
+    rc__member *m;
+
+    for (m = k->room->base.first; m != NULL; m = m->room_next)
+        if (m->conn != NULL && m->ext != NULL &&
+            ((pmember *)m->ext)->ask == k) {
+            unask(a, k->room, m->ext);
+            if (k->room->pres != NULL)
+                k->room->pres->retry = a->pres.retry = 1;
+        }
+}
+
 static void on_snapshot(rc_adapter *a, const rc__reply *r, int err, void *arg)
 {
     rc__pask *k = arg;
 
     if (err == 0 && !a->closing)
         after(a, k, r);
+    /* Refused by Redis (a cluster node says CLUSTERDOWN for a while after
+     * a restart): the room syncs again at the next sweep. */
+    if (err == RC_EREDIS && k->room != NULL && k->room->pres != NULL)
+        k->room->pres->retry = a->pres.retry = 1;
 
     /* An answer on a context since let go of still counts: the members
      * it names are ASKED by it until a newer ask replaces it. */
@@ -401,6 +420,8 @@ static void on_snapshot(rc_adapter *a, const rc__reply *r, int err, void *arg)
     if (k->kind == ASK_JOIN && k->m != NULL && k->m->ext != NULL &&
         ((pmember *)k->m->ext)->ask == k)
         unask(a, (rc__aroom *)k->m->room, k->m->ext); /* failed: IDLE */
+    else if (k->kind == ASK_SYNC && k->room != NULL)
+        unask_all(a, k); /* those it did not serve: IDLE */
     ask_free(a, k);
 }
 

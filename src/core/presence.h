@@ -35,6 +35,7 @@ struct rc__proom {
     rc__map users;      /* user -> its connections (plocal.c): the state
                            without Redis, else the view kept for outages */
     long long view_seq; /* linked: the sequence the view stands at */
+    int retry; /* a join or sync failed in Redis: sync at the next sweep */
     int troom; /* registered under this node's token (a set that goes only
                   when the token is reaped: then a resync syncs, which
                   registers again) */

@@ -432,6 +432,17 @@ static void local_sweep(rc_adapter *a)
     rc__free(&a->mem, r.v);
 }
 
+static int retry_room(void *item, void *arg)
+{
+    rc__aroom *room = item;
+
+    if (room->pres != NULL && room->pres->retry) {
+        room->pres->retry = 0;
+        rc__presence_ready(arg, room);
+    }
+    return 0;
+}
+
 unsigned rc__presence_tick(rc_adapter *a, unsigned long long now)
 {
     rc__presence *p = &a->pres;
@@ -455,6 +466,10 @@ unsigned rc__presence_tick(rc_adapter *a, unsigned long long now)
     }
     if (now >= p->next_sweep && !p->sweeping) {
         p->next_sweep = now + sweep_ms;
+        if (p->retry) { /* rooms whose sync Redis refused ask again */
+            p->retry = 0;
+            rc__map_each(&a->reg.rooms, retry_room, a);
+        }
         v[0] = a->node.key_sweep, l[0] = strlen(v[0]);
         if (rc__port_script(a, RC__SCRIPT_SWEEP_DUE, 1, 1, v, l, on_sweep_due,
                             NULL) == 0)
