@@ -168,6 +168,18 @@ static void cmd_reply(void *priv, const redisReply *r)
     cmd_free(k, r);
 }
 
+/* Does a command for slot wait to be retried (TRYAGAIN, CLUSTERDOWN)? A
+ * newer one then waits behind it, so that none overtakes it. */
+static int retrying(const rc__cluster *cl, int slot)
+{
+    const ccmd *k;
+
+    for (k = cl->retry; k != NULL; k = k->next)
+        if (k->slot == slot)
+            return 1;
+    return 0;
+}
+
 int rc__cluster_send(void *self, int slot, const char *cmd, size_t len,
                      rc_transport_done done, void *priv)
 {
@@ -193,11 +205,17 @@ int rc__cluster_send(void *self, int slot, const char *cmd, size_t len,
     k->priv = priv;
     k->len = len;
     memcpy(k->bytes, cmd, len);
+    n->st.commands++;
+    if (slot >= 0 && retrying(cl, slot)) {
+        k->next = cl->retry; /* behind the slot's earlier commands */
+        cl->retry = k;
+        return 0;
+    }
     if (cmd_send(k, n) != 0) {
+        n->st.commands--;
         free(k);
         return -1;
     }
-    n->st.commands++;
     return 0;
 }
 
