@@ -397,7 +397,7 @@ static void on_closed(rc_adapter *a, const rc__reply *r, int err, void *arg)
         v[1] = db;
         l[1] = (size_t)(rc__dec_put(db, (unsigned long long)dl) - db);
     }
-    if (!a->closing && (rv == 0 || rv == RC_ENOROOM))
+    if (!a->closing && ((rv == 0 && l[1] > 0) || rv == RC_ENOROOM))
         rc__nw_call(a, RC__SCRIPT_CDONE, "{closed}", "", 0, v, l, 2);
     if (rv == 0 && !a->closing) {
         if ((code = rc__reply_str(r, 2, &cl)) != NULL && cl > 0 && l[1] > 0) {
