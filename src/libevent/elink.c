@@ -460,7 +460,10 @@ static int setup(rc__elink *l)
     struct timeval tv;
     int i;
 
+    /* Without a resolv.conf: literal addresses (and the hosts file) only. */
     l->dns = evdns_base_new(l->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (l->dns == NULL)
+        l->dns = evdns_base_new(l->base, 0);
     l->names[0] = rc__client_name(rc_adapter_node_id(l->a), "pub", "");
     l->names[1] = rc__client_name(rc_adapter_node_id(l->a), "sub", "");
     l->probe = event_new(l->base, -1, EV_PERSIST, on_probe, l);
