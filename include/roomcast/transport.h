@@ -67,11 +67,13 @@ typedef struct rc_transport {
 
 /**
  * Use transport t (copied; its self is borrowed until detached) instead
- * of hiredis contexts; NULL detaches it. Attaching starts with both sides
- * down: tell the adapter when they come up. Detaching is like both sides
- * going down; replies still owed keep arriving through done, and the
- * adapter ignores them. An adapter freed with a transport attached lets
- * go of it the same way.
+ * of hiredis contexts; NULL detaches it, another replaces it. Attaching
+ * starts with both sides down: tell the adapter when they come up.
+ * Detaching (or replacing) is like both sides going down: the lease is
+ * let go of through the old transport first, replies still owed keep
+ * arriving through done, and the adapter ignores them. An adapter freed
+ * with a transport attached lets go of it the same way; after
+ * rc_adapter_free no rc_transport_ call may name it.
  * Errors: RC_EINVAL (a NULL, or t without send or subscribe), RC_EMISUSE
  * (hiredis contexts are in use, or the adapter is being freed), RC_ENOMEM.
  */

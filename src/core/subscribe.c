@@ -298,10 +298,9 @@ int rc_adapter_set_transport(rc_adapter *a, const rc_transport *t)
         return RC_EINVAL;
     if (t != NULL && a->closing)
         return RC_EMISUSE;
-    if (t == NULL) {
-        rc_transport_pub(a, 0);
-        rc_transport_sub(a, 0);
-    }
+    /* Detached, or replaced: the old one's sides go down first. */
+    rc_transport_pub(a, 0);
+    rc_transport_sub(a, 0);
     if ((rv = rc__port_set_transport(a, t)) == 0 && t != NULL)
         a->local_only = 0;
     return rv;
