@@ -40,11 +40,25 @@ static void tag_decides(void **state)
                      rc__keyslot("sse:room:lobby", 14));
 }
 
+/* Every script declares its flags (#!lua): only then does Redis hold it to
+ * the keys of one slot (lua.h), on a cluster of one node as on any; the
+ * cluster-mode tests (RC_TEST_REDIS_CLUSTER=1) prove nothing without. */
+static void scripts_declare_flags(void **state)
+{
+    int i;
+
+    (void)state;
+    for (i = 0; i < RC__SCRIPTS; i++)
+        if (strncmp(rc__lua[i], "#!lua\n", 6) != 0)
+            fail_msg("script %d does not start with #!lua", i);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slots_match_redis),
         cmocka_unit_test(tag_decides),
+        cmocka_unit_test(scripts_declare_flags),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
