@@ -233,8 +233,7 @@ size_t rc__cluster_shards(const rc__elink *l, rc_link_shard *out, size_t cap)
             out[k] = n->st;
             snprintf(out[k].addr, sizeof out[k].addr, "%s:%d", n->host,
                      n->port);
-            out[k].up =
-                n->cmd.ready && (n->sub.ready || !rc__cluster_needs_sub(l, n));
+            out[k].up = n->cmd.ready && n->sub.ready;
             out[k].channels = (unsigned long)n->chans.n;
             for (out[k].slots = 0, s = 0; s < CLUSTER_SLOTS; s++)
                 out[k].slots += cl->owner[s] == n->idx;
@@ -305,8 +304,7 @@ void rc__cluster_check_up(rc__elink *l)
         return;
     for (i = 0; i < cl->nnodes; i++) {
         cnode *n = cl->nodes[i];
-        if (n->in_map &&
-            (!n->cmd.ready || (rc__cluster_needs_sub(l, n) && !n->sub.ready)))
+        if (n->in_map && (!n->cmd.ready || !n->sub.ready))
             return;
     }
     if (l->state != RC_LINK_UP)
@@ -336,7 +334,6 @@ int rc__cluster_open(rc__elink *l)
         return RC_ENOMEM;
     for (s = 0; s < CLUSTER_SLOTS; s++)
         cl->owner[s] = -1;
-    cl->csub = -1;
     cl->map_timer = evtimer_new(l->base, rc__cluster_map_timer, l);
     cl->retry_timer = evtimer_new(l->base, on_retry_timer, l);
     if (cl->map_timer == NULL || cl->retry_timer == NULL)
@@ -371,6 +368,7 @@ void rc__cluster_close(rc__elink *l)
         event_free(n->sub.timer);
         free_cmds(n->waiting);
         rc__cset_free(&n->chans);
+        rc__cset_free(&n->leaving);
         free(n);
     }
     free_cmds(cl->retry);

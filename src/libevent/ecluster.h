@@ -44,6 +44,7 @@ typedef struct cnode {
     int port;
     econn cmd, sub;
     cset chans;       /* the channels subscribed (or asked) here */
+    cset leaving;     /* moved away by a new map: released, not yet confirmed */
     int in_map;       /* owns slots (or, classic, holds the subscriptions) */
     ccmd *waiting;    /* redirected here before cmd was ready */
     rc_link_shard st; /* counters (addr, up, slots, channels: when asked) */
@@ -67,7 +68,6 @@ typedef struct rc__cluster {
     short owner[CLUSTER_SLOTS]; /* a node's idx, or -1 */
     int map_ok;                 /* a map came */
     int stale;    /* something says the map changed: a new one is asked */
-    int csub;     /* classic mode: the node holding every channel, or -1 */
     int pub_up;   /* the adapter was told the command side is up */
     cset parked;  /* subscriptions waiting for a map */
     rc__wire *mq; /* the map query in flight */
@@ -116,6 +116,5 @@ void rc__cluster_lose_all(rc__elink *l, cnode *n);
 void rc__cluster_rehome(rc__elink *l);
 /* Subscribe everything n holds on its (now ready) sub connection. */
 void rc__cluster_sub_ready(rc__elink *l, cnode *n);
-int rc__cluster_needs_sub(const rc__elink *l, const cnode *n);
 
 #endif /* RC_ECLUSTER_H */

@@ -1,7 +1,7 @@
 /*
  * Subscriptions of the cluster links (ecluster.c): one channel per
- * SSUBSCRIBE on the master owning its slot (classic mode: SUBSCRIBE, every
- * channel on one master). Each master keeps the set of channels it holds
+ * SSUBSCRIBE on the master owning its slot (classic mode: SUBSCRIBE, on
+ * the same master). Each master keeps the set of channels it holds
  * for us, asked or confirmed; a confirmation counts only while the
  * channel is still there (it may have moved since it was asked).
  *
@@ -17,20 +17,16 @@
 
 #include "ecluster.h"
 
-int rc__cluster_needs_sub(const rc__elink *l, const cnode *n)
-{
-    return n->in_map && (!l->url.classic || l->cl->csub == n->idx);
-}
-
 cnode *rc__cluster_home(rc__elink *l, const char *chan, size_t len)
 {
     rc__cluster *cl = l->cl;
     int owner;
 
+    /* Classic subscriptions could sit anywhere (Redis relays every
+     * PUBLISH to every node); at the slot's master they spread the
+     * deliveries over the masters as sharded ones do. */
     if (!cl->map_ok)
         return NULL;
-    if (l->url.classic)
-        return cl->csub >= 0 ? cl->nodes[cl->csub] : NULL;
     owner = cl->owner[rc_keyslot(chan, len)];
     return owner >= 0 ? cl->nodes[owner] : NULL;
 }
@@ -52,9 +48,13 @@ static void on_confirm(void *priv, const redisReply *r)
         r->element[1]->type != REDIS_REPLY_STRING)
         return;
     ch = r->element[1];
-    if (strstr(r->element[0]->str, "unsubscribe") != NULL)
+    if (strstr(r->element[0]->str, "unsubscribe") != NULL) {
+        /* Asked by the adapter, or a channel moving to its new master
+         * (told lost only now: every message this master had for it came
+         * first, so none overtakes the new master's). */
+        rc__cset_del(&n->leaving, ch->str, ch->len);
         rc_transport_unsubscribed(l->a, ch->str, ch->len);
-    else if (rc__cset_has(&n->chans, ch->str, ch->len))
+    } else if (rc__cset_has(&n->chans, ch->str, ch->len))
         rc_transport_subscribed(l->a, ch->str, ch->len);
 }
 
@@ -64,8 +64,7 @@ static int send_sub(rc__elink *l, cnode *n, int on, const char *chan,
     const char *verb = l->url.classic ? (on ? "SUBSCRIBE" : "UNSUBSCRIBE")
                                       : (on ? "SSUBSCRIBE" : "SUNSUBSCRIBE");
 
-    return rc__wire_subscribe(n->sub.w, verb, chan, len, on ? on_confirm : NULL,
-                              n);
+    return rc__wire_subscribe(n->sub.w, verb, chan, len, on_confirm, n);
 }
 
 int rc__cluster_place(rc__elink *l, const char *chan, size_t len)
@@ -153,6 +152,8 @@ void rc__cluster_lose_all(rc__elink *l, cnode *n)
 
     n->st.lost += k;
     tell_lost(l, all, k);
+    all = rc__cset_take(&n->leaving, &k); /* their release will not come */
+    tell_lost(l, all, k);
 }
 
 void rc__cluster_rehome(rc__elink *l)
@@ -171,9 +172,14 @@ void rc__cluster_rehome(rc__elink *l)
                 free(all[i]);
                 continue;
             }
-            if (n->sub.ready) /* still held there: let go of it */
-                (void)send_sub(l, n, 0, all[i]->s, all[i]->len);
             n->st.lost++;
+            if (n->sub.ready && /* held there: lost once released */
+                rc__cset_add(&n->leaving, all[i]->s, all[i]->len) == 0 &&
+                send_sub(l, n, 0, all[i]->s, all[i]->len) == 0) {
+                free(all[i]);
+                continue;
+            }
+            rc__cset_del(&n->leaving, all[i]->s, all[i]->len);
             grown = realloc(lost, (nlost + 1) * sizeof *lost);
             if (grown == NULL) {
                 free(all[i]);

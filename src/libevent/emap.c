@@ -107,16 +107,11 @@ static void settle_nodes(rc__elink *l, const char *was)
     for (i = 0; i < CLUSTER_SLOTS; i++)
         if (cl->owner[i] >= 0)
             cl->nodes[cl->owner[i]]->in_map = 1;
-    if (cl->csub < 0 || !cl->nodes[cl->csub]->in_map)
-        for (cl->csub = -1, i = 0; i < cl->nnodes && cl->csub < 0; i++)
-            if (cl->nodes[i]->in_map)
-                cl->csub = i;
     for (i = 0; i < cl->nnodes; i++) {
         cnode *n = cl->nodes[i];
         if (n->in_map) {
             rc__econn_start(&n->cmd);
-            if (rc__cluster_needs_sub(l, n))
-                rc__econn_start(&n->sub);
+            rc__econn_start(&n->sub);
         } else if (was[i]) {
             rc__econn_stop(&n->cmd);
             rc__econn_stop(&n->sub);

@@ -143,6 +143,14 @@ static void t_sharded_fanout(void **state)
         room_name(room, sizeof room, i);
         assert_int_equal(shardnumsub(room), 1);
     }
+    /* Emptied (SUNSUBSCRIBE confirmed), joined again: ready again. */
+    ts_leave(recs[0], "room0");
+    WAIT_FOR(w, rc_room_size(b->a, "room0") == 0 && shardnumsub("room0") == 0,
+             "room0 unsubscribed once empty");
+    ts_join(recs[0], "room0");
+    WAIT_FOR(w, rc_room_is_ready(b->a, "room0") == 1,
+             "room0 ready again after a rejoin");
+    ts_deliver(w, a, "room0", recs[0], "{\"again\":1}");
     ts_assert_clean(&w->problems);
 }
 
