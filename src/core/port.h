@@ -31,6 +31,9 @@ void rc__watch_settle(rc__watch *w);
 /* One callback of w's that hiredis held is done with. */
 void rc__watch_release(rc__watch *w);
 
+/* Write "<c><n>\r\n" (a RESP array or bulk header) at d; the end. */
+char *rc__resp_head(char *d, char c, size_t n);
+
 /* Does w take commands (a live context, or a transport side)? */
 int rc__watch_live(const rc__watch *w);
 

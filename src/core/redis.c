@@ -409,8 +409,7 @@ static void t_on_pub_reply(void *priv, const redisReply *reply)
 
 /* ---- commands --------------------------------------------------------- */
 
-/* Write "<c><n>\r\n" at d; returns the end. */
-static char *count_head(char *d, char c, size_t n)
+char *rc__resp_head(char *d, char c, size_t n)
 {
     char digits[24];
     size_t k = 0;
@@ -441,38 +440,6 @@ int rc__watch_send(rc__watch *w, redisCallbackFn *hfn, rc_transport_done tfn,
         return RC_EMISUSE;
     w->held++;
     return 0;
-}
-
-int rc__watch_sendv(rc__watch *w, redisCallbackFn *hfn, rc_transport_done tfn,
-                    void *priv, int slot, int argc, const char **argv,
-                    const size_t *argvlen)
-{
-    size_t need = 32, i;
-    char *cmd, *d;
-    int rv;
-
-    if (w != NULL && w->ac != NULL) {
-        if (redisAsyncCommandArgv(w->ac, hfn, priv, argc, argv, argvlen) !=
-            REDIS_OK)
-            return RC_EMISUSE;
-        w->held++;
-        return 0;
-    }
-    for (i = 0; i < (size_t)argc; i++)
-        need += argvlen[i] + 32;
-    if (w == NULL || (cmd = rc__malloc(&w->mem, need)) == NULL)
-        return w == NULL ? RC_EMISUSE : RC_ENOMEM;
-    d = count_head(cmd, '*', (size_t)argc);
-    for (i = 0; i < (size_t)argc; i++) {
-        d = count_head(d, '$', argvlen[i]);
-        memcpy(d, argv[i], argvlen[i]);
-        d += argvlen[i];
-        *d++ = '\r';
-        *d++ = '\n';
-    }
-    rv = rc__watch_send(w, hfn, tfn, priv, slot, cmd, (size_t)(d - cmd));
-    rc__free(&w->mem, cmd);
-    return rv;
 }
 
 /* The channels of rooms[0..k) one after another in port->cmd, with their
@@ -586,14 +553,14 @@ int rc__port_publish(rc_adapter *a, const char *room, const char *env,
         d = (char *)memcpy(d, shead, sizeof shead - 1) + sizeof shead - 1;
     else
         d = (char *)memcpy(d, head, sizeof head - 1) + sizeof head - 1;
-    d = count_head(d, '$', chan_len);
+    d = rc__resp_head(d, '$', chan_len);
     chan = d;
     memcpy(d, a->prefix, a->prefix_len);
     memcpy(d + a->prefix_len, room, room_len);
     d += chan_len;
     *d++ = '\r';
     *d++ = '\n';
-    d = count_head(d, '$', len);
+    d = rc__resp_head(d, '$', len);
     memcpy(d, env, len);
     d += len;
     *d++ = '\r';

@@ -71,6 +71,40 @@ size_t rc__reply_strings_len(const rc__reply *r)
     return sum;
 }
 
+/* ---- sending ---------------------------------------------------------- */
+
+int rc__watch_sendv(rc__watch *w, redisCallbackFn *hfn, rc_transport_done tfn,
+                    void *priv, int slot, int argc, const char **argv,
+                    const size_t *argvlen)
+{
+    size_t need = 32, i;
+    char *cmd, *d;
+    int rv;
+
+    if (w != NULL && w->ac != NULL) {
+        if (redisAsyncCommandArgv(w->ac, hfn, priv, argc, argv, argvlen) !=
+            REDIS_OK)
+            return RC_EMISUSE;
+        w->held++;
+        return 0;
+    }
+    for (i = 0; i < (size_t)argc; i++)
+        need += argvlen[i] + 32;
+    if (w == NULL || (cmd = rc__malloc(&w->mem, need)) == NULL)
+        return w == NULL ? RC_EMISUSE : RC_ENOMEM;
+    d = rc__resp_head(cmd, '*', (size_t)argc);
+    for (i = 0; i < (size_t)argc; i++) {
+        d = rc__resp_head(d, '$', argvlen[i]);
+        memcpy(d, argv[i], argvlen[i]);
+        d += argvlen[i];
+        *d++ = '\r';
+        *d++ = '\n';
+    }
+    rv = rc__watch_send(w, hfn, tfn, priv, slot, cmd, (size_t)(d - cmd));
+    rc__free(&w->mem, cmd);
+    return rv;
+}
+
 /* ---- loading ---------------------------------------------------------- */
 
 /* SCRIPT LOAD replies come in the order the loads were sent: the watch

@@ -426,18 +426,13 @@ int rc_link_open(rc_adapter *a, struct event_base *base,
 
     if (a == NULL || base == NULL || opts == NULL || out == NULL)
         return RC_EINVAL;
-    l = calloc(1, sizeof *l);
-    if (l == NULL)
+    if ((l = calloc(1, sizeof *l)) == NULL)
         return RC_ENOMEM;
-    rv = rc_redis_url_parse(opts->url, &l->url);
-    if (rv == 0)
-        rv = rc__link_options(&l->o, opts);
-    if (rv != 0) {
-        free(l);
-        return rv;
-    }
-    if (on_wires(&l->url)) {
-        if ((rv = rc__elink_open(l, a, base, &l->o, &l->url, &l->e)) != 0)
+    if ((rv = rc_redis_url_parse(opts->url, &l->url)) == 0 &&
+        (rv = rc__link_options(&l->o, opts)) == 0 && on_wires(&l->url))
+        rv = rc__elink_open(l, a, base, &l->o, &l->url, &l->e);
+    if (rv != 0 || l->e != NULL) {
+        if (rv != 0)
             free(l);
         else
             *out = l;
