@@ -48,6 +48,7 @@
 #define MAX_REPLY (256u << 20) /* bytes of one reply being read */
 #define MAX_OUT (64u << 20)    /* bytes waiting to be written */
 #define MAX_READ (1u << 20)    /* bytes read per readable event */
+#define MAX_ELEMENTS (1 << 20) /* elements of one reply array */
 
 /* Kinds of what a command is owed: a reply, or a Pub/Sub confirmation. */
 enum { OWED_REPLY, OWED_SUB, OWED_SSUB, OWED_UNSUB, OWED_SUNSUB, OWED_PONG };
@@ -72,6 +73,10 @@ struct rc__wire {
     unsigned busy;  /* callbacks of ours running */
     unsigned long reads;
     void *ssl; /* SSL *, for error messages */
+#if HIREDIS_MAJOR < 1
+    redisReplyObjectFunctions fns; /* the reader's, arrays capped */
+    void *(*make_array)(const redisReadTask *t, int n);
+#endif
 };
 
 static const char *const kinds[] = {
@@ -117,6 +122,39 @@ static void pay(rc__wire *w, owed o, const redisReply *reply)
         o.done(o.priv, reply);
     w->busy--;
     free(o.chan);
+}
+
+/* ---- the reader -------------------------------------------------------- */
+
+/* An array header is allocated for as it is read: a server announcing a
+ * billion elements would have it allocated at once. hiredis 1.x bounds it
+ * (maxelements); for 0.14 the reader's array maker is wrapped. */
+#if HIREDIS_MAJOR < 1
+static void *capped_array(const redisReadTask *t, int n)
+{
+    rc__wire *w = t->privdata;
+
+    return n > MAX_ELEMENTS ? NULL : w->make_array(t, n);
+}
+#endif
+
+static redisReader *reader_new(rc__wire *w)
+{
+    redisReader *rd = redisReaderCreate();
+
+    if (rd == NULL)
+        return NULL;
+#if HIREDIS_MAJOR >= 1
+    (void)w;
+    rd->maxelements = MAX_ELEMENTS;
+#else
+    w->fns = *rd->fn;
+    w->make_array = w->fns.createArray;
+    w->fns.createArray = capped_array;
+    rd->fn = &w->fns;
+    rd->privdata = w;
+#endif
+    return rd;
 }
 
 /* ---- life ------------------------------------------------------------ */
@@ -411,7 +449,7 @@ rc__wire *rc__wire_open(struct event_base *base, struct evdns_base *dns,
         return NULL;
     w->cbs = cbs;
     w->user = user;
-    if ((w->rd = redisReaderCreate()) == NULL ||
+    if ((w->rd = reader_new(w)) == NULL ||
         (w->bev = make_bev(w, base, tls, addr)) == NULL) {
         destroy(w);
         return NULL;
@@ -444,7 +482,7 @@ rc__wire *rc__wire_adopt(struct event_base *base, evutil_socket_t fd,
     w->cbs = cbs;
     w->user = user;
     if (evutil_make_socket_nonblocking(fd) != 0 ||
-        (w->rd = redisReaderCreate()) == NULL ||
+        (w->rd = reader_new(w)) == NULL ||
         (w->bev = bufferevent_socket_new(base, fd, BEV_OPT_DEFER_CALLBACKS)) ==
             NULL) {
         destroy(w);
