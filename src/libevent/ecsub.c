@@ -45,8 +45,11 @@ static void on_confirm(void *priv, const redisReply *r)
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-        r->element[1]->type != REDIS_REPLY_STRING)
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING) {
+        rc__econn_fail(&n->sub, "SSUBSCRIBE: unexpected reply");
         return;
+    }
     ch = r->element[1];
     if (strstr(r->element[0]->str, "unsubscribe") != NULL) {
         /* Asked by the adapter, or a channel moving to its new master

@@ -95,8 +95,11 @@ static void on_confirm(void *priv, const redisReply *r)
 
     if (r == NULL || l->a == NULL)
         return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(why, sizeof why, "SUBSCRIBE: %s", r->str);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING) {
+        snprintf(why, sizeof why, "SUBSCRIBE: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         rc__econn_fail(c, why);
         return;
     }
@@ -244,7 +247,9 @@ static void on_push(rc__wire *w, const redisReply *r, void *user)
         rc__econn_fail(c, r->str); /* LOADING, a kill: the server's word */
     } else if (c->node != NULL) {
         rc__cluster_push(c, r);
-    } else if (c->role == ROLE_SUB && r->elements >= 3 && l->a != NULL &&
+    } else if (c->role == ROLE_SUB && r->type == REDIS_REPLY_ARRAY &&
+               r->elements >= 3 && l->a != NULL &&
+               r->element[0]->type == REDIS_REPLY_STRING &&
                r->element[1]->type == REDIS_REPLY_STRING) {
         k = r->element[0]->str;
         if (strcmp(k, "message") == 0 &&
