@@ -69,9 +69,27 @@ static int cmd_send(ccmd *k, cnode *n)
 }
 
 /* Send k again (a redirect) to n, or let it wait for n to be ready. */
+/* Does a command for k's slot wait to be retried (TRYAGAIN,
+ * CLUSTERDOWN)? Then k waits behind it (1), so that it overtakes none. */
+static int held(ccmd *k)
+{
+    rc__cluster *cl = k->l->cl;
+    const ccmd *e;
+
+    for (e = cl->retry; e != NULL && k->slot >= 0; e = e->next) {
+        if (e->slot == k->slot) {
+            k->asking = 0;
+            k->next = cl->retry;
+            cl->retry = k;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void cmd_redirect(ccmd *k, cnode *n)
 {
-    if (cmd_send(k, n) == 0)
+    if (held(k) || cmd_send(k, n) == 0)
         return;
     if (n->cmd.ready) { /* refused while up: out of memory */
         cmd_free(k, NULL);
@@ -168,18 +186,6 @@ static void cmd_reply(void *priv, const redisReply *r)
     cmd_free(k, r);
 }
 
-/* Does a command for slot wait to be retried (TRYAGAIN, CLUSTERDOWN)? A
- * newer one then waits behind it, so that none overtakes it. */
-static int retrying(const rc__cluster *cl, int slot)
-{
-    const ccmd *k;
-
-    for (k = cl->retry; k != NULL; k = k->next)
-        if (k->slot == slot)
-            return 1;
-    return 0;
-}
-
 int rc__cluster_send(void *self, int slot, const char *cmd, size_t len,
                      rc_transport_done done, void *priv)
 {
@@ -206,11 +212,8 @@ int rc__cluster_send(void *self, int slot, const char *cmd, size_t len,
     k->len = len;
     memcpy(k->bytes, cmd, len);
     n->st.commands++;
-    if (slot >= 0 && retrying(cl, slot)) {
-        k->next = cl->retry; /* behind the slot's earlier commands */
-        cl->retry = k;
+    if (held(k))
         return 0;
-    }
     if (cmd_send(k, n) != 0) {
         n->st.commands--;
         free(k);
@@ -259,7 +262,7 @@ void rc__cluster_ready(econn *c)
     }
     for (k = fifo(n->waiting), n->waiting = NULL; k != NULL; k = next) {
         next = k->next;
-        if (cmd_send(k, n) != 0)
+        if (!held(k) && cmd_send(k, n) != 0)
             cmd_free(k, NULL);
     }
     if (cl->pub_up && l->a != NULL) {
