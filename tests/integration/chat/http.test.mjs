@@ -322,12 +322,18 @@ describe('rc-chat HTTP contract', { skip }, () => {
 
     const list = async (n, want) => {
       let last;
+      // users: connections per user; one whose last stream closed stays,
+      // with 0, for the grace (10 s by default). The members come from the
+      // room's own state, the users from the node's presence view, which
+      // the join events reach a moment later: wait for both.
+      const users = [...new Set(want.map((m) => m.user))].sort().map((user) => ({ user, connections: want.filter((m) => m.user === user).length }));
       const r = await until(
         async () => {
           last = await request(n.url, 'GET', `/rooms/${encodeURIComponent(room)}`);
           if (last.status !== 200 || !last.json) return false;
           const got = [...last.json.members].sort(byConn);
-          return JSON.stringify(got) === JSON.stringify([...want].sort(byConn)) && last;
+          return JSON.stringify(got) === JSON.stringify([...want].sort(byConn)) &&
+            JSON.stringify(last.json.users.filter((u) => u.connections > 0)) === JSON.stringify(users) && last;
         },
         WAIT,
         () => `members ${JSON.stringify(want)} on ${n.nodeId}; last answer ${last?.status} ${last?.text}`,
@@ -335,9 +341,6 @@ describe('rc-chat HTTP contract', { skip }, () => {
       // Compact JSON, keys in the documented order.
       assert.ok(r.text.startsWith(`{"room":${JSON.stringify(room)},"members":[`), r.text);
       for (const m of want) assert.ok(r.text.includes(JSON.stringify(m)), `${JSON.stringify(m)} in ${r.text}`);
-      // users: connections per user; one whose last stream closed stays,
-      // with 0, for the grace (10 s by default).
-      const users = [...new Set(want.map((m) => m.user))].sort().map((user) => ({ user, connections: want.filter((m) => m.user === user).length }));
       assert.deepEqual(r.json.users.filter((u) => u.connections > 0), users);
       assert.ok(r.json.users.every((u) => u.connections > 0 || !want.some((m) => m.user === u.user)), r.text);
       assert.equal(r.text.length, `{"room":${JSON.stringify(room)},"members":[${want.map((m) => JSON.stringify(m)).join(',')}],"users":${JSON.stringify(r.json.users)}}`.length);
